@@ -1,0 +1,56 @@
+# AURA — every command CI and developers use. Needs only Python >= 3.11 and make.
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+PY     := $(BIN)/python
+
+.PHONY: run test test-external lint fmt bench clean stop install dev-install
+
+$(VENV)/.runtime: pyproject.toml
+	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "AURA needs Python >= 3.11"'
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e .
+	@touch $@
+
+$(VENV)/.dev: $(VENV)/.runtime
+	$(PY) -m pip install -q -e '.[dev]'
+	@touch $@
+
+install: $(VENV)/.runtime
+dev-install: $(VENV)/.dev
+
+## run: the whole platform (embedded Postgres+pgvector and Redis, web, worker, beat)
+run: $(VENV)/.runtime
+	$(PY) -m aura.run
+
+## test: the whole test suite
+test: $(VENV)/.dev
+	$(BIN)/pytest
+
+## test-external: the suite against separately started servers (DATABASE_URL / REDIS_URL)
+test-external: $(VENV)/.dev
+	mkdir -p var
+	REDIS_URL=$${EXTERNAL_REDIS_URL:-redis://127.0.0.1:6379/15} AURA_DATA_DIR=var/external \
+	  $(PY) -m aura.embedded start > var/external.env
+	set -a; . ./var/external.env; set +a; \
+	  $(BIN)/pytest; \
+	  status=$$?; AURA_DATA_DIR=var/external $(PY) -m aura.embedded stop; exit $$status
+
+lint: $(VENV)/.dev
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy .
+
+fmt: $(VENV)/.dev
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
+
+bench: $(VENV)/.dev
+	$(PY) bench/engine_bench.py
+
+stop:
+	-$(PY) -m aura.embedded stop
+
+clean: stop
+	rm -rf var

@@ -1,0 +1,172 @@
+"""The one outbound-HTTP seam: shared client, timeouts, and httpx-error classification.
+
+Every provider call goes through here so that swapping or instrumenting the HTTP library is
+a one-file change. Timeouts are three numbers: `connect`, `first_byte` (httpx's read timeout,
+so it bounds the wait for headers and every later read) and `total` (a wall-clock deadline
+for the whole exchange, stream included).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator, Mapping
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlsplit
+
+import httpx
+
+from routing.providers.base import ProviderError, Timeouts
+
+__all__ = ["HttpResponse", "StreamResponse", "aclose_client", "get_client", "open_stream"]
+__all__ += ["request_json"]
+
+LIMITS = httpx.Limits(max_connections=1000, max_keepalive_connections=200, keepalive_expiry=30)
+
+# httpx clients bind their connection pool to the loop that first used them, so each running
+# loop (uvicorn has one; every asyncio.run in tests makes a new one) gets its own client.
+_clients: dict[int, tuple[asyncio.AbstractEventLoop, httpx.AsyncClient]] = {}
+
+
+def get_client() -> httpx.AsyncClient:
+    loop = asyncio.get_running_loop()
+    entry = _clients.get(id(loop))
+    if entry is not None and entry[0] is loop:
+        return entry[1]
+    # Dead loops' clients cannot be closed any more; dropping them lets the sockets be GC'd.
+    for key, (other, _) in list(_clients.items()):
+        if other.is_closed():
+            del _clients[key]
+    client = httpx.AsyncClient(limits=LIMITS, http1=True, http2=False, trust_env=False)
+    _clients[id(loop)] = (loop, client)
+    return client
+
+
+async def aclose_client() -> None:
+    """Close the current loop's client (call on shutdown, and at the end of each test loop)."""
+    entry = _clients.pop(id(asyncio.get_running_loop()), None)
+    if entry is not None:
+        await entry[1].aclose()
+
+
+def _httpx_timeout(t: Timeouts) -> httpx.Timeout:
+    # Waiting for a free pooled connection counts as connecting: fail fast so fallback can act.
+    return httpx.Timeout(connect=t.connect, read=t.first_byte, write=t.first_byte, pool=t.connect)
+
+
+def _host(url: str) -> str:
+    # Only the host goes into messages: query strings may carry credentials.
+    return urlsplit(url).netloc or url
+
+
+def map_exception(exc: BaseException, url: str) -> ProviderError:
+    host = _host(url)
+    name = type(exc).__name__
+    if isinstance(exc, httpx.TimeoutException | TimeoutError):
+        return ProviderError(f"timeout talking to {host} ({name})", kind="timeout", retryable=True)
+    if isinstance(exc, httpx.DecodingError):
+        return ProviderError(f"undecodable body from {host}", kind="malformed", retryable=True)
+    if isinstance(exc, httpx.UnsupportedProtocol | httpx.InvalidURL):
+        return ProviderError(f"bad upstream URL for {host}", kind="connection", retryable=False)
+    # ConnectError, ReadError, RemoteProtocolError (peer closed mid-body) and the rest.
+    return ProviderError(f"connection to {host} failed ({name})", kind="connection", retryable=True)
+
+
+@dataclass(slots=True)
+class HttpResponse:
+    status: int
+    headers: dict[str, str]  # lower-cased names
+    body: bytes
+
+
+def _encode(body: Mapping[str, Any] | None, headers: Mapping[str, str]) -> tuple[bytes | None, dict[str, str]]:
+    out = dict(headers)
+    if body is None:
+        return None, out
+    out.setdefault("content-type", "application/json")
+    return json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode(), out
+
+
+async def request_json(
+    method: str,
+    url: str,
+    *,
+    headers: Mapping[str, str],
+    json: Mapping[str, Any] | None = None,
+    timeout: Timeouts,
+) -> HttpResponse:
+    """Send one request and read the whole body. Any status is returned, not raised."""
+    client = get_client()
+    content, hdrs = _encode(json, headers)
+    try:
+        async with asyncio.timeout(timeout.total):
+            resp = await client.request(
+                method, url, content=content, headers=hdrs, timeout=_httpx_timeout(timeout)
+            )
+    except (httpx.HTTPError, TimeoutError) as exc:
+        raise map_exception(exc, url) from None
+    return HttpResponse(resp.status_code, dict(resp.headers.items()), resp.content)
+
+
+class StreamResponse:
+    """An open streamed response; every read is bounded by the exchange's total deadline."""
+
+    __slots__ = ("_deadline", "_resp", "_url", "headers", "status")
+
+    def __init__(self, resp: httpx.Response, deadline: float, url: str) -> None:
+        self._resp = resp
+        self._deadline = deadline
+        self._url = url
+        self.status = resp.status_code
+        self.headers = dict(resp.headers.items())
+
+    async def read(self) -> bytes:
+        try:
+            async with asyncio.timeout_at(self._deadline):
+                return await self._resp.aread()
+        except (httpx.HTTPError, TimeoutError) as exc:
+            raise map_exception(exc, self._url) from None
+
+    async def lines(self) -> AsyncIterator[str]:
+        """Decoded lines without their terminators; raises ProviderError on a cut or timeout."""
+        iterator = self._resp.aiter_lines().__aiter__()
+        while True:
+            # The deadline wraps each read, not the loop: a scope spanning `yield` would cancel
+            # whatever the consumer happened to be awaiting.
+            try:
+                async with asyncio.timeout_at(self._deadline):
+                    line = await iterator.__anext__()
+            except StopAsyncIteration:
+                return
+            except (httpx.HTTPError, TimeoutError) as exc:
+                raise map_exception(exc, self._url) from None
+            yield line
+
+
+@asynccontextmanager
+async def open_stream(
+    method: str,
+    url: str,
+    *,
+    headers: Mapping[str, str],
+    json: Mapping[str, Any] | None = None,
+    timeout: Timeouts,
+) -> AsyncIterator[StreamResponse]:
+    """Open a streamed request; the response is closed (connection released) on exit."""
+    client = get_client()
+    content, hdrs = _encode(json, headers)
+    deadline = asyncio.get_running_loop().time() + timeout.total
+    request = client.build_request(
+        method, url, content=content, headers=hdrs, timeout=_httpx_timeout(timeout)
+    )
+    try:
+        async with asyncio.timeout_at(deadline):
+            resp = await client.send(request, stream=True)
+    except (httpx.HTTPError, TimeoutError) as exc:
+        raise map_exception(exc, url) from None
+    try:
+        yield StreamResponse(resp, deadline, url)
+    finally:
+        await resp.aclose()

@@ -1,0 +1,76 @@
+from __future__ import annotations
+
+from typing import Any
+
+from django.contrib import admin, messages
+from django.db.models import QuerySet
+from django.http import HttpRequest
+from django.utils import timezone
+
+from tenants.auth import api_key_cache_forget
+from tenants.models import ApiKey, Membership, Tenant
+from tenants.services import api_key_material, api_key_plaintext
+
+
+class MembershipInline(admin.TabularInline):
+    model = Membership
+    extra = 0
+    autocomplete_fields = ["user"]
+    fields = ["user", "role", "weekly_report_opt_out", "created_at"]
+    readonly_fields = ["created_at"]
+
+
+@admin.register(Tenant)
+class TenantAdmin(admin.ModelAdmin):
+    list_display = ["name", "slug", "status", "timezone", "created_at"]
+    list_filter = ["status"]
+    search_fields = ["name", "slug"]
+    prepopulated_fields = {"slug": ["name"]}
+    inlines = [MembershipInline]
+
+
+@admin.register(Membership)
+class MembershipAdmin(admin.ModelAdmin):
+    list_display = ["user", "tenant", "role", "created_at"]
+    list_filter = ["role", "tenant"]
+    search_fields = ["user__username", "user__email", "tenant__slug"]
+    autocomplete_fields = ["user", "tenant"]
+
+
+@admin.register(ApiKey)
+class ApiKeyAdmin(admin.ModelAdmin):
+    list_display = ["name", "tenant", "masked", "status", "can_manage", "created_at", "last_used_at"]
+    list_filter = ["tenant", "can_manage"]
+    search_fields = ["name", "prefix", "tenant__slug"]
+    autocomplete_fields = ["tenant"]
+    readonly_fields = ["masked", "created_by", "created_at", "revoked_at", "last_used_at"]
+    fields = ["tenant", "name", "can_manage", "expires_at", *readonly_fields]
+    actions = ["revoke_keys"]
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> Any:
+        if obj is not None:  # the tenant of an existing key never changes
+            return ["tenant", *self.readonly_fields]
+        return self.readonly_fields
+
+    def save_model(self, request: HttpRequest, obj: ApiKey, form: Any, change: bool) -> None:
+        if change:
+            super().save_model(request, obj, form, change)
+            api_key_cache_forget(obj.prefix)
+            return
+        prefix, secret, secret_hash = api_key_material()
+        obj.prefix, obj.secret_hash = prefix, secret_hash
+        obj.created_by = request.user if request.user.is_authenticated else None  # type: ignore[assignment]
+        super().save_model(request, obj, form, change)
+        messages.warning(
+            request,
+            f"API key created: {api_key_plaintext(prefix, secret)} — copy it now, "
+            "it will not be shown again.",
+        )
+
+    @admin.action(description="Revoke selected API keys")
+    def revoke_keys(self, request: HttpRequest, queryset: QuerySet[ApiKey]) -> None:
+        prefixes = list(queryset.filter(revoked_at__isnull=True).values_list("prefix", flat=True))
+        queryset.filter(revoked_at__isnull=True).update(revoked_at=timezone.now())
+        for prefix in prefixes:
+            api_key_cache_forget(prefix)
+        self.message_user(request, f"Revoked {len(prefixes)} key(s).")

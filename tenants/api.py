@@ -1,0 +1,105 @@
+"""Management API for a tenant's own API keys (and who the caller is)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rest_framework import serializers, status
+from rest_framework.pagination import PageNumberPagination
+from rest_framework.request import Request
+from rest_framework.response import Response
+
+from tenants.models import ApiKey, Role
+from tenants.scoping import TenantScopedAPIView
+from tenants.services import api_key_create, api_key_revoke
+
+
+class ApiKeyOutput(serializers.ModelSerializer):
+    created_by = serializers.CharField(source="created_by.username", default=None)
+
+    class Meta:
+        model = ApiKey
+        fields = [
+            "id",
+            "name",
+            "prefix",
+            "masked",
+            "status",
+            "can_manage",
+            "created_by",
+            "created_at",
+            "expires_at",
+            "revoked_at",
+            "last_used_at",
+        ]
+
+
+class ApiKeyCreateInput(serializers.Serializer):
+    name = serializers.CharField(max_length=100)
+    expires_at = serializers.DateTimeField(required=False, allow_null=True)
+    can_manage = serializers.BooleanField(default=False)
+
+
+class TenantView(TenantScopedAPIView):
+    """GET /api/v1/tenant — the tenant the caller acts for, and the caller's role."""
+
+    def get(self, request: Request) -> Response:
+        t = self.tenant
+        return Response(
+            {
+                "id": t.pk,
+                "name": t.name,
+                "slug": t.slug,
+                "status": t.status,
+                "timezone": t.timezone,
+                "contact_emails": t.contact_emails,
+                "role": self.ctx.role,
+                "via_api_key": self.ctx.via_key.prefix if self.ctx.via_key else None,
+            }
+        )
+
+
+class ApiKeyListCreateView(TenantScopedAPIView):
+    required_roles = {"GET": Role.ADMIN, "POST": Role.ADMIN}
+
+    def get(self, request: Request) -> Response:
+        qs = self.scoped(ApiKey).select_related("created_by").order_by("-created_at", "-id")
+        status_filter = request.query_params.get("status")
+        if status_filter == "active":
+            qs = qs.filter(revoked_at__isnull=True)
+        elif status_filter == "revoked":
+            qs = qs.filter(revoked_at__isnull=False)
+        paginator = PageNumberPagination()
+        page = paginator.paginate_queryset(qs, request, view=self)
+        return paginator.get_paginated_response(ApiKeyOutput(page, many=True).data)
+
+    def post(self, request: Request) -> Response:
+        data = ApiKeyCreateInput(data=request.data)
+        data.is_valid(raise_exception=True)
+        # Keys have no Django user; only session callers are recorded as creators.
+        user: Any = request.user if not self.ctx.via_key else None
+        key, plaintext = api_key_create(tenant=self.tenant, created_by=user, **data.validated_data)
+        body = dict(ApiKeyOutput(key).data)
+        body["key"] = plaintext
+        body["warning"] = "Store this key now: it is shown only once."
+        return Response(body, status=status.HTTP_201_CREATED)
+
+
+class ApiKeyDetailView(TenantScopedAPIView):
+    required_roles = {"GET": Role.ADMIN, "DELETE": Role.ADMIN}
+
+    def get(self, request: Request, key_id: int) -> Response:
+        return Response(ApiKeyOutput(self.get_scoped_object(ApiKey, pk=key_id)).data)
+
+    def delete(self, request: Request, key_id: int) -> Response:
+        api_key_revoke(key=self.get_scoped_object(ApiKey, pk=key_id))
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class ApiKeyRevokeView(TenantScopedAPIView):
+    required_role = Role.ADMIN
+
+    def post(self, request: Request, key_id: int) -> Response:
+        key = self.get_scoped_object(ApiKey, pk=key_id)
+        api_key_revoke(key=key)
+        return Response(ApiKeyOutput(key).data)

@@ -1,0 +1,51 @@
+from __future__ import annotations
+
+import secrets
+from typing import Any
+
+from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.core.management.base import BaseCommand
+from django.db import transaction
+
+from tenants.models import ApiKey, Role, Tenant
+from tenants.services import api_key_create, membership_add, tenant_create
+
+
+class Command(BaseCommand):
+    help = "Create the demo tenant, a superuser and a demo API key (idempotent; secrets print once)."
+
+    def handle(self, *args: Any, **opts: Any) -> None:
+        out = self.stdout.write
+        url = settings.AURA_PUBLIC_URL
+        user_model = get_user_model()
+        with transaction.atomic():
+            tenant = Tenant.objects.filter(slug="demo").first() or tenant_create(
+                name="Demo", slug="demo", contact_emails=["admin@example.com"]
+            )
+            admin = user_model.objects.filter(username="admin").first()
+            password = None
+            if admin is None:
+                password = secrets.token_urlsafe(12)
+                admin = user_model.objects.create_superuser("admin", "admin@example.com", password)
+            membership_add(tenant=tenant, user=admin, role=Role.OWNER)
+            plaintext = None
+            if not ApiKey.objects.filter(tenant=tenant, name="demo").exists():
+                _, plaintext = api_key_create(tenant=tenant, name="demo", can_manage=True)
+
+        out("")
+        out("=" * 72)
+        out(f"  AURA is starting at {url}")
+        out(f"  admin:     {url}/admin/   user: admin")
+        if password:
+            out(f"  password:  {password}   (shown once; reset: manage.py changepassword admin)")
+        else:
+            out("  password:  set at first start (reset: manage.py changepassword admin)")
+        if plaintext:
+            out(f"  demo key:  {plaintext}   (shown once; it is not stored)")
+            out(f"  try:       curl -H 'Authorization: Bearer {plaintext}' {url}/api/v1/keys")
+        else:
+            out("  demo key:  created at first start; make another: manage.py create_api_key demo mykey")
+        out(f"  health:    {url}/healthz   {url}/readyz")
+        out("=" * 72)
+        out("")

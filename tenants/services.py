@@ -1,0 +1,105 @@
+"""Writes for tenants, memberships and API keys."""
+
+from __future__ import annotations
+
+import secrets
+from datetime import datetime
+
+from django.contrib.auth import get_user_model
+from django.contrib.auth.models import AbstractBaseUser
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+from django.utils.text import slugify
+
+from aura.errors import DomainError
+from tenants.auth import api_key_cache_forget, hash_secret
+from tenants.models import ApiKey, Membership, Role, Tenant
+
+KEY_PREFIX_BYTES = 6  # 12 hex chars: visible, indexed, unique
+KEY_SECRET_BYTES = 24  # 32 url-safe chars, 192 bits
+
+
+def tenant_create(
+    *,
+    name: str,
+    slug: str | None = None,
+    timezone_name: str = "UTC",
+    contact_emails: list[str] | None = None,
+) -> Tenant:
+    tenant = Tenant(
+        name=name,
+        slug=slug or slugify(name),
+        timezone=timezone_name,
+        contact_emails=contact_emails or [],
+    )
+    tenant.full_clean()
+    tenant.save()
+    return tenant
+
+
+def membership_add(*, tenant: Tenant, user: AbstractBaseUser, role: str = Role.MEMBER) -> Membership:
+    if role not in Role.values:
+        raise DomainError(f"role must be one of {', '.join(Role.values)}", param="role")
+    membership, created = Membership.objects.get_or_create(
+        tenant=tenant, user=user, defaults={"role": role}
+    )
+    if not created and membership.role != role:
+        membership.role = role
+        membership.save(update_fields=["role"])
+    return membership
+
+
+def user_get_or_create(*, username: str, email: str = "") -> tuple[AbstractBaseUser, bool]:
+    user_model = get_user_model()
+    user, created = user_model.objects.get_or_create(username=username, defaults={"email": email})
+    return user, created
+
+
+def api_key_material() -> tuple[str, str, str]:
+    """A fresh (prefix, secret, secret_hash)."""
+    secret = secrets.token_urlsafe(KEY_SECRET_BYTES)
+    return secrets.token_hex(KEY_PREFIX_BYTES), secret, hash_secret(secret)
+
+
+def api_key_plaintext(prefix: str, secret: str) -> str:
+    return f"aura-{prefix}.{secret}"
+
+
+def api_key_create(
+    *,
+    tenant: Tenant,
+    name: str,
+    created_by: AbstractBaseUser | None = None,
+    expires_at: datetime | None = None,
+    can_manage: bool = False,
+) -> tuple[ApiKey, str]:
+    """Create a key; returns the row and the plaintext, which is never stored or shown again."""
+    if not name.strip():
+        raise DomainError("name must not be blank", param="name")
+    if expires_at is not None and expires_at <= timezone.now():
+        raise DomainError("expires_at must be in the future", param="expires_at")
+    for _ in range(5):
+        prefix, secret, secret_hash = api_key_material()
+        key = ApiKey(
+            tenant=tenant,
+            name=name.strip(),
+            prefix=prefix,
+            secret_hash=secret_hash,
+            created_by=created_by if created_by and created_by.is_authenticated else None,
+            expires_at=expires_at,
+            can_manage=can_manage,
+        )
+        try:
+            with transaction.atomic():
+                key.save()
+        except IntegrityError:  # prefix collision: astronomically rare, just draw again
+            continue
+        return key, api_key_plaintext(prefix, secret)
+    raise RuntimeError("could not allocate a unique API key prefix")
+
+
+def api_key_revoke(*, key: ApiKey) -> bool:
+    """Revoke; effective at once in this process, elsewhere within API_KEY_CACHE_TTL."""
+    changed = key.revoke()
+    api_key_cache_forget(key.prefix)
+    return changed

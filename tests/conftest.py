@@ -1,0 +1,82 @@
+"""Shared fixtures: the alice / bob / charlie personas and clients for them.
+
+alice   admin of tenant "acme"
+bob     member of "acme"
+charlie admin of tenant "globex" — an outsider who must never see acme's data
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+from django.contrib.auth import get_user_model
+from rest_framework.test import APIClient
+
+from tenants.auth import api_key_cache_forget
+from tenants.models import ApiKey, Role, Tenant
+from tenants.services import api_key_create, membership_add, tenant_create
+
+
+@dataclass
+class Persona:
+    user: Any
+    tenant: Tenant
+    client: APIClient
+
+
+@pytest.fixture(autouse=True)
+def _fresh_key_cache() -> Any:
+    api_key_cache_forget()
+    yield
+    api_key_cache_forget()
+
+
+@pytest.fixture
+def acme(db: Any) -> Tenant:
+    return tenant_create(name="Acme", slug="acme", contact_emails=["ops@acme.test"])
+
+
+@pytest.fixture
+def globex(db: Any) -> Tenant:
+    return tenant_create(name="Globex", slug="globex")
+
+
+def _persona(username: str, tenant: Tenant, role: str) -> Persona:
+    user = get_user_model().objects.create_user(username, f"{username}@example.test", "pw-" + username)
+    membership_add(tenant=tenant, user=user, role=role)
+    client = APIClient()
+    client.force_login(user)
+    return Persona(user=user, tenant=tenant, client=client)
+
+
+@pytest.fixture
+def alice(acme: Tenant) -> Persona:
+    return _persona("alice", acme, Role.ADMIN)
+
+
+@pytest.fixture
+def bob(acme: Tenant, alice: Persona) -> Persona:
+    return _persona("bob", acme, Role.MEMBER)
+
+
+@pytest.fixture
+def charlie(globex: Tenant) -> Persona:
+    return _persona("charlie", globex, Role.ADMIN)
+
+
+@pytest.fixture
+def alice_key(alice: Persona) -> tuple[ApiKey, str]:
+    return api_key_create(tenant=alice.tenant, name="alice-app", created_by=alice.user)
+
+
+@pytest.fixture
+def alice_manage_key(alice: Persona) -> tuple[ApiKey, str]:
+    return api_key_create(tenant=alice.tenant, name="alice-admin", can_manage=True)
+
+
+def key_client(plaintext: str) -> APIClient:
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Bearer {plaintext}")
+    return client

@@ -1,0 +1,72 @@
+"""Loaded first (`-p tests.plugin`), before pytest-django configures Django.
+
+* Points the embedded services at their own data folder (``var/test``) so a test run never
+  touches the data of a running ``make run``; with DATABASE_URL / REDIS_URL set, those are
+  used instead and nothing is started.
+* Blocks every network address except loopback and unix sockets for the whole run.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import socket
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+os.environ.setdefault("AURA_DATA_DIR", str(ROOT / "var" / "test"))
+os.environ.setdefault("AURA_TESTING", "1")
+
+
+class NetworkBlocked(RuntimeError):
+    pass
+
+
+def _allowed(address: Any) -> bool:
+    if isinstance(address, str | bytes):  # AF_UNIX path
+        return True
+    host = address[0]
+    if host in ("localhost", ""):
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+_real_connect = socket.socket.connect
+_real_connect_ex = socket.socket.connect_ex
+_real_getaddrinfo = socket.getaddrinfo
+
+
+def _guarded_connect(self: socket.socket, address: Any) -> Any:
+    if self.family != socket.AF_UNIX and not _allowed(address):
+        raise NetworkBlocked(f"tests may not connect to {address!r}: only loopback is allowed")
+    return _real_connect(self, address)
+
+
+def _guarded_connect_ex(self: socket.socket, address: Any) -> Any:
+    if self.family != socket.AF_UNIX and not _allowed(address):
+        raise NetworkBlocked(f"tests may not connect to {address!r}: only loopback is allowed")
+    return _real_connect_ex(self, address)
+
+
+def _guarded_getaddrinfo(host: Any, *args: Any, **kwargs: Any) -> Any:
+    name = host.decode() if isinstance(host, bytes) else host
+    if name not in (None, "localhost", "") and not _is_ip(name):
+        raise NetworkBlocked(f"tests may not resolve {name!r}: only loopback is allowed")
+    return _real_getaddrinfo(host, *args, **kwargs)
+
+
+def _is_ip(name: str) -> bool:
+    try:
+        ipaddress.ip_address(name)
+    except ValueError:
+        return False
+    return True
+
+
+socket.socket.connect = _guarded_connect  # type: ignore[method-assign]
+socket.socket.connect_ex = _guarded_connect_ex  # type: ignore[method-assign]
+socket.getaddrinfo = _guarded_getaddrinfo
