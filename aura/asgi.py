@@ -1,6 +1,7 @@
 """ASGI entry point.
 
-Django serves everything; this thin outer layer adds what Django's handler lacks: the
+``/v1/`` goes to the gateway (routing.gateway: a lean ASGI app, see its docstring for why it
+is not a Django view); Django serves everything else. This thin outer layer also adds what Django's handler lacks: the
 ASGI lifespan protocol (so per-process resources such as the shared outbound HTTP client
 are opened and flushed/closed cleanly) and in-process /static/ for the admin.
 """
@@ -21,6 +22,7 @@ from django.conf import settings  # noqa: E402
 from django.contrib.staticfiles.handlers import ASGIStaticFilesHandler  # noqa: E402
 
 from aura import lifecycle  # noqa: E402
+from routing.gateway import app as gateway_app  # noqa: E402
 
 log = logging.getLogger("aura.asgi")
 
@@ -53,5 +55,8 @@ async def _lifespan(receive: Receive, send: Send) -> None:
 async def application(scope: Scope, receive: Receive, send: Send) -> None:
     if scope["type"] == "lifespan":
         await _lifespan(receive, send)
+        return
+    if scope["path"].startswith("/v1/"):
+        await gateway_app(scope, receive, send)
         return
     await _http_app(scope, receive, send)

@@ -9,7 +9,9 @@ for the whole exchange, stream included).
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
+import ssl
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -23,11 +25,18 @@ from routing.providers.base import ProviderError, Timeouts
 __all__ = ["HttpResponse", "StreamResponse", "aclose_client", "get_client", "open_stream"]
 __all__ += ["request_json"]
 
+DRAIN_SECONDS = 1.0
 LIMITS = httpx.Limits(max_connections=1000, max_keepalive_connections=200, keepalive_expiry=30)
 
 # httpx clients bind their connection pool to the loop that first used them, so each running
 # loop (uvicorn has one; every asyncio.run in tests makes a new one) gets its own client.
 _clients: dict[int, tuple[asyncio.AbstractEventLoop, httpx.AsyncClient]] = {}
+
+
+@functools.cache
+def _ssl_context() -> ssl.SSLContext:
+    # Loading the CA bundle takes tens of ms; build it once, not once per event loop.
+    return httpx.create_ssl_context()
 
 
 def get_client() -> httpx.AsyncClient:
@@ -39,7 +48,9 @@ def get_client() -> httpx.AsyncClient:
     for key, (other, _) in list(_clients.items()):
         if other.is_closed():
             del _clients[key]
-    client = httpx.AsyncClient(limits=LIMITS, http1=True, http2=False, trust_env=False)
+    client = httpx.AsyncClient(
+        limits=LIMITS, http1=True, http2=False, trust_env=False, verify=_ssl_context()
+    )
     _clients[id(loop)] = (loop, client)
     return client
 
@@ -81,7 +92,9 @@ class HttpResponse:
     body: bytes
 
 
-def _encode(body: Mapping[str, Any] | None, headers: Mapping[str, str]) -> tuple[bytes | None, dict[str, str]]:
+def _encode(
+    body: Mapping[str, Any] | None, headers: Mapping[str, str]
+) -> tuple[bytes | None, dict[str, str]]:
     out = dict(headers)
     if body is None:
         return None, out
@@ -95,15 +108,15 @@ async def request_json(
     *,
     headers: Mapping[str, str],
     json: Mapping[str, Any] | None = None,
-    timeout: Timeouts,
+    timeouts: Timeouts,
 ) -> HttpResponse:
     """Send one request and read the whole body. Any status is returned, not raised."""
     client = get_client()
     content, hdrs = _encode(json, headers)
     try:
-        async with asyncio.timeout(timeout.total):
+        async with asyncio.timeout(timeouts.total):
             resp = await client.request(
-                method, url, content=content, headers=hdrs, timeout=_httpx_timeout(timeout)
+                method, url, content=content, headers=hdrs, timeout=_httpx_timeout(timeouts)
             )
     except (httpx.HTTPError, TimeoutError) as exc:
         raise map_exception(exc, url) from None
@@ -113,12 +126,13 @@ async def request_json(
 class StreamResponse:
     """An open streamed response; every read is bounded by the exchange's total deadline."""
 
-    __slots__ = ("_deadline", "_resp", "_url", "headers", "status")
+    __slots__ = ("_deadline", "_line_iterator", "_resp", "_url", "headers", "status")
 
     def __init__(self, resp: httpx.Response, deadline: float, url: str) -> None:
         self._resp = resp
         self._deadline = deadline
         self._url = url
+        self._line_iterator: AsyncIterator[str] | None = None
         self.status = resp.status_code
         self.headers = dict(resp.headers.items())
 
@@ -131,7 +145,7 @@ class StreamResponse:
 
     async def lines(self) -> AsyncIterator[str]:
         """Decoded lines without their terminators; raises ProviderError on a cut or timeout."""
-        iterator = self._resp.aiter_lines().__aiter__()
+        iterator = self._line_iterator = self._resp.aiter_lines().__aiter__()
         while True:
             # The deadline wraps each read, not the loop: a scope spanning `yield` would cancel
             # whatever the consumer happened to be awaiting.
@@ -144,6 +158,22 @@ class StreamResponse:
                 raise map_exception(exc, self._url) from None
             yield line
 
+    async def drain(self) -> None:
+        """Read what follows the terminal event (usually just the chunked-encoding trailer) so
+        the connection goes back to the keep-alive pool instead of being closed."""
+        if self._resp.is_closed:
+            return
+        loop = asyncio.get_running_loop()
+        try:
+            async with asyncio.timeout_at(min(self._deadline, loop.time() + DRAIN_SECONDS)):
+                if self._line_iterator is not None:
+                    async for _ in self._line_iterator:
+                        pass
+                elif not self._resp.is_stream_consumed:
+                    await self._resp.aread()
+        except (httpx.HTTPError, TimeoutError):
+            pass  # the connection is simply closed instead
+
 
 @asynccontextmanager
 async def open_stream(
@@ -152,21 +182,26 @@ async def open_stream(
     *,
     headers: Mapping[str, str],
     json: Mapping[str, Any] | None = None,
-    timeout: Timeouts,
+    timeouts: Timeouts,
 ) -> AsyncIterator[StreamResponse]:
     """Open a streamed request; the response is closed (connection released) on exit."""
     client = get_client()
     content, hdrs = _encode(json, headers)
-    deadline = asyncio.get_running_loop().time() + timeout.total
+    deadline = asyncio.get_running_loop().time() + timeouts.total
     request = client.build_request(
-        method, url, content=content, headers=hdrs, timeout=_httpx_timeout(timeout)
+        method, url, content=content, headers=hdrs, timeout=_httpx_timeout(timeouts)
     )
     try:
         async with asyncio.timeout_at(deadline):
             resp = await client.send(request, stream=True)
     except (httpx.HTTPError, TimeoutError) as exc:
         raise map_exception(exc, url) from None
+    stream = StreamResponse(resp, deadline, url)
     try:
-        yield StreamResponse(resp, deadline, url)
-    finally:
+        yield stream
+    except BaseException:
+        # Cancelled, consumer went away, or the adapter raised: drop the connection.
         await resp.aclose()
+        raise
+    await stream.drain()
+    await resp.aclose()

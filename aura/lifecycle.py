@@ -27,3 +27,14 @@ async def shutdown() -> None:
     # Reverse order: what started last (e.g. a writer using the pool) stops first.
     for fn in reversed(_shutdown):
         await fn()
+
+
+async def _close_shared_clients() -> None:
+    from aura.http import aclose_client
+    from aura.redis import aclose_async_client
+
+    await aclose_client()
+    await aclose_async_client()
+
+
+on_shutdown(_close_shared_clients)

@@ -56,6 +56,26 @@ API_KEY_CACHE_TTL = env.float("API_KEY_CACHE_TTL", default=30.0)
 if not 0 <= API_KEY_CACHE_TTL <= 3600:
     raise ImproperlyConfigured("API_KEY_CACHE_TTL must be between 0 and 3600 seconds")
 
+# Provider credentials are encrypted with the first of these keys (AES-256-GCM, url-safe
+# base64 of 32 bytes); older keys stay listed to decrypt until `manage.py reencrypt_credentials`.
+FIELD_ENCRYPTION_KEYS = env.list("FIELD_ENCRYPTION_KEYS", default=[])
+if not FIELD_ENCRYPTION_KEYS:
+    if not EMBEDDED:
+        raise ImproperlyConfigured(
+            "FIELD_ENCRYPTION_KEYS is required when DATABASE_URL is set. Generate one with: "
+            'python -c "import base64,os;print(base64.urlsafe_b64encode(os.urandom(32)).decode())"'
+        )
+    _key_path = embedded.data_dir() / ".field_encryption_key"
+    if not _key_path.exists():
+        import base64
+
+        _key_path.write_text(base64.urlsafe_b64encode(os.urandom(32)).decode())
+        _key_path.chmod(0o600)
+    FIELD_ENCRYPTION_KEYS = [_key_path.read_text().strip()]
+from aura.crypto import validate_keys  # noqa: E402
+
+validate_keys(FIELD_ENCRYPTION_KEYS)
+
 ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["localhost", "127.0.0.1", "[::1]", "testserver"])
 CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
 AURA_PUBLIC_URL = env.str("AURA_PUBLIC_URL", default="http://127.0.0.1:8000").rstrip("/")

@@ -13,4 +13,5 @@ urlpatterns = [
     path("readyz", monitoring_views.readyz, name="readyz"),
     path("admin/", admin.site.urls),
     path("api/v1/", include("tenants.urls")),
+    path("api/v1/", include("routing.urls")),
 ]

@@ -39,7 +39,9 @@ def _check_migrations() -> None:
 
 def _check_broker() -> None:
     with celery_app.connection_for_write() as conn:
-        conn.ensure_connection(max_retries=1, timeout=2)
+        # interval_start=0: retry once at once; the default 2 s pause would outlast a
+        # typical 1 s probe timeout, hiding the 503 body that names the broker.
+        conn.ensure_connection(max_retries=1, interval_start=0, timeout=2)
 
 
 CHECKS: dict[str, Callable[[], None]] = {

@@ -15,15 +15,17 @@ How a decision is made (``plan``):
    A named model that is ruled out by policy or by the request itself is an error, not a
    silent substitution; only a named model whose circuit is open is replaced by fallbacks.
 3. **Score** the eligible set. Quality is the learned per-prompt prediction when present,
-   else the catalog quality for the category. Cost and latency are normalised against the
-   eligible set (see ``COST_DECADES``, ``LATENCY_PRIOR_MS``). ``score = wq*q + wc*c + wl*l``.
+   else the catalog quality for the category. Cost (log-scaled, cheapest = 1) and latency
+   (fastest = 1) are normalised against the eligible set; see ``routing.strategies`` for
+   the constants and ``LATENCY_PRIOR_MS`` for unobserved latency.
+   ``score = wq*q + wc*c + wl*l``.
 4. **Order.** The strategy picks the primary; the remaining steps follow in preference
    order (score for ``auto``; alias order, then score, for named models; then other
    eligible models as fallbacks), truncated to ``1 + fallback_depth`` (``hedge_k +
    fallback_depth`` for the hedge strategy, whose first ``hedge_k`` steps fire together).
 
 Complexity-tier nudges (documented choice): on a ``premium`` request, eco-tier models'
-quality is multiplied by ``ECO_PENALTY_ON_PREMIUM`` because easy-task models fail hard
+quality is multiplied by ``ECO_PENALTY_ON_PREMIUM`` (0.7) because easy-task models fail hard
 prompts more often than their average quality suggests. On an ``eco`` request, premium
 models' quality is capped at the best non-premium quality in the eligible set: an easy
 prompt gains nothing from a premium model, so it can only win on cost or latency.
@@ -32,18 +34,15 @@ Nudges affect scores only; ``min_quality`` is checked on the un-nudged quality.
 
 from __future__ import annotations
 
-import math
 import random
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
-from routing.strategies import (
-    argmin_pick,
-    power_of_two_pick,
-    rendezvous_pick,
-    stable_hash64,
-    weighted_round_robin_pick,
-)
+from routing.strategies import choose_primary, score_rows, stable_hash64
+
+if TYPE_CHECKING:
+    from routing.strategies import Row
 
 CATEGORIES = ("code", "math", "reasoning", "extraction", "summarization", "creative", "chat")
 TIERS = ("eco", "balanced", "premium")
@@ -60,20 +59,9 @@ KINDS = ("chat", "embeddings")
 
 _TIER_RANK = {tier: rank for rank, tier in enumerate(TIERS)}
 
-# A cost ratio of 10**COST_DECADES to the cheapest eligible model scores 0; each decade
-# in between costs 1/COST_DECADES. Log scaling keeps a 100x price gap from flattening every
-# other difference: with 3 decades a model 10x the cheapest still scores 0.67, 100x 0.33.
-COST_DECADES = 3.0
-# Free (local) models would make log(cost) undefined; costs are floored at this many USD.
-COST_FLOOR_USD = 1e-6
-# Scoring compares models at the same output length: the request's max tokens, else this.
-# (The worst case with each model's own max_output is used for budgets and max cost only;
-# using it for scoring would penalise models merely for allowing long outputs.)
-SCORING_OUTPUT_TOKENS = 1024
 # Latency prior (ms) for candidates with no observed EWMA yet.
 LATENCY_PRIOR_MS = {"eco": 600.0, "balanced": 1200.0, "premium": 2500.0}
 LOCAL_LATENCY_PRIOR_MS = 800.0
-ECO_PENALTY_ON_PREMIUM = 0.7
 # Quality for a candidate with no quality data at all: neutral rather than best or worst.
 UNKNOWN_QUALITY = 0.5
 
@@ -274,13 +262,6 @@ class Exclusion:
     detail: str = ""
 
 
-# An eligible candidate's numbers, in ScoredCandidate field order minus weights, with the
-# in-flight count last. Plans keep these plain tuples and build ScoredCandidate objects only
-# for the steps (and for ``Plan.scored`` on access): frozen dataclasses cost ~1 us each to
-# construct, which for 50 candidates would be most of the decision time.
-_Row = tuple[Candidate, float, float, float, float, float, float, float, int]
-
-
 @dataclass(frozen=True, slots=True)
 class Plan:
     """The routing decision. Empty ``steps`` means nothing is routable; see ``failure``.
@@ -300,7 +281,7 @@ class Plan:
     weights: Weights | None = None
     requested: tuple[str, ...] = ()
     failure: str | None = None
-    rows: tuple[_Row, ...] = field(default=(), repr=False)
+    rows: tuple[Row, ...] = field(default=(), repr=False)
 
     @property
     def primary(self) -> ScoredCandidate | None:
@@ -312,7 +293,7 @@ class Plan:
         return tuple(_scored(row, weights) for row in self.rows)
 
 
-def _scored(row: _Row, weights: Weights) -> ScoredCandidate:
+def _scored(row: Row, weights: Weights) -> ScoredCandidate:
     c, score, quality, cost, latency, qn, cn, ln, in_flight = row
     return ScoredCandidate(c, score, quality, cost, latency, qn, cn, ln, weights, in_flight)
 
@@ -472,88 +453,8 @@ class _Rules:
         return reason
 
 
-def _score_rows(
-    elig: list[tuple[Candidate, float, float]],
-    request: RouteRequest,
-    health: HealthSnapshot,
-    weights: Weights,
-) -> list[_Row]:
-    """Normalise quality/cost/latency across the eligible set and score every candidate."""
-    prompt = request.prompt_tokens
-    embeddings = request.kind == "embeddings"
-    out = 0 if embeddings else (request.max_output_tokens or SCORING_OUTPUT_TOKENS)
-    latency_seen = health.latency_ms
-    log = math.log
-    floor = COST_FLOOR_USD
-
-    log_costs = []
-    latencies = []
-    for c, _, _ in elig:
-        o = out if out <= c.max_output or embeddings else c.max_output
-        cost = (prompt * c.input_price + o * c.output_price) / 1_000_000
-        log_costs.append(log(cost if cost > floor else floor))
-        lat = latency_seen.get(c.key)
-        latencies.append(c.latency_prior_ms if lat is None or lat <= 0 else lat)
-    min_log_cost = min(log_costs)
-    fastest = min(latencies)
-    cost_scale = 1.0 / (COST_DECADES * math.log(10.0))
-
-    premium_cap = 2.0  # no cap
-    if request.tier == "eco":
-        others = [q for c, q, _ in elig if c.tier_rank < 2]
-        if others:
-            premium_cap = max(others)
-    premium_request = request.tier == "premium"
-
-    wq, wc, wl = weights.quality, weights.cost, weights.latency
-    loads = health.in_flight
-    rows: list[_Row] = []
-    for i, (c, q_raw, worst) in enumerate(elig):
-        qn = q_raw
-        if premium_request and c.tier_rank == 0:
-            qn = q_raw * ECO_PENALTY_ON_PREMIUM
-        elif c.tier_rank == 2 and q_raw > premium_cap:
-            qn = premium_cap
-        cn = 1.0 - (log_costs[i] - min_log_cost) * cost_scale
-        if cn < 0.0:
-            cn = 0.0
-        lat = latencies[i]
-        ln = fastest / lat
-        score = wq * qn + wc * cn + wl * ln
-        rows.append((c, score, q_raw, worst, lat, qn, cn, ln, loads.get(c.key, 0)))
-    return rows
-
-
-def _by_score(row: _Row) -> tuple[float, str]:
+def _by_score(row: Row) -> tuple[float, str]:
     return (-row[1], row[0].key)
-
-
-def _choose_primary(
-    preferred: list[_Row],
-    policy: Policy,
-    request: RouteRequest,
-    rng: random.Random,
-    counter: int,
-) -> int:
-    strategy = policy.strategy
-    if len(preferred) < 2 or strategy in ("scored", "hedge"):
-        return 0
-    if strategy == "weighted_round_robin":
-        return weighted_round_robin_pick([r[0].weight for r in preferred], counter)
-    if strategy == "least_in_flight":
-        return argmin_pick([r[8] for r in preferred])
-    if strategy == "lowest_latency":
-        return argmin_pick([r[4] for r in preferred])
-    if strategy == "power_of_two":
-        return power_of_two_pick([r[8] for r in preferred], rng)
-    # consistent_hash: without a session there is nothing to keep stable.
-    if request.session_id is None:
-        return 0
-    return rendezvous_pick(
-        request.session_id,
-        [r[0].key_hash for r in preferred],
-        [r[0].weight for r in preferred],
-    )
 
 
 def plan(
@@ -626,11 +527,11 @@ def plan(
         failure = "no_eligible_candidate" if ranks is None else "requested_model_excluded"
         return Plan((), tuple(excluded), strategy, 0, weights, requested, failure)
 
-    rows = _score_rows(elig, request, health, weights)
+    rows = score_rows(elig, request, health, weights)
     rows.sort(key=_by_score)
     if ranks is None:
         preferred = rows
-        rest: list[_Row] = []
+        rest: list[Row] = []
     else:
         preferred = [r for r in rows if r[0].key in ranks]
         preferred.sort(key=lambda r: ranks[r[0].key])  # stable: by score within a rank
@@ -639,7 +540,7 @@ def plan(
             # The named model's circuit is open: the fallbacks take over in score order.
             preferred, rest = rest, []
 
-    chosen = _choose_primary(preferred, policy, request, rng, counter)
+    chosen = choose_primary(preferred, policy, request, rng, counter)
     hedge_k = policy.hedge_k if strategy == "hedge" else 1
     length = hedge_k + policy.fallback_depth
     ordered = [preferred[chosen]]

@@ -1,8 +1,9 @@
-"""Primary-selection strategies for the routing engine.
+"""Scoring and primary-selection strategies for the routing engine.
 
-Each function picks the index of the primary among an already-ordered list of eligible
-candidates (best first for the engine's preference), so the engine can keep the rest of the
-plan in its own order. They are pure: the counter, the session id and the random generator
+``score_rows`` normalises quality, cost and latency across the eligible set and scores it.
+The pick functions choose the index of the primary among an already-ordered list of
+eligible candidates (best first for the engine's preference), so the engine can keep the
+rest of the plan in its own order. They are pure: the counter, the session id and the random generator
 come from the caller, never from a clock or global state.
 """
 
@@ -13,9 +14,33 @@ import heapq
 import math
 import random
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from routing.engine import Candidate, HealthSnapshot, Policy, RouteRequest, Weights
+
+    # An eligible candidate's numbers in ScoredCandidate field order (minus weights), with
+    # the in-flight count last. Plans keep these plain tuples and build ScoredCandidate
+    # objects only for the steps (and for ``Plan.scored`` on access): a frozen dataclass
+    # costs ~1 us to construct, which for 50 candidates would dominate the decision time.
+    Row = tuple[Candidate, float, float, float, float, float, float, float, int]
+
 
 _MASK64 = (1 << 64) - 1
 _TWO64 = float(1 << 64)
+
+# A cost ratio of 10**COST_DECADES to the cheapest eligible model scores 0; each decade
+# in between costs 1/COST_DECADES. Log scaling keeps a 100x price gap from flattening every
+# other difference: with 3 decades a model 10x the cheapest still scores 0.67, 100x 0.33.
+COST_DECADES = 3.0
+# Free (local) models would make log(cost) undefined; costs are floored at this many USD.
+COST_FLOOR_USD = 1e-6
+# Scoring compares models at the same output length: the request's max tokens, else this.
+# (The worst case with each model's own max_output is used for budgets and max cost only;
+# using it for scoring would penalise models merely for allowing long outputs.)
+SCORING_OUTPUT_TOKENS = 1024
+# Quality multiplier for eco-tier models on premium-tier requests (see engine docstring).
+ECO_PENALTY_ON_PREMIUM = 0.7
 
 
 def stable_hash64(text: str) -> int:
@@ -122,3 +147,83 @@ def argmin_pick(values: Sequence[float]) -> int:
         if value < best_value:
             best, best_value = idx, value
     return best
+
+
+def score_rows(
+    elig: list[tuple[Candidate, float, float]],
+    request: RouteRequest,
+    health: HealthSnapshot,
+    weights: Weights,
+) -> list[Row]:
+    """Normalise quality/cost/latency across the eligible set and score every candidate."""
+    prompt = request.prompt_tokens
+    embeddings = request.kind == "embeddings"
+    out = 0 if embeddings else (request.max_output_tokens or SCORING_OUTPUT_TOKENS)
+    latency_seen = health.latency_ms
+    log = math.log
+    floor = COST_FLOOR_USD
+
+    log_costs = []
+    latencies = []
+    for c, _, _ in elig:
+        o = out if out <= c.max_output or embeddings else c.max_output
+        cost = (prompt * c.input_price + o * c.output_price) / 1_000_000
+        log_costs.append(log(cost if cost > floor else floor))
+        lat = latency_seen.get(c.key)
+        latencies.append(c.latency_prior_ms if lat is None or lat <= 0 else lat)
+    min_log_cost = min(log_costs)
+    fastest = min(latencies)
+    cost_scale = 1.0 / (COST_DECADES * math.log(10.0))
+
+    premium_cap = 2.0  # no cap
+    if request.tier == "eco":
+        others = [q for c, q, _ in elig if c.tier_rank < 2]
+        if others:
+            premium_cap = max(others)
+    premium_request = request.tier == "premium"
+
+    wq, wc, wl = weights.quality, weights.cost, weights.latency
+    loads = health.in_flight
+    rows: list[Row] = []
+    for i, (c, q_raw, worst) in enumerate(elig):
+        qn = q_raw
+        if premium_request and c.tier_rank == 0:
+            qn = q_raw * ECO_PENALTY_ON_PREMIUM
+        elif c.tier_rank == 2 and q_raw > premium_cap:
+            qn = premium_cap
+        cn = 1.0 - (log_costs[i] - min_log_cost) * cost_scale
+        if cn < 0.0:
+            cn = 0.0
+        lat = latencies[i]
+        ln = fastest / lat
+        score = wq * qn + wc * cn + wl * ln
+        rows.append((c, score, q_raw, worst, lat, qn, cn, ln, loads.get(c.key, 0)))
+    return rows
+
+
+def choose_primary(
+    preferred: list[Row],
+    policy: Policy,
+    request: RouteRequest,
+    rng: random.Random,
+    counter: int,
+) -> int:
+    strategy = policy.strategy
+    if len(preferred) < 2 or strategy in ("scored", "hedge"):
+        return 0
+    if strategy == "weighted_round_robin":
+        return weighted_round_robin_pick([r[0].weight for r in preferred], counter)
+    if strategy == "least_in_flight":
+        return argmin_pick([r[8] for r in preferred])
+    if strategy == "lowest_latency":
+        return argmin_pick([r[4] for r in preferred])
+    if strategy == "power_of_two":
+        return power_of_two_pick([r[8] for r in preferred], rng)
+    # consistent_hash: without a session there is nothing to keep stable.
+    if request.session_id is None:
+        return 0
+    return rendezvous_pick(
+        request.session_id,
+        [r[0].key_hash for r in preferred],
+        [r[0].weight for r in preferred],
+    )

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from django import forms
 from django.contrib import admin, messages
 from django.db.models import QuerySet
 from django.http import HttpRequest
@@ -37,8 +38,22 @@ class MembershipAdmin(admin.ModelAdmin):
     autocomplete_fields = ["user", "tenant"]
 
 
+class ApiKeyAdminForm(forms.ModelForm):
+    class Meta:
+        model = ApiKey
+        fields = ["tenant", "name", "can_manage", "expires_at"]
+
+    def clean_expires_at(self) -> Any:
+        value = self.cleaned_data.get("expires_at")
+        # Same rule as api_key_create; an unchanged past expiry (an expired key) may stay.
+        if value is not None and "expires_at" in self.changed_data and value <= timezone.now():
+            raise forms.ValidationError("expires_at must be in the future")
+        return value
+
+
 @admin.register(ApiKey)
 class ApiKeyAdmin(admin.ModelAdmin):
+    form = ApiKeyAdminForm
     list_display = ["name", "tenant", "masked", "status", "can_manage", "created_at", "last_used_at"]
     list_filter = ["tenant", "can_manage"]
     search_fields = ["name", "prefix", "tenant__slug"]

@@ -17,6 +17,8 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 os.environ.setdefault("AURA_DATA_DIR", str(ROOT / "var" / "test"))
 os.environ.setdefault("AURA_TESTING", "1")
+# One test database per run, so concurrent runs (several developers' shells) never collide.
+os.environ.setdefault("AURA_TEST_DATABASE_NAME", f"test_aura_{os.getpid()}")
 
 
 class NetworkBlocked(RuntimeError):

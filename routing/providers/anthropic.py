@@ -281,7 +281,7 @@ class AnthropicAdapter(Adapter):
             self._url(target, "messages"),
             headers=self._headers(target),
             json=to_anthropic(target, request),
-            timeout=target.timeouts,
+            timeouts=target.timeouts,
         )
         if resp.status >= 400:
             raise anthropic_error(resp.status, resp.headers, resp.body, target.api_key)
@@ -297,7 +297,7 @@ class AnthropicAdapter(Adapter):
             self._url(target, "messages"),
             headers=self._headers(target),
             json=body,
-            timeout=target.timeouts,
+            timeouts=target.timeouts,
         ) as resp:
             if resp.status >= 400:
                 raise anthropic_error(resp.status, resp.headers, await resp.read(), target.api_key)
@@ -317,7 +317,11 @@ class AnthropicAdapter(Adapter):
                         if index is not None:
                             arguments = delta.get("partial_json", "")
                             yield factory.chunk(
-                                {"tool_calls": [{"index": index, "function": {"arguments": arguments}}]}
+                                {
+                                    "tool_calls": [
+                                        {"index": index, "function": {"arguments": arguments}}
+                                    ]
+                                }
                             )
                 elif etype == "message_start":
                     message = event.get("message") or {}
@@ -358,7 +362,7 @@ class AnthropicAdapter(Adapter):
             "GET",
             self._url(target, "models?limit=1"),
             headers=self._headers(target),
-            timeout=target.timeouts,
+            timeouts=target.timeouts,
         )
         if resp.status >= 400:
             raise anthropic_error(resp.status, resp.headers, resp.body, target.api_key)

@@ -132,7 +132,9 @@ class Adapter(abc.ABC):
         """
 
     @abc.abstractmethod
-    def stream(self, target: ProviderTarget, request: Mapping[str, Any]) -> AsyncIterator[dict[str, Any]]:
+    def stream(
+        self, target: ProviderTarget, request: Mapping[str, Any]
+    ) -> AsyncIterator[dict[str, Any]]:
         """Yield OpenAI `chat.completion.chunk` dicts. Always asks the upstream for usage
         (OpenAI: stream_options.include_usage=true). The final yielded chunk carries `usage`
         (OpenAI shape) when the upstream reported it. Raises ProviderError before the first
@@ -286,9 +288,7 @@ def request_stops(request: Mapping[str, Any]) -> list[str]:
 def reject_multiple_choices(request: Mapping[str, Any], kind: str) -> None:
     n = request.get("n")
     if n is not None and n != 1:
-        raise ProviderError(
-            f"{kind} does not support n={n}", kind="bad_request", retryable=False
-        )
+        raise ProviderError(f"{kind} does not support n={n}", kind="bad_request", retryable=False)
 
 
 def text_of_content(content: Any) -> str:

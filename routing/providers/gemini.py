@@ -212,7 +212,10 @@ def _split_parts(candidate: Mapping[str, Any]) -> tuple[str, list[dict[str, Any]
                 {
                     "id": call.get("id") or new_call_id(),
                     "type": "function",
-                    "function": {"name": call.get("name"), "arguments": dumps(call.get("args", {}))},
+                    "function": {
+                        "name": call.get("name"),
+                        "arguments": dumps(call.get("args", {})),
+                    },
                 }
             )
     return "".join(texts), calls
@@ -265,10 +268,15 @@ def gemini_error(
         elif isinstance(err, str):
             text = err
     text = redact(text or "(no message)", api_key)
-    if status == 400 and ("API_KEY_INVALID" in body.decode("utf-8", "replace") or "API key" in text):
+    if status == 400 and (
+        "API_KEY_INVALID" in body.decode("utf-8", "replace") or "API key" in text
+    ):
         # Gemini answers a bad key with 400 INVALID_ARGUMENT, but it is an auth failure.
         return ProviderError(
-            f"upstream HTTP {status}: {text}", kind="auth", status=status, retryable=False,
+            f"upstream HTTP {status}: {text}",
+            kind="auth",
+            status=status,
+            retryable=False,
             provider_code=code,
         )
     context_length = status == 400 and "exceeds the maximum number of tokens" in text
@@ -310,7 +318,7 @@ class GeminiAdapter(Adapter):
             self._model_url(target, "generateContent"),
             headers=self._headers(target),
             json=to_gemini(request),
-            timeout=target.timeouts,
+            timeouts=target.timeouts,
         )
         if resp.status >= 400:
             raise gemini_error(resp.status, resp.headers, resp.body, target.api_key)
@@ -324,7 +332,7 @@ class GeminiAdapter(Adapter):
             self._model_url(target, "streamGenerateContent") + "?alt=sse",
             headers=self._headers(target),
             json=to_gemini(request),
-            timeout=target.timeouts,
+            timeouts=target.timeouts,
         ) as resp:
             if resp.status >= 400:
                 raise gemini_error(resp.status, resp.headers, await resp.read(), target.api_key)
@@ -391,7 +399,7 @@ class GeminiAdapter(Adapter):
             self._model_url(target, "batchEmbedContents"),
             headers=self._headers(target),
             json={"requests": requests},
-            timeout=target.timeouts,
+            timeouts=target.timeouts,
         )
         if resp.status >= 400:
             raise gemini_error(resp.status, resp.headers, resp.body, target.api_key)
@@ -420,7 +428,7 @@ class GeminiAdapter(Adapter):
             "GET",
             f"{self._base(target)}/models?pageSize=1",
             headers=self._headers(target),
-            timeout=target.timeouts,
+            timeouts=target.timeouts,
         )
         if resp.status >= 400:
             raise gemini_error(resp.status, resp.headers, resp.body, target.api_key)

@@ -52,7 +52,9 @@ def _user_message(content: Any) -> dict[str, Any]:
     return message
 
 
-def to_ollama(target: ProviderTarget, request: Mapping[str, Any], *, stream: bool) -> dict[str, Any]:
+def to_ollama(
+    target: ProviderTarget, request: Mapping[str, Any], *, stream: bool
+) -> dict[str, Any]:
     reject_multiple_choices(request, "ollama")
     messages: list[dict[str, Any]] = []
     call_names: dict[str, str] = {}
@@ -175,7 +177,7 @@ class OllamaAdapter(Adapter):
             self._url(target, "chat"),
             headers=self._headers(target),
             json=to_ollama(target, request, stream=False),
-            timeout=target.timeouts,
+            timeouts=target.timeouts,
         )
         if resp.status >= 400:
             raise ollama_error(resp.status, resp.headers, resp.body, target.api_key)
@@ -203,7 +205,7 @@ class OllamaAdapter(Adapter):
             self._url(target, "chat"),
             headers=self._headers(target),
             json=to_ollama(target, request, stream=True),
-            timeout=target.timeouts,
+            timeouts=target.timeouts,
         ) as resp:
             if resp.status >= 400:
                 raise ollama_error(resp.status, resp.headers, await resp.read(), target.api_key)
@@ -250,7 +252,7 @@ class OllamaAdapter(Adapter):
             self._url(target, "embed"),
             headers=self._headers(target),
             json=body,
-            timeout=target.timeouts,
+            timeouts=target.timeouts,
         )
         if resp.status >= 400:
             raise ollama_error(resp.status, resp.headers, resp.body, target.api_key)
@@ -275,7 +277,10 @@ class OllamaAdapter(Adapter):
 
     async def health(self, target: ProviderTarget) -> None:
         resp = await request_json(
-            "GET", self._url(target, "tags"), headers=self._headers(target), timeout=target.timeouts
+            "GET",
+            self._url(target, "tags"),
+            headers=self._headers(target),
+            timeouts=target.timeouts,
         )
         if resp.status >= 400:
             raise ollama_error(resp.status, resp.headers, resp.body, target.api_key)

@@ -112,7 +112,7 @@ class OpenAIAdapter(Adapter):
             self.url(target, "chat/completions"),
             headers=self.headers(target),
             json=body,
-            timeout=target.timeouts,
+            timeouts=target.timeouts,
         )
         if resp.status >= 400:
             raise openai_error(resp.status, resp.headers, resp.body, target.api_key)
@@ -136,7 +136,7 @@ class OpenAIAdapter(Adapter):
             self.url(target, "chat/completions"),
             headers=self.headers(target),
             json=body,
-            timeout=target.timeouts,
+            timeouts=target.timeouts,
         ) as resp:
             if resp.status >= 400:
                 raise openai_error(resp.status, resp.headers, await resp.read(), target.api_key)
@@ -155,7 +155,7 @@ class OpenAIAdapter(Adapter):
             self.url(target, "embeddings"),
             headers=self.headers(target),
             json=self.body(target, request),
-            timeout=target.timeouts,
+            timeouts=target.timeouts,
         )
         if resp.status >= 400:
             raise openai_error(resp.status, resp.headers, resp.body, target.api_key)
@@ -168,7 +168,10 @@ class OpenAIAdapter(Adapter):
 
     async def health(self, target: ProviderTarget) -> None:
         resp = await request_json(
-            "GET", self.url(target, "models"), headers=self.headers(target), timeout=target.timeouts
+            "GET",
+            self.url(target, "models"),
+            headers=self.headers(target),
+            timeouts=target.timeouts,
         )
         if resp.status >= 400:
             raise openai_error(resp.status, resp.headers, resp.body, target.api_key)

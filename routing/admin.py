@@ -1,0 +1,383 @@
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from django import forms
+from django.contrib import admin, messages
+from django.db import models
+from django.db.models import QuerySet
+from django.http import HttpRequest
+
+from aura.crypto import DecryptionError
+from aura.errors import DomainError
+from routing.credentials import (
+    base_url_check,
+    credential_create,
+    credential_rotate_secret,
+    credential_scope_check,
+    credentials_reencrypt,
+    notify_config_changed,
+    tenant_allows_private_base_urls,
+)
+from routing.models import (
+    CatalogModel,
+    Credential,
+    Provider,
+    ProviderEndpoint,
+    RoutingOutcome,
+    RoutingPolicy,
+    WeightHistory,
+)
+
+
+class ConfigChangedMixin:
+    """Every admin write to routing configuration invalidates the routing caches."""
+
+    formfield_overrides = {models.URLField: {"assume_scheme": "https"}}
+
+    def save_model(self, request: HttpRequest, obj: Any, form: Any, change: bool) -> None:
+        super().save_model(request, obj, form, change)  # type: ignore[misc]
+        notify_config_changed()
+
+    def save_related(self, request: HttpRequest, form: Any, formsets: Any, change: bool) -> None:
+        super().save_related(request, form, formsets, change)  # type: ignore[misc]
+        notify_config_changed()  # served_models (M2M) are saved here, after save_model
+
+    def delete_model(self, request: HttpRequest, obj: Any) -> None:
+        super().delete_model(request, obj)  # type: ignore[misc]
+        notify_config_changed()
+
+    def delete_queryset(self, request: HttpRequest, queryset: QuerySet[Any]) -> None:
+        super().delete_queryset(request, queryset)  # type: ignore[misc]
+        notify_config_changed()
+
+
+def _owner(obj: Any) -> str:
+    return obj.tenant.slug if obj.tenant_id else "platform"
+
+
+# --------------------------------------------------------------------------- catalog
+
+
+@admin.register(Provider)
+class ProviderAdmin(ConfigChangedMixin, admin.ModelAdmin):
+    list_display = ["slug", "name", "wire_format", "default_base_url", "is_local", "enabled"]
+    list_filter = ["wire_format", "is_local", "enabled"]
+    search_fields = ["slug", "name"]
+
+
+@admin.register(CatalogModel)
+class CatalogModelAdmin(ConfigChangedMixin, admin.ModelAdmin):
+    list_display = [
+        "model_id",
+        "provider",
+        "kind",
+        "tier",
+        "input_price_per_mtok",
+        "output_price_per_mtok",
+        "cached_input_price_per_mtok",
+        "context_window",
+        "enabled",
+    ]
+    list_editable = [
+        "input_price_per_mtok",
+        "output_price_per_mtok",
+        "cached_input_price_per_mtok",
+        "enabled",
+    ]
+    list_filter = ["provider", "tier", "kind", "enabled", "is_local"]
+    list_select_related = ["provider"]
+    # "aliases" is a JSON list: Django's JSONField icontains searches its text form.
+    search_fields = ["model_id", "display_name", "aliases"]
+    readonly_fields = ["updated_at"]
+
+
+# --------------------------------------------------------------------------- endpoints
+
+
+class ProviderEndpointForm(forms.ModelForm):
+    # Django 6's default; set now so a scheme-less URL means https and Django 5.2 stays quiet.
+    base_url = forms.URLField(max_length=500, assume_scheme="https")
+
+    class Meta:
+        model = ProviderEndpoint
+        fields = [
+            "provider",
+            "tenant",
+            "name",
+            "base_url",
+            "api_version",
+            "deployments",
+            "extra_headers",
+            "served_models",
+            "connect_timeout",
+            "first_byte_timeout",
+            "total_timeout",
+            "max_retries",
+            "weight",
+            "enabled",
+        ]
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean()
+        provider, tenant = data.get("provider"), data.get("tenant")
+        base_url = data.get("base_url")
+        # Platform endpoints are the operator's own; a tenant's endpoint is checked against
+        # private ranges like the tenant API does, unless its policy allows them.
+        if tenant is not None and base_url:
+            try:
+                base_url_check(base_url, allow_private=tenant_allows_private_base_urls(tenant))
+            except DomainError as exc:
+                self.add_error("base_url", exc.message)
+        served = data.get("served_models")
+        if provider is not None and served:
+            foreign = [m.model_id for m in served if m.provider_id != provider.pk]
+            if foreign:
+                self.add_error(
+                    "served_models",
+                    f"not models of {provider.slug}: {', '.join(foreign)}",
+                )
+        return data
+
+
+@admin.register(ProviderEndpoint)
+class ProviderEndpointAdmin(ConfigChangedMixin, admin.ModelAdmin):
+    form = ProviderEndpointForm
+    list_display = ["name", "provider", "owner", "base_url", "weight", "enabled"]
+    list_filter = ["provider", "enabled", ("tenant", admin.EmptyFieldListFilter)]
+    list_select_related = ["provider", "tenant"]
+    search_fields = ["name", "base_url", "provider__slug", "tenant__slug"]
+    autocomplete_fields = ["tenant"]
+    filter_horizontal = ["served_models"]
+    readonly_fields = ["created_at"]
+
+    @admin.display(description="owner")
+    def owner(self, obj: ProviderEndpoint) -> str:
+        return _owner(obj)
+
+
+# --------------------------------------------------------------------------- credentials
+
+
+class CredentialForm(forms.ModelForm):
+    # Write-only: never rendered back (render_value=False), never shown after entry.
+    secret = forms.CharField(
+        widget=forms.PasswordInput(render_value=False, attrs={"autocomplete": "new-password"}),
+        required=False,
+        strip=True,
+        help_text="The provider API key. Leave blank to keep the current one.",
+    )
+
+    class Meta:
+        model = Credential
+        fields = ["provider", "tenant", "endpoint", "name", "enabled"]
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        if self.instance.pk is None:
+            self.fields["secret"].required = True
+            self.fields["secret"].help_text = "The provider API key; it is not shown again."
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean()
+        # tenant and provider are read-only on change, so fall back to the instance's.
+        provider = data.get("provider") or getattr(self.instance, "provider", None)
+        tenant = data["tenant"] if "tenant" in data else self.instance.tenant
+        if provider is not None:
+            try:
+                credential_scope_check(
+                    provider=provider, tenant=tenant, endpoint=data.get("endpoint")
+                )
+            except DomainError as exc:
+                self.add_error("endpoint", exc.message)
+        return data
+
+
+@admin.register(Credential)
+class CredentialAdmin(admin.ModelAdmin):
+    form = CredentialForm
+    list_display = ["name", "provider", "owner", "endpoint", "masked", "enabled", "rotated_at"]
+    list_filter = ["provider", "enabled", ("tenant", admin.EmptyFieldListFilter)]
+    list_select_related = ["provider", "tenant", "endpoint"]
+    search_fields = ["name", "provider__slug", "tenant__slug"]
+    autocomplete_fields = ["tenant"]
+    readonly_fields = ["masked", "created_at", "rotated_at"]
+    actions = ["reencrypt"]
+
+    def get_fields(self, request: HttpRequest, obj: Credential | None = None) -> Any:
+        return [
+            "provider",
+            "tenant",
+            "endpoint",
+            "name",
+            "enabled",
+            "secret",
+            *self.readonly_fields,
+        ]
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Credential | None = None) -> Any:
+        if obj is not None:
+            # Moving a tenant's key to the platform (or to another provider) is a new key.
+            return ["provider", "tenant", *self.readonly_fields]
+        return self.readonly_fields
+
+    @admin.display(description="owner")
+    def owner(self, obj: Credential) -> str:
+        return _owner(obj)
+
+    def save_model(self, request: HttpRequest, obj: Credential, form: Any, change: bool) -> None:
+        secret = form.cleaned_data.get("secret") or ""
+        if not change:
+            created = credential_create(
+                provider=obj.provider,
+                name=obj.name,
+                secret=secret,
+                tenant=obj.tenant,
+                endpoint=obj.endpoint,
+                enabled=obj.enabled,
+            )
+            # The admin goes on to log and redirect with `obj`: make it the saved row.
+            for f in Credential._meta.concrete_fields:
+                setattr(obj, f.attname, getattr(created, f.attname))
+            obj._state.adding = False
+            return
+        super().save_model(request, obj, form, change)
+        if secret:
+            credential_rotate_secret(credential=obj, secret=secret)
+        else:
+            notify_config_changed()
+
+    def delete_model(self, request: HttpRequest, obj: Credential) -> None:
+        super().delete_model(request, obj)
+        notify_config_changed()
+
+    def delete_queryset(self, request: HttpRequest, queryset: QuerySet[Credential]) -> None:
+        super().delete_queryset(request, queryset)
+        notify_config_changed()
+
+    @admin.action(description="Re-encrypt under the newest key")
+    def reencrypt(self, request: HttpRequest, queryset: QuerySet[Credential]) -> None:
+        try:
+            count = credentials_reencrypt(queryset=queryset)
+        except DecryptionError as exc:
+            self.message_user(request, str(exc), level=messages.ERROR)
+            return
+        self.message_user(request, f"Re-encrypted {count} credential(s) under the newest key.")
+
+
+# --------------------------------------------------------------------------- policies
+
+
+class RoutingPolicyForm(forms.ModelForm):
+    class Meta:
+        model = RoutingPolicy
+        fields = [
+            "tenant",
+            "objective",
+            "weight_quality",
+            "weight_cost",
+            "weight_latency",
+            "allowed_providers",
+            "denied_providers",
+            "allowed_models",
+            "denied_models",
+            "local_only",
+            "max_cost_per_request",
+            "min_quality",
+            "fallback_depth",
+            "strategy",
+            "hedge_k",
+            "aliases",
+            "budgets",
+            "allow_private_base_urls",
+        ]
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean()
+        names = ["weight_quality", "weight_cost", "weight_latency"]
+        weights = [data.get(n) for n in names]
+        if any(w is None for w in weights):
+            return data  # the field itself already has an error
+        for name, weight in zip(names, weights, strict=True):
+            if not 0 <= weight <= 1:
+                self.add_error(name, "must be between 0 and 1")
+        total = sum(weights)
+        # isclose: 0.1 + 0.2 + 0.7 is not exactly 1.0 in floating point.
+        if not math.isclose(total, 1.0, abs_tol=1e-6):
+            self.add_error(
+                "weight_quality",
+                f"quality + cost + latency weights must sum to 1 (they sum to {total:g})",
+            )
+        return data
+
+
+@admin.register(RoutingPolicy)
+class RoutingPolicyAdmin(ConfigChangedMixin, admin.ModelAdmin):
+    form = RoutingPolicyForm
+    list_display = [
+        "tenant",
+        "objective",
+        "strategy",
+        "weight_quality",
+        "weight_cost",
+        "weight_latency",
+        "local_only",
+        "allow_private_base_urls",
+        "version",
+        "updated_at",
+    ]
+    list_filter = ["objective", "strategy", "local_only", "allow_private_base_urls"]
+    list_select_related = ["tenant"]
+    search_fields = ["tenant__slug", "tenant__name"]
+    autocomplete_fields = ["tenant"]
+    readonly_fields = ["version", "updated_at", "updated_by"]
+
+    def get_readonly_fields(self, request: HttpRequest, obj: RoutingPolicy | None = None) -> Any:
+        if obj is not None:  # a policy belongs to its tenant for life
+            return ["tenant", *self.readonly_fields]
+        return self.readonly_fields
+
+    def save_model(self, request: HttpRequest, obj: RoutingPolicy, form: Any, change: bool) -> None:
+        if request.user.is_authenticated:
+            obj.updated_by = request.user  # type: ignore[assignment]
+        super().save_model(request, obj, form, change)
+
+
+class ReadOnlyAdmin(admin.ModelAdmin):
+    """History and observations: written by the system, only looked at here."""
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
+@admin.register(WeightHistory)
+class WeightHistoryAdmin(ReadOnlyAdmin):
+    list_display = ["tenant", "version", "weights", "source", "note", "created_by", "created_at"]
+    list_filter = ["source", "tenant"]
+    list_select_related = ["tenant", "created_by"]
+    search_fields = ["tenant__slug", "note"]
+
+
+@admin.register(RoutingOutcome)
+class RoutingOutcomeAdmin(ReadOnlyAdmin):
+    list_display = [
+        "tenant",
+        "model_key",
+        "success",
+        "latency_ms",
+        "cost_usd",
+        "quality_score",
+        "source",
+        "created_at",
+    ]
+    list_filter = ["success", "source", "tenant"]
+    list_select_related = ["tenant"]
+    search_fields = ["model_key", "request_id", "tenant__slug"]
+    date_hierarchy = "created_at"

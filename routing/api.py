@@ -1,0 +1,509 @@
+"""Routing API: the tenant's policy and weights, dry-run routing decisions, outcomes, metrics.
+
+Reads need the viewer role, writes admin. ``route``, ``route/batch`` and ``router/select``
+are POST/GET reads: they explain the decision the gateway would make and call no provider.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+from collections.abc import Mapping
+from dataclasses import replace
+from datetime import datetime, timedelta
+from datetime import timezone as dt_timezone
+from typing import Any
+
+from django.http import HttpResponse
+from django.utils import timezone
+from django.utils.dateparse import parse_date, parse_datetime
+from rest_framework import parsers, serializers, status
+from rest_framework.pagination import PageNumberPagination
+from rest_framework.request import Request
+from rest_framework.response import Response
+
+from aura.errors import DomainError
+from routing import engine, policy_yaml, selectors
+from routing.context import RoutingContext, cache
+from routing.models import RoutingPolicy, WeightHistory
+from routing.policy_yaml import PolicyError
+from routing.requests import (
+    InvalidRequest,
+    route_request_for_chat,
+    route_request_for_embeddings,
+    validate_chat,
+    validate_embeddings,
+)
+from routing.services import (
+    policy_get_or_create,
+    policy_preview,
+    policy_state,
+    policy_update,
+    routing_outcome_record,
+)
+from tenants.models import Role
+from tenants.scoping import TenantScopedAPIView
+
+MAX_BATCH = 100
+METRICS_DEFAULT_WINDOW = timedelta(days=7)
+# Output-only keys of the policy body: ignored on PUT/PATCH so a GET body can be sent back.
+_POLICY_READ_ONLY = frozenset(
+    {"allow_private_base_urls", "effective_weights", "version", "updated_at", "updated_by"}
+)
+_HINT_HEADERS = {
+    "objective": "X-Aura-Objective",
+    "session_id": "X-Aura-Session-Id",
+    "max_cost": "X-Aura-Max-Cost",
+}
+_HINT_KEYS = ("objective", "session_id", "max_cost", "tier")
+_TRUE = frozenset({"1", "true", "yes", "on"})
+
+
+class YamlParser(parsers.BaseParser):
+    """A raw YAML body, handed to the view as text (parsed later with safe_load)."""
+
+    media_type = "application/yaml"
+
+    def parse(self, stream: Any, media_type: str | None = None, parser_context: Any = None) -> str:
+        encoding = (parser_context or {}).get("encoding", "utf-8")
+        try:
+            return stream.read().decode(encoding)
+        except UnicodeDecodeError:
+            raise PolicyError("The YAML body is not valid UTF-8.", param="yaml") from None
+
+
+class TextYamlParser(YamlParser):
+    media_type = "text/yaml"
+
+
+class XYamlParser(YamlParser):
+    media_type = "application/x-yaml"
+
+
+def _acting_user(view: TenantScopedAPIView, request: Request) -> Any:
+    # Keys have no Django user; only session callers are recorded as authors.
+    return request.user if not view.ctx.via_key else None
+
+
+def _json_object(data: Any, what: str = "The request body") -> dict[str, Any]:
+    if not isinstance(data, Mapping):
+        raise DomainError(f"{what} must be a JSON object.")
+    return dict(data)
+
+
+# --------------------------------------------------------------------------- policy
+
+
+def policy_body(policy: RoutingPolicy) -> dict[str, Any]:
+    state = policy_state(policy)
+    return {
+        **{k: state[k] for k in policy_yaml.EDITABLE_FIELDS},
+        "effective_weights": policy_yaml.effective_weights(state),
+        "allow_private_base_urls": policy.allow_private_base_urls,
+        "version": policy.version,
+        "updated_at": policy.updated_at,
+        "updated_by": policy.updated_by.get_username() if policy.updated_by else None,
+    }
+
+
+class PolicyView(TenantScopedAPIView):
+    """GET/PUT/PATCH /api/v1/router/policy. PUT replaces (absent keys -> defaults)."""
+
+    required_roles = {"GET": Role.VIEWER, "PUT": Role.ADMIN, "PATCH": Role.ADMIN}
+
+    def get(self, request: Request) -> Response:
+        return Response(policy_body(policy_get_or_create(tenant=self.tenant)))
+
+    def _write(self, request: Request, *, replace: bool) -> Response:
+        data = _json_object(request.data)
+        changes = policy_yaml.clean_policy(
+            {k: v for k, v in data.items() if k not in _POLICY_READ_ONLY}
+        )
+        policy = policy_update(
+            tenant=self.tenant, changes=changes, replace=replace, user=_acting_user(self, request)
+        )
+        return Response(policy_body(policy))
+
+    def put(self, request: Request) -> Response:
+        return self._write(request, replace=True)
+
+    def patch(self, request: Request) -> Response:
+        return self._write(request, replace=False)
+
+
+class PolicyExportView(TenantScopedAPIView):
+    """GET /api/v1/router/policy/export -> this tenant's policy as a YAML document."""
+
+    def get(self, request: Request) -> HttpResponse:
+        state = policy_state(policy_get_or_create(tenant=self.tenant))
+        text = policy_yaml.dump_document({self.tenant.slug: policy_yaml.non_default_entry(state)})
+        response = HttpResponse(text, content_type="application/yaml; charset=utf-8")
+        response["Content-Disposition"] = f'inline; filename="{self.tenant.slug}-policy.yaml"'
+        return response
+
+
+class PolicyImportView(TenantScopedAPIView):
+    """POST /api/v1/router/policy/import (YAML body or {"yaml": "..."}; ?dry_run=1)."""
+
+    required_role = Role.ADMIN
+    parser_classes = [parsers.JSONParser, YamlParser, TextYamlParser, XYamlParser]
+
+    def post(self, request: Request) -> Response:
+        data = request.data
+        if isinstance(data, Mapping) and isinstance(data.get("yaml"), str):
+            text = data["yaml"]
+        elif isinstance(data, str):
+            text = data
+        else:
+            raise PolicyError(
+                "Send the policy document as a YAML body (Content-Type: application/yaml) "
+                'or as JSON {"yaml": "..."}.',
+                param="yaml",
+            )
+        slug = self.tenant.slug
+        entries = policy_yaml.parse_document(text)
+        for other in entries:
+            if other != slug:
+                raise PolicyError(
+                    f"The document has an entry for tenant {other!r}; you may only import "
+                    f"the policy of your own tenant ({slug!r}).",
+                    param=f"tenants.{other}",
+                )
+        if slug not in entries:
+            raise PolicyError(f"The document has no entry for tenant {slug!r}.", param="tenants")
+        prefix = f"tenants.{slug}."
+        if request.query_params.get("dry_run", "").lower() in _TRUE:
+            state = policy_preview(
+                tenant=self.tenant, changes=entries[slug], replace=True, prefix=prefix
+            )
+            body = {k: state[k] for k in policy_yaml.EDITABLE_FIELDS}
+            body["effective_weights"] = policy_yaml.effective_weights(state)
+            return Response({"dry_run": True, "valid": True, "policy": body})
+        policy = policy_update(
+            tenant=self.tenant,
+            changes=entries[slug],
+            replace=True,
+            user=_acting_user(self, request),
+            source="import",
+            prefix=prefix,
+        )
+        return Response({"dry_run": False, "valid": True, "policy": policy_body(policy)})
+
+
+# --------------------------------------------------------------------------- weights
+
+
+def _weights_body(policy: RoutingPolicy) -> dict[str, Any]:
+    state = policy_state(policy)
+    return {
+        "objective": policy.objective,
+        "weights": policy_yaml.effective_weights(state),
+        "version": policy.version,
+    }
+
+
+class WeightsView(TenantScopedAPIView):
+    """GET/PUT /api/v1/router/weights. PUT {quality, cost, latency[, note]} -> custom."""
+
+    required_roles = {"GET": Role.VIEWER, "PUT": Role.ADMIN}
+
+    def get(self, request: Request) -> Response:
+        return Response(_weights_body(policy_get_or_create(tenant=self.tenant)))
+
+    def put(self, request: Request) -> Response:
+        data = _json_object(request.data)
+        note = data.pop("note", "")
+        if not isinstance(note, str) or len(note) > 200:
+            raise DomainError("note must be a string of at most 200 characters.", param="note")
+        raw = data["weights"] if set(data) == {"weights"} else data
+        weights = policy_yaml.clean_weights(raw)
+        policy = policy_update(
+            tenant=self.tenant,
+            changes={"objective": "custom", "weights": weights},
+            user=_acting_user(self, request),
+            note=note,
+        )
+        return Response(_weights_body(policy))
+
+
+class WeightHistoryOutput(serializers.ModelSerializer):
+    created_by = serializers.CharField(source="created_by.username", default=None)
+
+    class Meta:
+        model = WeightHistory
+        fields = ["id", "version", "weights", "source", "note", "created_by", "created_at"]
+
+
+class WeightHistoryView(TenantScopedAPIView):
+    """GET /api/v1/router/weights/history, newest first, paginated."""
+
+    def get(self, request: Request) -> Response:
+        qs = self.scoped(WeightHistory).select_related("created_by").order_by("-created_at", "-id")
+        paginator = PageNumberPagination()
+        page = paginator.paginate_queryset(qs, request, view=self)
+        return paginator.get_paginated_response(WeightHistoryOutput(page, many=True).data)
+
+
+# --------------------------------------------------------------------------- route
+
+
+def _hints(body: Mapping[str, Any], request: Request) -> dict[str, str]:
+    """Routing hints: the body's ``aura`` object wins over the x-aura-* headers."""
+    hints: dict[str, str] = {}
+    for name, header in _HINT_HEADERS.items():
+        value = request.headers.get(header)
+        if value:
+            hints[name] = value
+    aura = body.get("aura")
+    if aura is None:
+        return hints
+    if not isinstance(aura, Mapping):
+        raise InvalidRequest("'aura' must be an object of routing hints.", "aura")
+    for key, value in aura.items():
+        if key not in _HINT_KEYS:
+            raise InvalidRequest(
+                f"Unknown routing hint 'aura.{key}'; expected any of {', '.join(_HINT_KEYS)}.",
+                f"aura.{key}",
+            )
+        if value is None:
+            continue
+        if key == "max_cost" and isinstance(value, int | float) and not isinstance(value, bool):
+            value = str(value)
+        if not isinstance(value, str):
+            raise InvalidRequest(f"'aura.{key}' must be a string.", f"aura.{key}")
+        hints[key] = value
+    tier = hints.get("tier")
+    if tier is not None and tier not in engine.TIERS:
+        raise InvalidRequest(f"'aura.tier' must be one of {', '.join(engine.TIERS)}.", "aura.tier")
+    return hints
+
+
+def _embedding_hints(hints: Mapping[str, str]) -> dict[str, Any]:
+    objective = hints.get("objective")
+    if objective is not None and objective not in engine.OBJECTIVES:
+        raise InvalidRequest(
+            f"objective must be one of {', '.join(engine.OBJECTIVES)}.", "x-aura-objective"
+        )
+    max_cost = None
+    if hints.get("max_cost") is not None:
+        try:
+            max_cost = float(hints["max_cost"])
+        except ValueError:
+            raise InvalidRequest("max cost must be a number of USD.", "x-aura-max-cost") from None
+    return {"objective": objective, "max_cost": max_cost, "session_id": hints.get("session_id")}
+
+
+def _check_max_cost(req: engine.RouteRequest) -> None:
+    if req.max_cost is not None and (not math.isfinite(req.max_cost) or req.max_cost < 0):
+        raise InvalidRequest("max cost must be a non-negative number of USD.", "x-aura-max-cost")
+
+
+def route_request_from_body(body: Any, request: Request) -> engine.RouteRequest:
+    """Validate a chat or ``{"kind": "embeddings", ...}`` body into an engine request."""
+    if not isinstance(body, Mapping):
+        raise InvalidRequest("The request body must be a JSON object.")
+    kind = body.get("kind", "chat")
+    if kind not in engine.KINDS:
+        raise InvalidRequest(f"'kind' must be one of {', '.join(engine.KINDS)}.", "kind")
+    hints = _hints(body, request)
+    payload = {k: v for k, v in body.items() if k not in ("kind", "aura")}
+    try:
+        if kind == "chat":
+            validate_chat(payload)
+            req = route_request_for_chat(payload, hints)
+        else:
+            validate_embeddings(payload)
+            req = route_request_for_embeddings(payload)
+            req = replace(req, **_embedding_hints(hints))
+    except ValueError as exc:  # a RouteRequest invariant the validators did not cover
+        raise InvalidRequest(str(exc)) from None
+    _check_max_cost(req)
+    return req
+
+
+def _routing_inputs(tenant_id: int) -> tuple[RoutingContext, engine.HealthSnapshot]:
+    ctx = cache.get(tenant_id)
+    return ctx, selectors.health_snapshot(ctx)
+
+
+class RouteView(TenantScopedAPIView):
+    """POST /api/v1/route — the decision for one request, explained; calls nothing."""
+
+    def post(self, request: Request) -> Response:
+        try:
+            req = route_request_from_body(request.data, request)
+        except InvalidRequest as exc:
+            raise DomainError(exc.message, param=exc.param) from None
+        ctx, health = _routing_inputs(self.tenant.pk)
+        return Response(
+            selectors.route_explain(ctx=ctx, request=req, health=health, rng=random.Random())
+        )
+
+
+class RouteBatchView(TenantScopedAPIView):
+    """POST /api/v1/route/batch {"requests": [...]} — one answer (or error) per item."""
+
+    def post(self, request: Request) -> Response:
+        data = _json_object(request.data)
+        items = data.get("requests")
+        if not isinstance(items, list):
+            raise DomainError("'requests' must be an array of request bodies.", param="requests")
+        if len(items) > MAX_BATCH:
+            raise DomainError(
+                f"'requests' has {len(items)} items; at most {MAX_BATCH} are allowed.",
+                param="requests",
+            )
+        parsed: list[engine.RouteRequest | InvalidRequest] = []
+        for item in items:
+            try:
+                parsed.append(route_request_from_body(item, request))
+            except InvalidRequest as exc:
+                parsed.append(exc)
+        results: list[dict[str, Any]] = []
+        if any(isinstance(p, engine.RouteRequest) for p in parsed):
+            ctx, health = _routing_inputs(self.tenant.pk)
+            rng = random.Random()
+        for p in parsed:
+            if isinstance(p, InvalidRequest):
+                results.append({"error": {"field": p.param, "message": p.message}})
+            else:
+                results.append(
+                    selectors.route_explain(ctx=ctx, request=p, health=health, rng=rng)
+                )
+        return Response({"results": results})
+
+
+class SelectView(TenantScopedAPIView):
+    """GET /api/v1/router/select?model=auto&prompt=...&max_tokens=... — the short answer."""
+
+    def get(self, request: Request) -> Response:
+        params = request.query_params
+        prompt = params.get("prompt")
+        if not prompt:
+            raise DomainError("'prompt' is required.", param="prompt")
+        body: dict[str, Any] = {
+            "model": params.get("model") or "auto",
+            "messages": [{"role": "user", "content": prompt}],
+        }
+        if params.get("max_tokens"):
+            try:
+                body["max_tokens"] = int(params["max_tokens"])
+            except ValueError:
+                raise DomainError(
+                    "'max_tokens' must be a positive integer.", param="max_tokens"
+                ) from None
+        try:
+            req = route_request_from_body(body, request)
+        except InvalidRequest as exc:
+            raise DomainError(exc.message, param=exc.param) from None
+        ctx, health = _routing_inputs(self.tenant.pk)
+        decision = selectors.route_explain(
+            ctx=ctx, request=req, health=health, rng=random.Random()
+        )
+        score = next(
+            (c["score"] for c in decision["candidates"] if c["model"] == decision["model"]), None
+        )
+        return Response(
+            {
+                "model": decision["model"],
+                "provider": decision["provider"],
+                "score": score,
+                "fallbacks": decision["fallbacks"],
+                "error": decision["error"],
+            }
+        )
+
+
+# --------------------------------------------------------------------------- outcomes
+
+
+class RecordInput(serializers.Serializer):
+    model = serializers.CharField(max_length=260)
+    latency_ms = serializers.FloatField(min_value=0)
+    cost_usd = serializers.DecimalField(max_digits=18, decimal_places=10, min_value=0)
+    success = serializers.BooleanField()
+    quality_score = serializers.FloatField(
+        min_value=0, max_value=1, required=False, allow_null=True
+    )
+    request_id = serializers.CharField(max_length=64, required=False, allow_blank=True)
+
+
+def _catalog_key(ctx: RoutingContext, name: str) -> str:
+    """The candidate key ``name`` refers to (a key, or a model id served once)."""
+    if any(c.key == name for c in ctx.candidates):
+        return name
+    keys = sorted({c.key for c in ctx.candidates if c.model_id == name})
+    if len(keys) == 1:
+        return keys[0]
+    if keys:
+        raise serializers.ValidationError(
+            {"model": [f"{name!r} is served by several providers; use one of {', '.join(keys)}."]}
+        )
+    raise serializers.ValidationError({"model": [f"{name!r} is not a model of the catalog."]})
+
+
+class RecordView(TenantScopedAPIView):
+    """POST /api/v1/router/record — one observed outcome (source "api")."""
+
+    required_role = Role.ADMIN
+
+    def post(self, request: Request) -> Response:
+        data = RecordInput(data=request.data)
+        data.is_valid(raise_exception=True)
+        values = data.validated_data
+        key = _catalog_key(cache.get(self.tenant.pk), values["model"])
+        outcome = routing_outcome_record(
+            tenant=self.tenant,
+            model_key=key,
+            success=values["success"],
+            latency_ms=values["latency_ms"],
+            cost_usd=values["cost_usd"],
+            quality_score=values.get("quality_score"),
+            request_id=values.get("request_id", ""),
+            source="api",
+        )
+        body = outcome.as_dict()
+        body.update({"id": outcome.pk, "request_id": outcome.request_id, "source": outcome.source})
+        return Response(body, status=status.HTTP_201_CREATED)
+
+
+def _instant(raw: str | None, name: str) -> datetime | None:
+    if not raw:
+        return None
+    try:
+        value = parse_datetime(raw)
+        if value is None:
+            day = parse_date(raw)
+            if day is not None:
+                value = datetime(day.year, day.month, day.day)
+    except ValueError:
+        value = None
+    if value is None:
+        raise DomainError(f"'{name}' must be an ISO 8601 date or date-time.", param=name)
+    if timezone.is_naive(value):
+        value = value.replace(tzinfo=dt_timezone.utc)
+    return value
+
+
+class MetricsView(TenantScopedAPIView):
+    """GET /api/v1/router/metrics?since=ISO&until=ISO (default: the last 7 days)."""
+
+    def get(self, request: Request) -> Response:
+        until = _instant(request.query_params.get("until"), "until") or timezone.now()
+        since = _instant(request.query_params.get("since"), "since") or (
+            until - METRICS_DEFAULT_WINDOW
+        )
+        if since > until:
+            raise DomainError("'since' must not be after 'until'.", param="since")
+        rows = selectors.outcome_metrics(tenant_id=self.tenant.pk, since=since, until=until)
+        if rows:
+            ctx, health = _routing_inputs(self.tenant.pk)
+            scores = selectors.model_scores(
+                ctx=ctx,
+                health=health,
+                observed_latency_ms={r["model"]: r["mean_latency_ms"] for r in rows},
+            )
+            for r in rows:
+                score = scores.get(r["model"])
+                r["score"] = round(score, 6) if score is not None else None
+        return Response({"since": since, "until": until, "models": rows})

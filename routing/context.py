@@ -1,0 +1,305 @@
+"""A tenant's routing context: candidates, call targets and policy, cached per process.
+
+Built from the database once and reused: a warm gateway request reads it from memory.
+Any configuration write calls ``config_changed()``, which bumps a version counter in
+Redis; every process compares its cached version with Redis at most once per
+``VERSION_CHECK_INTERVAL`` seconds (one GET, not per request), so a change reaches all
+workers within about a second, and within ``CONTEXT_TTL`` even if Redis is unreachable.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any
+
+from asgiref.sync import sync_to_async
+
+from aura.redis import async_client, sync_client
+from routing import engine
+from routing.providers.base import ProviderTarget, Timeouts
+
+log = logging.getLogger(__name__)
+
+VERSION_KEY = "aura:config:version"
+VERSION_CHECK_INTERVAL = 1.0
+CONTEXT_TTL = 60.0
+
+
+@dataclass(frozen=True, slots=True)
+class CallTarget:
+    """How to call one candidate: adapter kind, target, retry budget and prices."""
+
+    key: str
+    provider: str
+    wire_format: str
+    endpoint_id: int | None
+    target: ProviderTarget
+    max_retries: int
+    input_price: float
+    output_price: float
+    cached_input_price: float | None
+
+    def cost(self, prompt_tokens: int, completion_tokens: int, cached_tokens: int = 0) -> Decimal:
+        """USD for the given usage. Cached input tokens are billed at the cached price."""
+        cached_price = self.cached_input_price if self.cached_input_price is not None else None
+        if cached_price is None:
+            cached_tokens = 0
+        uncached = max(0, prompt_tokens - cached_tokens)
+        micro = (
+            Decimal(uncached) * Decimal(str(self.input_price))
+            + Decimal(cached_tokens) * Decimal(str(cached_price or 0))
+            + Decimal(completion_tokens) * Decimal(str(self.output_price))
+        )
+        return micro / Decimal(1_000_000)
+
+
+@dataclass(slots=True)
+class RoutingContext:
+    tenant_id: int
+    policy: engine.Policy
+    candidates: tuple[engine.Candidate, ...]
+    targets: dict[str, CallTarget]
+    policy_version: int
+    built_at: float
+    counter: int = 0
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def chat_candidates(self) -> tuple[engine.Candidate, ...]:
+        return self.candidates
+
+
+def policy_to_engine(row: Any) -> engine.Policy:
+    """engine.Policy from a RoutingPolicy row (or None for the defaults)."""
+    if row is None:
+        return engine.Policy(weights=engine.OBJECTIVES["balanced"])
+    if row.objective == "custom":
+        weights = engine.Weights(row.weight_quality, row.weight_cost, row.weight_latency)
+    else:
+        weights = engine.OBJECTIVES[row.objective]
+    return engine.Policy(
+        weights=weights,
+        allowed_providers=frozenset(row.allowed_providers)
+        if row.allowed_providers is not None
+        else None,
+        denied_providers=frozenset(row.denied_providers or ()),
+        allowed_models=frozenset(row.allowed_models) if row.allowed_models is not None else None,
+        denied_models=frozenset(row.denied_models or ()),
+        local_only=row.local_only,
+        max_cost_per_request=float(row.max_cost_per_request)
+        if row.max_cost_per_request is not None
+        else None,
+        min_quality=row.min_quality,
+        fallback_depth=row.fallback_depth,
+        strategy=row.strategy,
+        hedge_k=row.hedge_k,
+        aliases={k: tuple(v) for k, v in (row.aliases or {}).items()},
+    )
+
+
+def _pick_credential(creds: list[Any], tenant_id: int, endpoint: Any) -> Any | None:
+    """Tenant's own key first (endpoint-specific, then provider-wide), then the platform's."""
+
+    def rank(c: Any) -> tuple[int, int]:
+        own = 0 if c.tenant_id == tenant_id else 1
+        specific = 0 if endpoint is not None and c.endpoint_id == endpoint.pk else 1
+        return own, specific
+
+    usable = [
+        c
+        for c in creds
+        if c.tenant_id in (None, tenant_id)
+        and (c.endpoint_id is None or (endpoint is not None and c.endpoint_id == endpoint.pk))
+    ]
+    return min(usable, key=rank) if usable else None
+
+
+def build_context(tenant_id: int) -> RoutingContext:
+    """Read everything routing needs for one tenant (a handful of queries)."""
+    from django.db.models import Q
+
+    from routing.credentials import credential_secret
+    from routing.models import CatalogModel, Credential, ProviderEndpoint, RoutingPolicy
+
+    policy_row = RoutingPolicy.objects.filter(tenant_id=tenant_id).first()
+    models = list(
+        CatalogModel.objects.filter(enabled=True, provider__enabled=True).select_related("provider")
+    )
+    endpoints = list(
+        ProviderEndpoint.objects.filter(enabled=True, provider__enabled=True)
+        .filter(Q(tenant__isnull=True) | Q(tenant_id=tenant_id))
+        .select_related("provider")
+        .prefetch_related("served_models")
+    )
+    creds = list(
+        Credential.objects.filter(enabled=True).filter(
+            Q(tenant__isnull=True) | Q(tenant_id=tenant_id)
+        )
+    )
+    creds_by_provider: dict[int, list[Any]] = {}
+    for c in creds:
+        creds_by_provider.setdefault(c.provider_id, []).append(c)
+    eps_by_provider: dict[int, list[Any]] = {}
+    for ep in endpoints:
+        eps_by_provider.setdefault(ep.provider_id, []).append(ep)
+
+    candidates: list[engine.Candidate] = []
+    targets: dict[str, CallTarget] = {}
+    secrets: dict[int, str | None] = {}
+    for m in models:
+        prov = m.provider
+        serving = [
+            ep
+            for ep in eps_by_provider.get(prov.pk, [])
+            if not ep.served_models.all() or any(s.pk == m.pk for s in ep.served_models.all())
+        ]
+        own = [ep for ep in serving if ep.tenant_id == tenant_id]
+        chosen: list[Any] = own or serving or ([None] if prov.default_base_url else [])
+        for ep in chosen:
+            key = m.key if len(chosen) == 1 else f"{m.key}@{ep.name}"
+            cred = _pick_credential(creds_by_provider.get(prov.pk, []), tenant_id, ep)
+            secret: str | None = None
+            if cred is not None:
+                if cred.pk not in secrets:
+                    try:
+                        secrets[cred.pk] = credential_secret(cred)
+                    except Exception:
+                        log.exception("credential %s could not be decrypted", cred.pk)
+                        secrets[cred.pk] = None
+                secret = secrets[cred.pk]
+            needs_key = not (prov.is_local or prov.wire_format == "ollama")
+            has_credentials = secret is not None or not needs_key
+            base_url = ep.base_url if ep is not None else prov.default_base_url
+            deployment = (ep.deployments or {}).get(m.model_id) if ep is not None else None
+            timeouts = (
+                Timeouts(ep.connect_timeout, ep.first_byte_timeout, ep.total_timeout)
+                if ep is not None
+                else Timeouts(5.0, 60.0, 300.0)
+            )
+            caps = set(m.capabilities or ())
+            if m.kind == CatalogModel.Kind.EMBEDDINGS:
+                caps.add("embeddings")
+            candidates.append(
+                engine.Candidate(
+                    key=key,
+                    provider=prov.slug,
+                    endpoint=f"ep{ep.pk}" if ep is not None else f"{prov.slug}-default",
+                    model_id=m.model_id,
+                    aliases=tuple(m.aliases or ()),
+                    input_price=float(m.input_price_per_mtok),
+                    output_price=float(m.output_price_per_mtok),
+                    context_window=m.context_window,
+                    max_output=m.max_output_tokens,
+                    capabilities=frozenset(caps),
+                    quality=dict(m.quality or {}),
+                    tier=m.tier,
+                    is_local=m.is_local or prov.is_local,
+                    has_credentials=has_credentials,
+                    weight=ep.weight if ep is not None else 1.0,
+                )
+            )
+            targets[key] = CallTarget(
+                key=key,
+                provider=prov.slug,
+                wire_format=prov.wire_format,
+                endpoint_id=ep.pk if ep is not None else None,
+                target=ProviderTarget(
+                    base_url=base_url.rstrip("/"),
+                    api_key=secret,
+                    upstream_model=deployment or m.model_id,
+                    api_version=(ep.api_version or None) if ep is not None else None,
+                    extra_headers=dict(ep.extra_headers or {}) if ep is not None else {},
+                    timeouts=timeouts,
+                    max_output=m.max_output_tokens or None,
+                ),
+                max_retries=ep.max_retries if ep is not None else 2,
+                input_price=float(m.input_price_per_mtok),
+                output_price=float(m.output_price_per_mtok),
+                cached_input_price=float(m.cached_input_price_per_mtok)
+                if m.cached_input_price_per_mtok is not None
+                else None,
+            )
+    return RoutingContext(
+        tenant_id=tenant_id,
+        policy=policy_to_engine(policy_row),
+        candidates=tuple(candidates),
+        targets=targets,
+        policy_version=policy_row.version if policy_row else 0,
+        built_at=time.monotonic(),
+    )
+
+
+class ContextCache:
+    """Per-process cache of RoutingContext by tenant, invalidated by the Redis version."""
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        self.clock = clock
+        self._contexts: dict[int, RoutingContext] = {}
+        self._version: int | None = None
+        self._checked_at = float("-inf")
+
+    def clear(self) -> None:
+        self._contexts.clear()
+
+    def _apply_version(self, raw: Any) -> None:
+        version = int(raw or 0)
+        if version != self._version:
+            self._contexts.clear()
+            self._version = version
+
+    def _fresh(self, tenant_id: int) -> RoutingContext | None:
+        ctx = self._contexts.get(tenant_id)
+        if ctx is not None and self.clock() - ctx.built_at < CONTEXT_TTL:
+            return ctx
+        return None
+
+    async def aget(self, tenant_id: int) -> RoutingContext:
+        now = self.clock()
+        if now - self._checked_at >= VERSION_CHECK_INTERVAL:
+            self._checked_at = now
+            try:
+                self._apply_version(await async_client().get(VERSION_KEY))
+            except Exception:  # Redis down: keep serving cached config until CONTEXT_TTL
+                log.warning("config version check failed; using cached routing context")
+        ctx = self._fresh(tenant_id)
+        if ctx is None:
+            ctx = await sync_to_async(build_context)(tenant_id)
+            ctx.built_at = self.clock()
+            self._contexts[tenant_id] = ctx
+        return ctx
+
+    def get(self, tenant_id: int) -> RoutingContext:
+        try:
+            self._apply_version(sync_client().get(VERSION_KEY))
+        except Exception:
+            log.warning("config version check failed; using cached routing context")
+        ctx = self._fresh(tenant_id)
+        if ctx is None:
+            ctx = build_context(tenant_id)
+            ctx.built_at = self.clock()
+            self._contexts[tenant_id] = ctx
+        return ctx
+
+
+cache = ContextCache()
+
+
+def _publish_change() -> None:
+    cache.clear()
+    try:
+        sync_client().incr(VERSION_KEY)
+    except Exception:
+        log.warning("config change not published (Redis); workers catch up in %ss", CONTEXT_TTL)
+
+
+def config_changed() -> None:
+    """Call after any write that affects routing (catalog, endpoints, credentials, policy).
+
+    Published on commit, so no worker rebuilds its cache from a not-yet-committed state.
+    """
+    from django.db import transaction
+
+    transaction.on_commit(_publish_change)

@@ -1,0 +1,484 @@
+"""Writes for providers, endpoints, credentials and the model catalog.
+
+Credentials are encrypted with ``aura.crypto`` and bound to their row (the AAD names the
+primary key), so a ciphertext copied to another row does not decrypt. The plaintext leaves
+this module only through ``credential_secret``, for the provider adapters.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import ipaddress
+import json
+import socket
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+from django.core.exceptions import ValidationError
+from django.db import transaction
+from django.db.models import QuerySet
+from django.utils import timezone
+
+from aura import crypto
+from aura.errors import DomainError
+from routing.models import (
+    WIRE_FORMATS,
+    CatalogModel,
+    Credential,
+    Provider,
+    ProviderEndpoint,
+    RoutingPolicy,
+)
+from tenants.models import Tenant
+
+CATALOG_PATH = Path(__file__).resolve().parent / "data" / "catalog.json"
+# Showing the last 4 characters of a short secret would reveal too much of it.
+LAST4_MIN_LENGTH = 12
+ENDPOINT_TIMEOUT_FIELDS = frozenset(
+    {"connect_timeout", "first_byte_timeout", "total_timeout", "max_retries", "weight"}
+)
+CREATED_MODEL_CAPABILITIES = ["chat", "streaming", "tools", "json"]
+PROVIDER_CATALOG_FIELDS = ("name", "wire_format", "default_base_url", "is_local")
+MODEL_CATALOG_FIELDS = (
+    "display_name",
+    "kind",
+    "aliases",
+    "input_price_per_mtok",
+    "output_price_per_mtok",
+    "cached_input_price_per_mtok",
+    "context_window",
+    "max_output_tokens",
+    "capabilities",
+    "quality",
+    "tier",
+    "is_local",
+    "price_source",
+    "price_source_date",
+    "notes",
+)
+_NAT64 = ipaddress.ip_network("64:ff9b::/96")
+
+
+def notify_config_changed() -> None:
+    """Tell routing that its cached configuration is stale, once the write is committed.
+
+    On commit, not now: another worker reloading before our commit would cache the old rows
+    under the new version. Outside a transaction Django runs the callback at once.
+    """
+    transaction.on_commit(_config_changed)
+
+
+def _config_changed() -> None:
+    from routing.context import config_changed
+
+    config_changed()
+
+
+# --------------------------------------------------------------------------- base URLs
+
+
+def _refused_reason(ip: ipaddress.IPv4Address | ipaddress.IPv6Address) -> str | None:
+    if isinstance(ip, ipaddress.IPv6Address):
+        # An IPv6 form that embeds an IPv4 address reaches that IPv4 address.
+        embedded = ip.ipv4_mapped or ip.sixtofour
+        if embedded is None and ip in _NAT64:
+            embedded = ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF)
+        if embedded is not None:
+            return _refused_reason(embedded)
+    for attr, label in (
+        ("is_unspecified", "unspecified"),
+        ("is_loopback", "loopback"),
+        ("is_link_local", "link-local"),
+        ("is_multicast", "multicast"),
+        ("is_private", "private"),
+        ("is_reserved", "reserved"),
+    ):
+        if getattr(ip, attr):
+            return label
+    # Catches the rest of the special-purpose ranges (carrier-grade NAT 100.64/10, ...).
+    if not ip.is_global:
+        return "non-public"
+    return None
+
+
+def _resolve(host: str) -> list[str]:
+    try:
+        return [ipaddress.ip_address(host).compressed]
+    except ValueError:
+        pass
+    try:
+        infos = socket.getaddrinfo(host, None, type=socket.SOCK_STREAM)
+    except (socket.gaierror, UnicodeError) as exc:
+        raise DomainError(f"base_url host {host!r} does not resolve", param="base_url") from exc
+    # sockaddr[0] may carry an IPv6 zone ("fe80::1%eth0"), which ipaddress accepts.
+    return sorted({str(info[4][0]) for info in infos})
+
+
+def base_url_check(url: str, *, allow_private: bool) -> None:
+    """Refuse URLs that are not http(s) or that reach private, loopback or other internal
+    addresses (SSRF from tenant-supplied endpoints), unless ``allow_private``.
+
+    Checks the addresses the host resolves to now; the HTTP seam must re-check at connect
+    time to also stop DNS rebinding.
+    """
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 - raises ValueError on a bad port
+    except ValueError as exc:
+        raise DomainError(f"base_url is not a valid URL: {exc}", param="base_url") from exc
+    if parts.scheme not in ("http", "https"):
+        raise DomainError("base_url must start with http:// or https://", param="base_url")
+    host = parts.hostname
+    if not host:
+        raise DomainError("base_url has no host", param="base_url")
+    if parts.username is not None or parts.password is not None:
+        raise DomainError(
+            "base_url must not contain credentials; add a credential instead", param="base_url"
+        )
+    if allow_private:
+        return
+    for address in _resolve(host):
+        reason = _refused_reason(ipaddress.ip_address(address))
+        if reason is not None:
+            shown = host if host == address else f"{host} ({address})"
+            raise DomainError(
+                f"base_url host {shown} is a {reason} address; only public addresses are "
+                "allowed unless an operator enables private base URLs for this tenant",
+                param="base_url",
+            )
+
+
+def tenant_allows_private_base_urls(tenant: Tenant) -> bool:
+    policy = RoutingPolicy.objects.for_tenant(tenant).only("allow_private_base_urls").first()
+    return bool(policy and policy.allow_private_base_urls)
+
+
+# --------------------------------------------------------------------------- providers
+
+
+def provider_upsert(
+    *,
+    slug: str,
+    wire_format: str,
+    default_base_url: str = "",
+    name: str = "",
+    is_local: bool = False,
+) -> tuple[Provider, bool]:
+    """Create or update a provider by slug; returns (provider, created)."""
+    if wire_format not in dict(WIRE_FORMATS):
+        raise DomainError(
+            f"wire_format must be one of {', '.join(dict(WIRE_FORMATS))}", param="wire_format"
+        )
+    provider = Provider.objects.filter(slug=slug).first()
+    created = provider is None
+    if provider is None:
+        provider = Provider(slug=slug)
+    provider.name = name or provider.name or slug
+    provider.wire_format = wire_format
+    provider.default_base_url = default_base_url
+    provider.is_local = is_local
+    _full_clean(provider)
+    provider.save()
+    notify_config_changed()
+    return provider, created
+
+
+# --------------------------------------------------------------------------- endpoints
+
+
+def endpoint_create(
+    *,
+    provider: Provider,
+    name: str,
+    base_url: str,
+    tenant: Tenant | None = None,
+    models: list[str] | None = None,
+    api_version: str = "",
+    deployments: dict[str, str] | None = None,
+    **timeouts: float,
+) -> ProviderEndpoint:
+    unknown_options = sorted(set(timeouts) - ENDPOINT_TIMEOUT_FIELDS)
+    if unknown_options:
+        raise DomainError(f"unknown endpoint option(s): {', '.join(unknown_options)}")
+    if not name.strip():
+        raise DomainError("name must not be blank", param="name")
+    # Operators create platform endpoints (often on private networks); tenants' are checked.
+    if tenant is not None:
+        base_url_check(base_url, allow_private=tenant_allows_private_base_urls(tenant))
+    deployments = deployments or {}
+    wanted = list(dict.fromkeys([*(models or []), *deployments]))
+    catalog = {m.model_id: m for m in provider.models.filter(model_id__in=wanted)}
+    missing = [m for m in wanted if m not in catalog]
+    if missing:
+        raise DomainError(
+            f"unknown model(s) for provider {provider.slug}: {', '.join(missing)}", param="models"
+        )
+    duplicate = ProviderEndpoint.objects.filter(provider=provider, tenant=tenant, name=name)
+    if duplicate.exists():  # the unique constraint does not cover tenant IS NULL
+        raise DomainError(f"endpoint {provider.slug}:{name} already exists", param="name")
+    endpoint = ProviderEndpoint(
+        provider=provider,
+        tenant=tenant,
+        name=name,
+        base_url=base_url,
+        api_version=api_version,
+        deployments=deployments,
+        **timeouts,
+    )
+    _full_clean(endpoint)
+    with transaction.atomic():
+        endpoint.save()
+        if models:
+            endpoint.served_models.set([catalog[m] for m in models])
+    notify_config_changed()
+    return endpoint
+
+
+def catalog_models_ensure(*, provider: Provider, model_ids: list[str]) -> list[CatalogModel]:
+    """Create the models the catalog lacks with zero prices and basic chat capabilities,
+    so a self-hosted deployment (e.g. vLLM) can be configured from a script."""
+    existing = set(
+        provider.models.filter(model_id__in=model_ids).values_list("model_id", flat=True)
+    )
+    created: list[CatalogModel] = []
+    for model_id in dict.fromkeys(model_ids):
+        if model_id in existing:
+            continue
+        model = CatalogModel(
+            provider=provider,
+            model_id=model_id,
+            display_name=model_id,
+            capabilities=list(CREATED_MODEL_CAPABILITIES),
+            is_local=provider.is_local,
+            notes="Created by add_endpoint --create-models; set prices and quality.",
+        )
+        _full_clean(model, exclude_unique=True)
+        model.save()
+        created.append(model)
+    if created:
+        notify_config_changed()
+    return created
+
+
+# --------------------------------------------------------------------------- credentials
+
+
+def credential_aad(pk: int) -> str:
+    return f"{Credential._meta.label}:{pk}"
+
+
+def _last4(secret: str) -> str:
+    return secret[-4:] if len(secret) >= LAST4_MIN_LENGTH else ""
+
+
+def _clean_secret(secret: str) -> str:
+    # Pasted keys often carry a trailing newline; no provider key has surrounding spaces.
+    secret = (secret or "").strip()
+    if not secret:
+        raise DomainError("secret must not be blank", param="secret")
+    return secret
+
+
+def credential_scope_check(
+    *, provider: Provider, tenant: Tenant | None, endpoint: ProviderEndpoint | None
+) -> None:
+    if endpoint is None:
+        return
+    if endpoint.provider_id != provider.pk:
+        raise DomainError(
+            f"endpoint {endpoint.name} belongs to provider {endpoint.provider.slug}, "
+            f"not {provider.slug}",
+            param="endpoint",
+        )
+    if endpoint.tenant_id is not None and endpoint.tenant_id != (tenant.pk if tenant else None):
+        # A platform credential on a tenant's endpoint would send our key to their URL.
+        raise DomainError(
+            "the endpoint belongs to another tenant than the credential", param="endpoint"
+        )
+
+
+def credential_create(
+    *,
+    provider: Provider,
+    name: str,
+    secret: str,
+    tenant: Tenant | None = None,
+    endpoint: ProviderEndpoint | None = None,
+    enabled: bool = True,
+) -> Credential:
+    secret = _clean_secret(secret)
+    if not name.strip():
+        raise DomainError("name must not be blank", param="name")
+    credential_scope_check(provider=provider, tenant=tenant, endpoint=endpoint)
+    with transaction.atomic():
+        # The AAD names the primary key, so the row must exist before it can be encrypted;
+        # inside one transaction nobody ever sees it without its ciphertext.
+        credential = Credential.objects.create(
+            provider=provider,
+            tenant=tenant,
+            endpoint=endpoint,
+            name=name,
+            enabled=enabled,
+            ciphertext="",
+            last4=_last4(secret),
+        )
+        credential.ciphertext = crypto.encrypt(secret, aad=credential_aad(credential.pk))
+        credential.save(update_fields=["ciphertext"])
+    notify_config_changed()
+    return credential
+
+
+def credential_rotate_secret(*, credential: Credential, secret: str) -> Credential:
+    secret = _clean_secret(secret)
+    credential.ciphertext = crypto.encrypt(secret, aad=credential_aad(credential.pk))
+    credential.last4 = _last4(secret)
+    credential.rotated_at = timezone.now()
+    credential.save(update_fields=["ciphertext", "last4", "rotated_at"])
+    notify_config_changed()
+    return credential
+
+
+def credential_secret(credential: Credential) -> str:
+    return crypto.decrypt(credential.ciphertext, aad=credential_aad(credential.pk))
+
+
+def credentials_reencrypt(*, queryset: QuerySet[Credential] | None = None) -> int:
+    """Move every credential not under the newest key onto it; returns how many moved.
+
+    Rows that cannot be decrypted are skipped and reported together at the end, after the
+    others are saved, so one lost key does not block rotating everything else.
+    """
+    newest = crypto.keys()[0]
+    rows = (queryset if queryset is not None else Credential.objects.all()).exclude(
+        ciphertext__startswith=f"{crypto.VERSION}:{newest.id}:"
+    )
+    moved = 0
+    failures: list[str] = []
+    for pk, old in rows.values_list("pk", "ciphertext").iterator():
+        aad = credential_aad(pk)
+        try:
+            new = crypto.encrypt(crypto.decrypt(old, aad=aad), aad=aad)
+        except crypto.DecryptionError as exc:
+            failures.append(f"credential {pk}: {exc}")
+            continue
+        # Conditional update: a rotation that landed meanwhile must not be overwritten.
+        moved += Credential.objects.filter(pk=pk, ciphertext=old).update(ciphertext=new)
+    if moved:
+        notify_config_changed()
+    if failures:
+        raise crypto.DecryptionError(
+            f"re-encrypted {moved} credential(s); {len(failures)} could not be decrypted: "
+            + "; ".join(failures)
+        )
+    return moved
+
+
+# --------------------------------------------------------------------------- catalog
+
+
+def _model_values(raw: dict[str, Any]) -> dict[str, Any]:
+    def price(key: str) -> Decimal | None:
+        value = raw.get(key)
+        return None if value is None else Decimal(str(value))
+
+    date = raw.get("price_source_date")
+    return {
+        "display_name": raw.get("display_name", ""),
+        "kind": raw.get("kind", CatalogModel.Kind.CHAT),
+        "aliases": raw.get("aliases", []),
+        "input_price_per_mtok": price("input_price_per_mtok") or Decimal(0),
+        "output_price_per_mtok": price("output_price_per_mtok") or Decimal(0),
+        "cached_input_price_per_mtok": price("cached_input_price_per_mtok"),
+        "context_window": raw.get("context_window", 8192),
+        "max_output_tokens": raw.get("max_output_tokens", 4096),
+        "capabilities": raw.get("capabilities", []),
+        "quality": raw.get("quality", {}),
+        "tier": raw.get("tier", "balanced"),
+        "is_local": raw.get("is_local", False),
+        "price_source": raw.get("price_source", ""),
+        "price_source_date": dt.date.fromisoformat(date) if date else None,
+        "notes": raw.get("notes", ""),
+    }
+
+
+def _apply(obj: Any, values: dict[str, Any]) -> bool:
+    changed = False
+    for attr, value in values.items():
+        if getattr(obj, attr) != value:
+            setattr(obj, attr, value)
+            changed = True
+    return changed
+
+
+def catalog_load(path: str | Path | None = None) -> dict[str, int]:
+    """Upsert providers and models from the catalog file; idempotent, never deletes.
+
+    Rows are saved only when a value differs, so a second run writes nothing (and leaves
+    ``updated_at`` alone). ``enabled`` is the operator's and is never touched.
+    """
+    path = Path(path) if path else CATALOG_PATH
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise DomainError(f"cannot read catalog {path}: {exc}", param="path") from exc
+    counts = dict.fromkeys(
+        ("providers_created", "providers_updated", "models_created", "models_updated", "unchanged"),
+        0,
+    )
+    with transaction.atomic():
+        providers = {p.slug: p for p in Provider.objects.all()}
+        for raw in data.get("providers", []):
+            slug = raw["slug"]
+            values = {f: raw[f] for f in PROVIDER_CATALOG_FIELDS if f in raw}
+            provider = providers.get(slug)
+            if provider is None:
+                provider = Provider(slug=slug, **values)
+                kind = "providers_created"
+            elif _apply(provider, values):
+                kind = "providers_updated"
+            else:
+                counts["unchanged"] += 1
+                continue
+            _full_clean(provider, label=f"provider {slug}")
+            provider.save()
+            providers[slug] = provider
+            counts[kind] += 1
+
+        existing = {(m.provider_id, m.model_id): m for m in CatalogModel.objects.all()}
+        for raw in data.get("models", []):
+            label = f"model {raw.get('provider')}/{raw.get('model_id')}"
+            provider = providers.get(raw.get("provider", ""))
+            if provider is None:
+                raise DomainError(f"{label}: unknown provider", param="path")
+            values = _model_values(raw)
+            model = existing.get((provider.pk, raw["model_id"]))
+            if model is None:
+                model = CatalogModel(provider=provider, model_id=raw["model_id"], **values)
+                kind = "models_created"
+            elif _apply(model, values):
+                kind = "models_updated"
+            else:
+                counts["unchanged"] += 1
+                continue
+            _full_clean(model, label=label, exclude_unique=True)
+            model.save()
+            existing[(provider.pk, model.model_id)] = model
+            counts[kind] += 1
+    if counts["unchanged"] != sum(counts.values()):
+        notify_config_changed()
+    return counts
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def _full_clean(obj: Any, *, label: str = "", exclude_unique: bool = False) -> None:
+    try:
+        obj.full_clean(validate_unique=not exclude_unique, validate_constraints=not exclude_unique)
+    except ValidationError as exc:
+        detail = "; ".join(
+            f"{field}: {' '.join(str(m) for m in msgs)}" for field, msgs in exc.message_dict.items()
+        )
+        raise DomainError(f"{label + ': ' if label else ''}{detail}") from exc

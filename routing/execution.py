@@ -1,0 +1,268 @@
+"""Executing a plan: retries with jittered backoff, fallbacks, breakers, hedging.
+
+The gateway view hands over a plan and a body; this module calls providers through their
+adapters and reports every attempt, so the caller can answer and account without knowing
+how many providers were tried. No database access here and no thread is held: everything
+awaits the shared HTTP client.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import time
+from collections.abc import AsyncIterator, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from aura.redis import async_client
+from routing.breaker import breakers, stats
+from routing.context import CallTarget, RoutingContext
+from routing.engine import Plan
+from routing.providers import get_adapter
+from routing.providers.base import Completion, ProviderError
+
+log = logging.getLogger(__name__)
+
+BACKOFF_BASE = 0.25
+BACKOFF_CAP = 4.0
+# A Retry-After longer than this is not waited for: falling back is faster for the client.
+RETRY_AFTER_CAP = 5.0
+# Errors that say the endpoint is unhealthy (count toward its breaker).
+BREAKER_KINDS = frozenset({"server", "timeout", "connection", "malformed", "rate_limit", "auth"})
+# Errors that say the *request* is wrong: every provider would refuse it, so do not fall back.
+CLIENT_KINDS = frozenset({"bad_request"})
+
+_rng = random.Random()
+
+
+@dataclass(slots=True)
+class Attempt:
+    key: str
+    provider: str
+    ok: bool
+    kind: str | None = None
+    status: int | None = None
+    message: str = ""
+    latency_ms: float = 0.0
+
+    def as_dict(self) -> dict[str, Any]:
+        d: dict[str, Any] = {"model": self.key, "provider": self.provider, "ok": self.ok}
+        if not self.ok:
+            d.update(error=self.kind, status=self.status, message=self.message[:300])
+        d["latency_ms"] = round(self.latency_ms, 2)
+        return d
+
+
+@dataclass(slots=True)
+class Outcome:
+    """What happened: the winning target (if any), attempts, upstream time."""
+
+    attempts: list[Attempt] = field(default_factory=list)
+    target: CallTarget | None = None
+    step_index: int = 0
+    upstream_ms: float = 0.0
+
+    @property
+    def fallbacks(self) -> int:
+        return self.step_index
+
+
+class AllFailed(Exception):
+    def __init__(self, outcome: Outcome, last: ProviderError | None) -> None:
+        super().__init__("every plan step failed")
+        self.outcome = outcome
+        self.last = last
+
+
+class ClientError(Exception):
+    """The upstream refused the request itself (400): report it, do not fall back."""
+
+    def __init__(self, outcome: Outcome, error: ProviderError) -> None:
+        super().__init__(error.message)
+        self.outcome = outcome
+        self.error = error
+
+
+def backoff_delay(attempt: int, retry_after: float | None, rng: random.Random = _rng) -> float:
+    """Full-jitter exponential backoff; Retry-After (when given) is the floor."""
+    delay = rng.uniform(0, min(BACKOFF_CAP, BACKOFF_BASE * (2**attempt)))
+    if retry_after is not None:
+        delay = max(delay, retry_after)
+    return delay
+
+
+async def _admit(ct: CallTarget, endpoint: str) -> bool:
+    """A half-open endpoint admits one probe at a time; closed ones always admit."""
+    if breakers.is_half_open(endpoint):
+        return await breakers.atry_probe(async_client(), endpoint)
+    return True
+
+
+async def _record(endpoint: str, key: str, ok: bool, kind: str | None, ms: float | None) -> None:
+    stats.finish(key, ms)
+    if ok:
+        await breakers.arecord(async_client(), endpoint, success=True)
+    elif kind in BREAKER_KINDS:
+        await breakers.arecord(async_client(), endpoint, success=False)
+
+
+def _fail(out: Outcome, ct: CallTarget, exc: ProviderError, ms: float) -> None:
+    out.attempts.append(Attempt(ct.key, ct.provider, False, exc.kind, exc.status, exc.message, ms))
+
+
+async def _with_retries(
+    ct: CallTarget, endpoint: str, out: Outcome, call: Any
+) -> tuple[Any, ProviderError | None]:
+    """Run ``call()`` with retries for one plan step; returns (result or None, last error)."""
+    last: ProviderError | None = None
+    for attempt in range(ct.max_retries + 1):
+        if attempt and last is not None:
+            if last.retry_after is not None and last.retry_after > RETRY_AFTER_CAP:
+                break
+            await asyncio.sleep(backoff_delay(attempt - 1, last.retry_after))
+        stats.start(ct.key)
+        started = time.perf_counter()
+        try:
+            result = await call()
+        except ProviderError as exc:
+            ms = (time.perf_counter() - started) * 1000
+            out.upstream_ms += ms
+            _fail(out, ct, exc, ms)
+            await _record(endpoint, ct.key, False, exc.kind, None)
+            last = exc
+            if exc.kind in CLIENT_KINDS:
+                raise ClientError(out, exc) from None
+            if not exc.retryable:
+                break
+            continue
+        except BaseException:
+            stats.finish(ct.key, None)
+            raise
+        ms = (time.perf_counter() - started) * 1000
+        out.upstream_ms += ms
+        out.attempts.append(Attempt(ct.key, ct.provider, True, latency_ms=ms))
+        await _record(endpoint, ct.key, True, None, ms)
+        return result, None
+    return None, last
+
+
+async def complete(plan: Plan, ctx: RoutingContext, body: Mapping[str, Any]) -> tuple[Completion, Outcome]:
+    """Non-streamed chat completion along the plan (hedging the first ``plan.hedge`` steps)."""
+    out = Outcome()
+    last: ProviderError | None = None
+    steps = list(plan.steps)
+    start_index = 0
+    if plan.hedge > 1:
+        result = await _hedge(steps[: plan.hedge], ctx, body, out)
+        if result is not None:
+            return result, out
+        start_index = plan.hedge
+    for index in range(start_index, len(steps)):
+        cand = steps[index].candidate
+        ct = ctx.targets[cand.key]
+        if not await _admit(ct, cand.endpoint):
+            out.attempts.append(Attempt(ct.key, ct.provider, False, "circuit_open", None, "probe in progress"))
+            continue
+        adapter = get_adapter(ct.wire_format)
+        result, err = await _with_retries(
+            ct, cand.endpoint, out, lambda ct=ct, adapter=adapter: adapter.complete(ct.target, body)
+        )
+        if result is not None:
+            out.target, out.step_index = ct, index
+            return result, out
+        last = err or last
+    raise AllFailed(out, last)
+
+
+async def _hedge(
+    steps: list[Any], ctx: RoutingContext, body: Mapping[str, Any], out: Outcome
+) -> Completion | None:
+    """Fire the same request at several models; first success wins, the rest are cancelled."""
+
+    async def one(index: int) -> tuple[int, Completion | None]:
+        cand = steps[index].candidate
+        ct = ctx.targets[cand.key]
+        adapter = get_adapter(ct.wire_format)
+        result, _ = await _with_retries(
+            ct, cand.endpoint, out, lambda: adapter.complete(ct.target, body)
+        )
+        return index, result
+
+    tasks = [asyncio.create_task(one(i)) for i in range(len(steps))]
+    try:
+        for fut in asyncio.as_completed(tasks):
+            try:
+                index, result = await fut
+            except ClientError:
+                raise
+            if result is not None:
+                out.target, out.step_index = ctx.targets[steps[index].candidate.key], index
+                return result
+    finally:
+        for t in tasks:
+            t.cancel()
+    return None
+
+
+async def embed(plan: Plan, ctx: RoutingContext, body: Mapping[str, Any]) -> tuple[dict[str, Any], Outcome]:
+    out = Outcome()
+    last: ProviderError | None = None
+    for index, step in enumerate(plan.steps):
+        cand = step.candidate
+        ct = ctx.targets[cand.key]
+        if not await _admit(ct, cand.endpoint):
+            continue
+        adapter = get_adapter(ct.wire_format)
+        result, err = await _with_retries(
+            ct, cand.endpoint, out, lambda ct=ct, adapter=adapter: adapter.embed(ct.target, body)
+        )
+        if result is not None:
+            out.target, out.step_index = ct, index
+            return result, out
+        last = err or last
+    raise AllFailed(out, last)
+
+
+async def open_stream(
+    plan: Plan, ctx: RoutingContext, body: Mapping[str, Any]
+) -> tuple[dict[str, Any], AsyncIterator[dict[str, Any]], Outcome]:
+    """Start a stream along the plan; fails over only until the first chunk arrives.
+
+    Returns the first chunk, the iterator for the rest (the caller must ``aclose()`` it),
+    and the outcome so far. After this returns, an upstream failure is the caller's to
+    report in-stream: the client has (or is about to have) bytes already.
+    """
+    out = Outcome()
+    last: ProviderError | None = None
+    for index, step in enumerate(plan.steps):
+        cand = step.candidate
+        ct = ctx.targets[cand.key]
+        if not await _admit(ct, cand.endpoint):
+            out.attempts.append(Attempt(ct.key, ct.provider, False, "circuit_open", None, "probe in progress"))
+            continue
+        adapter = get_adapter(ct.wire_format)
+
+        async def first(ct: CallTarget = ct, adapter: Any = adapter) -> tuple[dict[str, Any], Any]:
+            agen = adapter.stream(ct.target, body)
+            try:
+                chunk = await agen.__anext__()
+            except StopAsyncIteration:
+                raise ProviderError(
+                    f"{ct.provider} closed the stream before any event",
+                    kind="malformed",
+                    retryable=True,
+                ) from None
+            except BaseException:
+                await agen.aclose()
+                raise
+            return chunk, agen
+
+        result, err = await _with_retries(ct, cand.endpoint, out, first)
+        if result is not None:
+            out.target, out.step_index = ct, index
+            chunk, agen = result
+            return chunk, agen, out
+        last = err or last
+    raise AllFailed(out, last)

@@ -1,0 +1,596 @@
+"""The OpenAI-compatible gateway: /v1/chat/completions, /v1/embeddings, /v1/models.
+
+A plain ASGI application mounted in front of Django for ``/v1/`` (see aura/asgi.py).
+Why not a Django async view: on this hardware Django's handler alone costs ~1.5 ms of CPU
+per request (request_started/finished signals and response.close run through
+sync_to_async thread hops, plus the middleware chain), which is most of the gateway's
+budget; this app costs a few tens of microseconds for the same framing. It still uses
+Django for configuration, models (cold path only) and settings. No thread is held while
+waiting on an upstream, and no database transaction is open across an upstream call:
+the warm path does no query at all (auth, policy and catalog come from in-process caches;
+usage records are written in batches by billing.usage).
+
+Every response carries x-aura-request-id, x-aura-provider, x-aura-model,
+x-aura-cost-usd, x-aura-cache, x-aura-overhead-ms and x-aura-fallbacks; errors use
+OpenAI's error object.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import random
+import time
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any
+
+from aura.middleware import new_request_id, request_id_var
+from aura.redis import async_client
+from billing.usage import writer
+from routing import classify, engine, execution
+from routing.breaker import breakers, stats
+from routing.context import RoutingContext, cache
+from routing.providers.base import ProviderError
+from routing.requests import (
+    InvalidRequest,
+    route_request_for_chat,
+    route_request_for_embeddings,
+    validate_chat,
+    validate_embeddings,
+)
+from tenants.auth import ApiKeyTouch, AuthError, KeyPrincipal, bearer_token, resolver
+
+log = logging.getLogger("aura.gateway")
+
+Scope = dict[str, Any]
+Receive = Callable[[], Awaitable[dict[str, Any]]]
+Send = Callable[[dict[str, Any]], Awaitable[None]]
+
+MAX_BODY_BYTES = 16 * 1024 * 1024
+_rng = random.Random()
+_JSON = (b"content-type", b"application/json")
+
+
+class GatewayError(Exception):
+    """An error answered in OpenAI's shape."""
+
+    def __init__(
+        self,
+        status: int,
+        message: str,
+        *,
+        type: str = "invalid_request_error",
+        param: str | None = None,
+        code: str | None = None,
+        headers: list[tuple[bytes, bytes]] | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+        self.type = type
+        self.param = param
+        self.code = code
+        self.headers = headers or []
+
+    def body(self) -> bytes:
+        err = {"message": self.message, "type": self.type, "param": self.param, "code": self.code}
+        return json.dumps({"error": err}).encode()
+
+
+class Request:
+    __slots__ = ("body", "disconnected", "headers", "method", "path", "request_id", "started")
+
+    def __init__(self, scope: Scope, started: float) -> None:
+        self.method: str = scope["method"]
+        self.path: str = scope["path"]
+        self.headers: dict[str, str] = {
+            k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]
+        }
+        self.started = started
+        self.request_id = new_request_id(self.headers.get("x-request-id"))
+        self.body = b""
+        self.disconnected = False
+
+
+async def _read_body(req: Request, receive: Receive) -> None:
+    declared = req.headers.get("content-length")
+    if declared and declared.isdigit() and int(declared) > MAX_BODY_BYTES:
+        raise GatewayError(413, f"Request body exceeds {MAX_BODY_BYTES} bytes.", code="body_too_large")
+    chunks: list[bytes] = []
+    size = 0
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            req.disconnected = True
+            raise asyncio.CancelledError
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if size > MAX_BODY_BYTES:
+            raise GatewayError(413, f"Request body exceeds {MAX_BODY_BYTES} bytes.", code="body_too_large")
+        chunks.append(chunk)
+        if not message.get("more_body"):
+            break
+    req.body = chunks[0] if len(chunks) == 1 else b"".join(chunks)
+
+
+def _json_body(req: Request) -> Any:
+    if not req.body:
+        raise GatewayError(400, "The request body is empty; send a JSON object.", code="invalid_json")
+    try:
+        return json.loads(req.body)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise GatewayError(400, f"The request body is not valid JSON: {exc}.", code="invalid_json") from None
+
+
+async def _authenticate(req: Request) -> KeyPrincipal:
+    token = bearer_token(req.headers.get("authorization")) or req.headers.get("api-key")
+    if not token:
+        raise GatewayError(
+            401,
+            "You didn't provide an API key. Send it as 'Authorization: Bearer aura-…'.",
+            code="missing_api_key",
+        )
+    try:
+        principal, touch = await resolver.aresolve(token)
+    except AuthError as exc:
+        raise GatewayError(401, exc.message, code=exc.code) from None
+    if touch:
+        # last_used_at: at most once a minute, never in the request's critical path.
+        asyncio.get_running_loop().run_in_executor(None, ApiKeyTouch.touch, principal.key_id)
+    return principal
+
+
+async def _health(ctx: RoutingContext) -> engine.HealthSnapshot:
+    if breakers.needs_refresh():
+        await breakers.arefresh(async_client())
+    return stats.snapshot(breakers.open_endpoints())
+
+
+def _plan_error(plan: engine.Plan, model: str) -> GatewayError:
+    if plan.failure == "unknown_model":
+        return GatewayError(
+            404, f"The model '{model}' does not exist or is not in the catalog.",
+            param="model", code="model_not_found",
+        )  # fmt: skip
+    requested = set(plan.requested)
+    relevant = [e for e in plan.excluded if not requested or e.key in requested] or list(plan.excluded)
+    if not relevant:
+        return GatewayError(503, "No model is available for this request.", type="server_error",
+                            code="no_model_available")  # fmt: skip
+    # no_credentials is an operator matter, not the caller's: "unavailable", not "forbidden".
+    statuses = {
+        503 if e.reason == "no_credentials" else engine.exclusion_status(e.reason) for e in relevant
+    }
+    status = next(iter(statuses)) if len(statuses) == 1 else next(
+        s for s in (400, 403, 402, 413, 503) if s in statuses
+    )
+    reasons = "; ".join(f"{e.key}: {e.detail or e.reason}" for e in relevant[:8])
+    if status == 413:
+        return GatewayError(413, f"The request is too long for every allowed model ({reasons}).",
+                            param="messages", code="context_length_exceeded")  # fmt: skip
+    if status == 403:
+        return GatewayError(403, f"The model '{model}' is not allowed by this tenant's policy ({reasons}).",
+                            type="permission_error", param="model", code="model_not_allowed")  # fmt: skip
+    if status == 400:
+        return GatewayError(400, f"No allowed model supports this request ({reasons}).",
+                            param="model", code="unsupported_request")  # fmt: skip
+    if status == 402:
+        return GatewayError(402, f"Every allowed model exceeds the cost cap ({reasons}).",
+                            code="max_cost_exceeded")  # fmt: skip
+    return GatewayError(503, f"No model is available right now ({reasons}).", type="server_error",
+                        code="no_model_available")  # fmt: skip
+
+
+def _all_failed_error(exc: execution.AllFailed) -> GatewayError:
+    tried = "; ".join(
+        f"{a.key}: {a.kind} {a.status or ''} {a.message[:120]}".strip() for a in exc.outcome.attempts
+    )
+    last = exc.last
+    if last is not None and last.kind == "rate_limit":
+        retry = str(int(last.retry_after or 1))
+        return GatewayError(429, f"Every provider is rate limiting this request. Tried: {tried}",
+                            type="rate_limit_error", code="rate_limited",
+                            headers=[(b"retry-after", retry.encode())])  # fmt: skip
+    status = 504 if last is not None and last.kind == "timeout" else 502
+    if not exc.outcome.attempts:
+        status = 503
+    return GatewayError(status, f"Every provider in the plan failed. Tried: {tried or 'none'}",
+                        type="server_error", code="upstream_failed")  # fmt: skip
+
+
+def _meta_headers(
+    req: Request, ctx_target: Any, cost: Decimal | str, fallbacks: int, cache_status: str = "miss"
+) -> list[tuple[bytes, bytes]]:
+    overhead = (time.perf_counter() - req.started) * 1000
+    return [
+        (b"x-aura-request-id", req.request_id.encode()),
+        (b"x-aura-provider", (ctx_target.provider if ctx_target else "").encode()),
+        (b"x-aura-model", (ctx_target.target.upstream_model if ctx_target else "").encode()),
+        (b"x-aura-cost-usd", (f"{cost:.10f}" if isinstance(cost, Decimal) else cost).encode()),
+        (b"x-aura-cache", cache_status.encode()),
+        (b"x-aura-overhead-ms", f"{overhead:.2f}".encode()),
+        (b"x-aura-fallbacks", str(fallbacks).encode()),
+    ]
+
+
+async def _send_json(send: Send, status: int, body: bytes, headers: list[tuple[bytes, bytes]]) -> None:
+    await send({
+        "type": "http.response.start", "status": status,
+        "headers": [_JSON, (b"content-length", str(len(body)).encode()), *headers],
+    })  # fmt: skip
+    await send({"type": "http.response.body", "body": body})
+
+
+def _usage_record(
+    req: Request,
+    principal: KeyPrincipal,
+    *,
+    kind: str,
+    outcome: execution.Outcome,
+    status: str,
+    http_status: int,
+    prompt_tokens: int = 0,
+    completion_tokens: int = 0,
+    cached_tokens: int = 0,
+    cost: Decimal = Decimal(0),
+    estimated: bool = False,
+    stream: bool = False,
+    ttft_ms: float | None = None,
+    error_code: str = "",
+) -> None:
+    ct = _last_target(outcome)
+    latency = (time.perf_counter() - req.started) * 1000
+    writer.submit({
+        "tenant_id": principal.tenant_id,
+        "created_at": datetime.now(UTC),
+        "request_id": req.request_id,
+        "api_key_id": principal.key_id,
+        "kind": kind,
+        "provider": ct[0],
+        "model": ct[1],
+        "endpoint_id": ct[2],
+        "status": status,
+        "http_status": http_status,
+        "error_code": error_code,
+        "stream": stream,
+        "prompt_tokens": prompt_tokens,
+        "completion_tokens": completion_tokens,
+        "cached_tokens": cached_tokens,
+        "cost_usd": cost,
+        "cost_estimated": estimated,
+        "latency_ms": round(latency, 3),
+        "ttft_ms": ttft_ms,
+        "overhead_ms": round(max(0.0, latency - outcome.upstream_ms), 3),
+        "cache_status": "miss",
+        "fallbacks": outcome.fallbacks,
+        "attempts": [a.as_dict() for a in outcome.attempts] if len(outcome.attempts) > 1 or status != "ok" else [],
+    })  # fmt: skip
+
+
+def _last_target(outcome: execution.Outcome) -> tuple[str, str, int | None]:
+    """(provider, model, endpoint id) of the answering or, failing that, last tried model."""
+    if outcome.target is not None:
+        t = outcome.target
+        return t.provider, t.target.upstream_model, t.endpoint_id
+    if outcome.attempts:
+        a = outcome.attempts[-1]
+        return a.provider, a.key.split("/", 1)[-1], None
+    return "", "", None
+
+
+# --------------------------------------------------------------------------- handlers
+
+
+async def chat_completions(req: Request, send: Send, principal: KeyPrincipal) -> None:
+    body = _json_body(req)
+    try:
+        validate_chat(body)
+        hints = {
+            k: v
+            for k, v in (
+                ("objective", req.headers.get("x-aura-objective")),
+                ("session_id", req.headers.get("x-aura-session-id")),
+                ("max_cost", req.headers.get("x-aura-max-cost")),
+                ("tier", req.headers.get("x-aura-tier")),
+            )
+            if v
+        }
+        rr = route_request_for_chat(body, hints)
+    except InvalidRequest as exc:
+        raise GatewayError(400, exc.message, param=exc.param, code=exc.code) from None
+    ctx = await cache.aget(principal.tenant_id)
+    plan = engine.plan(rr, ctx.candidates, ctx.policy, await _health(ctx), rng=_rng, counter=ctx.counter)
+    ctx.counter += 1
+    if not plan.steps:
+        raise _plan_error(plan, rr.model)
+    if body.get("stream"):
+        await _stream(req, send, principal, body, rr, plan, ctx)
+        return
+    try:
+        completion, outcome = await execution.complete(plan, ctx, body)
+    except execution.ClientError as exc:
+        _record_failure(req, principal, "chat", exc.outcome, 400, exc.error.kind)
+        raise GatewayError(400, f"The provider refused the request: {exc.error.message}",
+                           code=exc.error.provider_code or "upstream_bad_request") from None  # fmt: skip
+    except execution.AllFailed as exc:
+        err = _all_failed_error(exc)
+        _record_failure(req, principal, "chat", exc.outcome, err.status, err.code or "")
+        raise err from None
+    ct = outcome.target
+    assert ct is not None
+    usage = completion.usage
+    estimated = usage is None
+    if usage is None:
+        text = _completion_text(completion.body)
+        prompt_tokens, completion_tokens, cached = rr.prompt_tokens, classify.estimate_tokens(text), 0
+    else:
+        prompt_tokens, completion_tokens, cached = (
+            usage.prompt_tokens, usage.completion_tokens, usage.cached_tokens,
+        )  # fmt: skip
+    cost = ct.cost(prompt_tokens, completion_tokens, cached)
+    payload = json.dumps(completion.body).encode()
+    headers = _meta_headers(req, ct, cost, outcome.fallbacks)
+    _usage_record(
+        req, principal, kind="chat", outcome=outcome, status="ok", http_status=200,
+        prompt_tokens=prompt_tokens, completion_tokens=completion_tokens, cached_tokens=cached,
+        cost=cost, estimated=estimated,
+    )  # fmt: skip
+    await _send_json(send, 200, payload, headers)
+
+
+def _completion_text(body: dict[str, Any]) -> str:
+    try:
+        msg = body["choices"][0]["message"]
+    except (KeyError, IndexError, TypeError):
+        return ""
+    text = msg.get("content") or ""
+    for call in msg.get("tool_calls") or ():
+        fn = call.get("function") or {}
+        text += (fn.get("name") or "") + (fn.get("arguments") or "")
+    return text if isinstance(text, str) else ""
+
+
+def _record_failure(
+    req: Request, principal: KeyPrincipal, kind: str, outcome: execution.Outcome, status: int, code: str
+) -> None:
+    if outcome.attempts:  # only requests that reached a provider are recorded
+        _usage_record(req, principal, kind=kind, outcome=outcome, status="error",
+                      http_status=status, error_code=code)  # fmt: skip
+
+
+def _sse(obj: dict[str, Any]) -> bytes:
+    return b"data: " + json.dumps(obj, separators=(",", ":")).encode() + b"\n\n"
+
+
+async def _stream(
+    req: Request,
+    send: Send,
+    principal: KeyPrincipal,
+    body: dict[str, Any],
+    rr: engine.RouteRequest,
+    plan: engine.Plan,
+    ctx: RoutingContext,
+) -> None:
+    try:
+        first, agen, outcome = await execution.open_stream(plan, ctx, body)
+    except execution.ClientError as exc:
+        _record_failure(req, principal, "chat", exc.outcome, 400, exc.error.kind)
+        raise GatewayError(400, f"The provider refused the request: {exc.error.message}",
+                           code=exc.error.provider_code or "upstream_bad_request") from None  # fmt: skip
+    except execution.AllFailed as exc:
+        err = _all_failed_error(exc)
+        _record_failure(req, principal, "chat", exc.outcome, err.status, err.code or "")
+        raise err from None
+    ct = outcome.target
+    assert ct is not None
+    ttft_ms = (time.perf_counter() - req.started) * 1000
+    want_usage = bool((body.get("stream_options") or {}).get("include_usage"))
+    worst = engine.estimate_cost(
+        next(s.candidate for s in plan.steps if s.candidate.key == ct.key),
+        rr.prompt_tokens, rr.max_output_tokens,
+    )  # fmt: skip
+    headers = _meta_headers(req, ct, f"{worst:.10f}", outcome.fallbacks)
+    headers.append((b"x-aura-cost-estimate", b"upper-bound"))
+    await send({
+        "type": "http.response.start", "status": 200,
+        "headers": [(b"content-type", b"text/event-stream; charset=utf-8"),
+                    (b"cache-control", b"no-cache"), (b"x-accel-buffering", b"no"), *headers],
+    })  # fmt: skip
+    usage: dict[str, Any] | None = None
+    delivered: list[str] = []
+    status, error_code = "ok", ""
+    chunk: dict[str, Any] | None = first
+    try:
+        while chunk is not None:
+            u = chunk.get("usage")
+            if u:
+                usage = u
+                if not want_usage:
+                    if not chunk.get("choices"):
+                        chunk = await anext(agen, None)
+                        continue
+                    chunk = {k: v for k, v in chunk.items() if k != "usage"}
+            for choice in chunk.get("choices") or ():
+                delta = choice.get("delta") or {}
+                if delta.get("content"):
+                    delivered.append(delta["content"])
+                for call in delta.get("tool_calls") or ():
+                    fn = call.get("function") or {}
+                    delivered.append((fn.get("name") or "") + (fn.get("arguments") or ""))
+            await send({"type": "http.response.body", "body": _sse(chunk), "more_body": True})
+            chunk = await anext(agen, None)
+        await send({"type": "http.response.body", "body": b"data: [DONE]\n\n", "more_body": False})
+    except ProviderError as exc:
+        # Bytes already reached the client: no failover now. End with an explicit error
+        # event and no [DONE], so no client mistakes a cut answer for a complete one.
+        status, error_code = "cut", exc.kind
+        err = {"error": {"message": f"Upstream stream failed: {exc.message}",
+                         "type": "server_error", "param": None, "code": "upstream_stream_error"}}  # fmt: skip
+        try:
+            await send({"type": "http.response.body", "body": _sse(err), "more_body": False})
+        except Exception:  # the client may be gone too
+            pass
+    except asyncio.CancelledError:
+        status, error_code = "cancelled", "client_disconnected"
+        raise
+    finally:
+        await agen.aclose()
+        if usage is not None and status == "ok":
+            prompt_tokens = int(usage.get("prompt_tokens") or 0)
+            completion_tokens = int(usage.get("completion_tokens") or 0)
+            cached = int(((usage.get("prompt_tokens_details") or {}).get("cached_tokens")) or 0)
+            estimated = False
+        else:
+            # Cut, cancelled, or no usage from upstream: charge what was delivered, flagged.
+            prompt_tokens = int(usage.get("prompt_tokens") or rr.prompt_tokens) if usage else rr.prompt_tokens
+            completion_tokens = classify.estimate_tokens("".join(delivered))
+            cached, estimated = 0, True
+        cost = ct.cost(prompt_tokens, completion_tokens, cached)
+        _usage_record(
+            req, principal, kind="chat", outcome=outcome, status=status, http_status=200,
+            prompt_tokens=prompt_tokens, completion_tokens=completion_tokens, cached_tokens=cached,
+            cost=cost, estimated=estimated, stream=True, ttft_ms=ttft_ms, error_code=error_code,
+        )  # fmt: skip
+
+
+async def embeddings(req: Request, send: Send, principal: KeyPrincipal) -> None:
+    body = _json_body(req)
+    try:
+        validate_embeddings(body)
+        rr = route_request_for_embeddings(body)
+    except InvalidRequest as exc:
+        raise GatewayError(400, exc.message, param=exc.param, code=exc.code) from None
+    ctx = await cache.aget(principal.tenant_id)
+    plan = engine.plan(rr, ctx.candidates, ctx.policy, await _health(ctx), rng=_rng, counter=ctx.counter)
+    if not plan.steps:
+        raise _plan_error(plan, rr.model)
+    try:
+        result, outcome = await execution.embed(plan, ctx, body)
+    except execution.ClientError as exc:
+        _record_failure(req, principal, "embeddings", exc.outcome, 400, exc.error.kind)
+        raise GatewayError(400, f"The provider refused the request: {exc.error.message}",
+                           code="upstream_bad_request") from None  # fmt: skip
+    except execution.AllFailed as exc:
+        err = _all_failed_error(exc)
+        _record_failure(req, principal, "embeddings", exc.outcome, err.status, err.code or "")
+        raise err from None
+    ct = outcome.target
+    assert ct is not None
+    usage = result.get("usage") or {}
+    estimated = not usage.get("prompt_tokens")
+    prompt_tokens = int(usage.get("prompt_tokens") or rr.prompt_tokens)
+    cost = ct.cost(prompt_tokens, 0)
+    headers = _meta_headers(req, ct, cost, outcome.fallbacks)
+    _usage_record(req, principal, kind="embeddings", outcome=outcome, status="ok", http_status=200,
+                  prompt_tokens=prompt_tokens, cost=cost, estimated=estimated)  # fmt: skip
+    await _send_json(send, 200, json.dumps(result).encode(), headers)
+
+
+def _visible_models(ctx: RoutingContext) -> list[dict[str, Any]]:
+    """Models this tenant may call: allowed by policy, credentials present."""
+    p = ctx.policy
+    seen: dict[str, dict[str, Any]] = {}
+    ids = [c.model_id for c in ctx.candidates]
+    for c in ctx.candidates:
+        if not c.has_credentials:
+            continue
+        if p.allowed_providers is not None and c.provider not in p.allowed_providers:
+            continue
+        if c.provider in p.denied_providers:
+            continue
+        if p.allowed_models is not None and not ({c.key, c.model_id} & p.allowed_models):
+            continue
+        if {c.key, c.model_id} & p.denied_models:
+            continue
+        if p.local_only and not c.is_local:
+            continue
+        model_id = c.model_id if ids.count(c.model_id) == 1 else c.key
+        seen[model_id] = {
+            "id": model_id, "object": "model", "created": 0, "owned_by": c.provider,
+            "aura": {"key": c.key, "tier": c.tier, "capabilities": sorted(c.capabilities),
+                     "context_window": c.context_window, "local": c.is_local},
+        }  # fmt: skip
+    out = [{"id": "auto", "object": "model", "created": 0, "owned_by": "aura"}]
+    for alias in p.aliases:
+        out.append({"id": alias, "object": "model", "created": 0, "owned_by": "aura"})
+    return out + sorted(seen.values(), key=lambda m: m["id"])
+
+
+async def models(req: Request, send: Send, principal: KeyPrincipal) -> None:
+    ctx = await cache.aget(principal.tenant_id)
+    data = _visible_models(ctx)
+    if req.path.startswith("/v1/models/"):
+        wanted = req.path[len("/v1/models/"):]
+        match = next((m for m in data if m["id"] == wanted), None)
+        if match is None:
+            raise GatewayError(404, f"The model '{wanted}' does not exist.", param="model",
+                               code="model_not_found")  # fmt: skip
+        payload: Any = match
+    else:
+        payload = {"object": "list", "data": data}
+    await _send_json(send, 200, json.dumps(payload).encode(),
+                     [(b"x-aura-request-id", req.request_id.encode())])  # fmt: skip
+
+
+ROUTES: dict[tuple[str, str], Callable[[Request, Send, KeyPrincipal], Awaitable[None]]] = {
+    ("POST", "/v1/chat/completions"): chat_completions,
+    ("POST", "/v1/embeddings"): embeddings,
+    ("GET", "/v1/models"): models,
+}
+
+
+def _route(req: Request) -> Callable[[Request, Send, KeyPrincipal], Awaitable[None]]:
+    handler = ROUTES.get((req.method, req.path.rstrip("/") if req.path != "/" else req.path))
+    if handler is not None:
+        return handler
+    if req.method == "GET" and req.path.startswith("/v1/models/"):
+        return models
+    if any(path == req.path.rstrip("/") for _, path in ROUTES):
+        raise GatewayError(405, f"Method {req.method} is not allowed on {req.path}.", code="method_not_allowed")
+    raise GatewayError(404, f"Unknown endpoint {req.method} {req.path}.", code="unknown_url")
+
+
+async def app(scope: Scope, receive: Receive, send: Send) -> None:
+    req = Request(scope, time.perf_counter())
+    token = request_id_var.set(req.request_id)
+    task = asyncio.current_task()
+    watcher: asyncio.Task[Any] | None = None
+    finished = False
+
+    def on_disconnect(fut: asyncio.Future[Any]) -> None:
+        if not finished and not fut.cancelled() and task is not None:
+            req.disconnected = True
+            task.cancel()
+
+    try:
+        handler = _route(req)
+        await _read_body(req, receive)
+        principal = await _authenticate(req)
+        watcher = asyncio.ensure_future(receive())
+        watcher.add_done_callback(on_disconnect)
+        await handler(req, send, principal)
+    except GatewayError as exc:
+        headers = [(b"x-aura-request-id", req.request_id.encode()), *exc.headers]
+        await _send_json(send, exc.status, exc.body(), headers)
+    except asyncio.CancelledError:
+        if not req.disconnected:
+            raise
+        # Client went away: the upstream call was cancelled with us; nothing to answer.
+        if task is not None:
+            task.uncancel()
+    except Exception:
+        log.exception("unhandled gateway error")
+        err = GatewayError(500, f"Internal server error (request id {req.request_id}).",
+                           type="server_error", code="internal_error")  # fmt: skip
+        try:
+            await _send_json(send, 500, err.body(), [(b"x-aura-request-id", req.request_id.encode())])
+        except Exception:
+            pass
+    finally:
+        finished = True
+        if watcher is not None and not watcher.done():
+            watcher.cancel()
+        request_id_var.reset(token)

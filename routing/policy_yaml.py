@@ -1,0 +1,345 @@
+"""Routing policies as plain data: validation, merging and the YAML document format.
+
+Pure (no ORM): the policy API, ``POST router/policy/import`` and the ``import_policies`` /
+``export_policies`` commands all go through these functions, so one set of rules applies
+whichever way a policy arrives. A policy *state* is a dict with every key of ``DEFAULTS``
+(plus ``allow_private_base_urls``); ``weights`` is ``{"quality", "cost", "latency"}``.
+
+The document format::
+
+    tenants:
+      startup-123:
+        objective: minimize_cost
+        budgets: {per_request: 0.05, per_day: 50.0}
+        allowed_providers: [together, ollama]
+
+Only keys that differ from the defaults are written (plus ``objective``), and an imported
+entry *replaces* the tenant's policy: a key left out goes back to its default. YAML is
+read with ``safe_load`` only.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from typing import Any
+
+import yaml
+
+from aura.errors import DomainError
+from routing import engine
+
+OBJECTIVE_NAMES = (*engine.OBJECTIVES, "custom")
+WEIGHT_NAMES = ("quality", "cost", "latency")
+BUDGET_KEYS = ("per_request", "per_hour", "per_day", "per_week", "per_month")
+MAX_FALLBACK_DEPTH = 5
+MAX_HEDGE_K = 4
+WEIGHT_SUM_TOLERANCE = 1e-6
+# max_cost_per_request is a DecimalField(max_digits=12, decimal_places=6).
+MAX_COST_LIMIT = 1_000_000.0
+MAX_DOCUMENT_CHARS = 1_000_000
+
+DEFAULTS: Mapping[str, Any] = {
+    "objective": "balanced",
+    "weights": {"quality": 0.4, "cost": 0.3, "latency": 0.3},
+    "allowed_providers": None,
+    "denied_providers": [],
+    "allowed_models": None,
+    "denied_models": [],
+    "local_only": False,
+    "max_cost_per_request": None,
+    "min_quality": None,
+    "fallback_depth": 2,
+    "strategy": "scored",
+    "hedge_k": 2,
+    "aliases": {},
+    "budgets": {},
+}
+EDITABLE_FIELDS = tuple(DEFAULTS)
+# Settable by operators only (commands, Django admin); read-only through the tenant API.
+OPERATOR_FIELDS: Mapping[str, Any] = {"allow_private_base_urls": False}
+
+
+class PolicyError(DomainError):
+    code = "invalid_policy"
+
+
+def _is_number(value: Any) -> bool:
+    return (
+        isinstance(value, int | float)
+        and not isinstance(value, bool)
+        and math.isfinite(float(value))
+    )
+
+
+def _field(prefix: str, name: str) -> str:
+    return f"{prefix}{name}"
+
+
+def clean_weights(value: Any, *, field: str = "weights") -> dict[str, float]:
+    if not isinstance(value, Mapping):
+        raise PolicyError(
+            f"{field} must be an object with quality, cost and latency.", param=field
+        )
+    unknown = [str(k) for k in value if k not in WEIGHT_NAMES]
+    if unknown:
+        raise PolicyError(
+            f"{field}: unknown weight {unknown[0]!r}; expected quality, cost and latency.",
+            param=field,
+        )
+    weights: dict[str, float] = {}
+    for name in WEIGHT_NAMES:
+        if name not in value:
+            raise PolicyError(f"{field}.{name} is required.", param=field)
+        w = value[name]
+        if not _is_number(w) or not 0 <= w <= 1:
+            raise PolicyError(f"{field}.{name} must be a number between 0 and 1.", param=field)
+        weights[name] = float(w)
+    total = math.fsum(weights.values())
+    if abs(total - 1.0) > WEIGHT_SUM_TOLERANCE:
+        raise PolicyError(
+            f"{field} must sum to 1; quality + cost + latency = {total:.6g}.", param=field
+        )
+    return weights
+
+
+def _string_list(value: Any, field: str, *, nullable: bool) -> list[str] | None:
+    if value is None and nullable:
+        return None
+    if not isinstance(value, list) or not all(isinstance(x, str) and x for x in value):
+        extra = " or null" if nullable else ""
+        raise PolicyError(f"{field} must be a list of non-empty strings{extra}.", param=field)
+    return list(dict.fromkeys(value))  # drop duplicates, keep order
+
+
+def _bounded_number(value: Any, field: str, lo: float, hi: float) -> float | None:
+    if value is None:
+        return None
+    if not _is_number(value) or not lo <= value <= hi:
+        raise PolicyError(f"{field} must be a number between {lo:g} and {hi:g}.", param=field)
+    return float(value)
+
+
+def _bounded_int(value: Any, field: str, lo: int, hi: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or not lo <= value <= hi:
+        raise PolicyError(f"{field} must be an integer between {lo} and {hi}.", param=field)
+    return value
+
+
+def _aliases(value: Any, field: str) -> dict[str, list[str]]:
+    if not isinstance(value, Mapping):
+        raise PolicyError(f"{field} must be an object of alias -> [model, ...].", param=field)
+    cleaned: dict[str, list[str]] = {}
+    for name, targets in value.items():
+        if not isinstance(name, str) or not name.strip():
+            raise PolicyError(f"{field}: alias names must be non-empty strings.", param=field)
+        if name == "auto":
+            raise PolicyError(f"{field}: 'auto' is reserved and cannot be an alias.", param=field)
+        where = f"{field}.{name}"
+        if not isinstance(targets, list) or not targets:
+            raise PolicyError(f"{where} must be a non-empty list of model names.", param=field)
+        if not all(isinstance(t, str) and t for t in targets):
+            raise PolicyError(f"{where} must be a non-empty list of model names.", param=field)
+        cleaned[name] = list(dict.fromkeys(targets))
+    return cleaned
+
+
+def _budgets(value: Any, field: str) -> dict[str, float]:
+    if not isinstance(value, Mapping):
+        raise PolicyError(
+            f"{field} must be an object with any of {', '.join(BUDGET_KEYS)}.", param=field
+        )
+    cleaned: dict[str, float] = {}
+    for key, amount in value.items():
+        if key not in BUDGET_KEYS:
+            raise PolicyError(
+                f"{field}: unknown budget {key!r}; expected any of {', '.join(BUDGET_KEYS)}.",
+                param=f"{field}.{key}",
+            )
+        if not _is_number(amount) or amount < 0:
+            raise PolicyError(
+                f"{field}.{key} must be a non-negative number of USD.", param=f"{field}.{key}"
+            )
+        cleaned[key] = float(amount)
+    return {k: cleaned[k] for k in BUDGET_KEYS if k in cleaned}
+
+
+def clean_policy(
+    data: Mapping[str, Any], *, operator: bool = False, prefix: str = ""
+) -> dict[str, Any]:
+    """Validate the keys present in ``data``; returns them cleaned. Raises PolicyError.
+
+    ``prefix`` is prepended to field names in errors (``tenants.acme.``). Operator-only
+    keys are refused unless ``operator`` is true.
+    """
+    cleaned: dict[str, Any] = {}
+    for key, value in data.items():
+        f = _field(prefix, str(key))
+        if key in OPERATOR_FIELDS:
+            if not operator:
+                raise PolicyError(f"{f} can only be changed by an operator.", param=f)
+            if not isinstance(value, bool):
+                raise PolicyError(f"{f} must be true or false.", param=f)
+            cleaned[key] = value
+        elif key not in DEFAULTS:
+            raise PolicyError(f"Unknown policy key {key!r}.", param=f)
+        elif key == "objective":
+            if value not in OBJECTIVE_NAMES:
+                raise PolicyError(
+                    f"{f} must be one of {', '.join(OBJECTIVE_NAMES)}.", param=f
+                )
+            cleaned[key] = value
+        elif key == "weights":
+            cleaned[key] = clean_weights(value, field=f)
+        elif key in ("allowed_providers", "allowed_models"):
+            cleaned[key] = _string_list(value, f, nullable=True)
+        elif key in ("denied_providers", "denied_models"):
+            cleaned[key] = _string_list(value, f, nullable=False)
+        elif key == "local_only":
+            if not isinstance(value, bool):
+                raise PolicyError(f"{f} must be true or false.", param=f)
+            cleaned[key] = value
+        elif key == "max_cost_per_request":
+            cleaned[key] = _bounded_number(value, f, 0, MAX_COST_LIMIT)
+        elif key == "min_quality":
+            cleaned[key] = _bounded_number(value, f, 0, 1)
+        elif key == "fallback_depth":
+            cleaned[key] = _bounded_int(value, f, 0, MAX_FALLBACK_DEPTH)
+        elif key == "strategy":
+            if value not in engine.STRATEGIES:
+                raise PolicyError(
+                    f"{f} must be one of {', '.join(engine.STRATEGIES)}.", param=f
+                )
+            cleaned[key] = value
+        elif key == "hedge_k":
+            cleaned[key] = _bounded_int(value, f, 1, MAX_HEDGE_K)
+        elif key == "aliases":
+            cleaned[key] = _aliases(value, f)
+        elif key == "budgets":
+            cleaned[key] = _budgets(value, f)
+    return cleaned
+
+
+def default_state() -> dict[str, Any]:
+    state = {k: _copy(v) for k, v in DEFAULTS.items()}
+    state.update(OPERATOR_FIELDS)
+    return state
+
+
+def _copy(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _copy(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return list(value)
+    return value
+
+
+def merge_policy(
+    current: Mapping[str, Any],
+    changes: Mapping[str, Any],
+    *,
+    replace: bool,
+    operator: bool = False,
+    prefix: str = "",
+) -> dict[str, Any]:
+    """The policy state after applying cleaned ``changes`` to ``current``.
+
+    ``replace`` (PUT, import): keys not in ``changes`` go back to their defaults, except
+    operator-only keys, which only an operator replace resets. Weights given without an
+    objective make the objective ``custom``; ``custom`` needs weights (given, or for a
+    partial update the stored ones).
+    """
+    if replace:
+        state = default_state()
+        if not operator:
+            for key in OPERATOR_FIELDS:
+                state[key] = current.get(key, OPERATOR_FIELDS[key])
+    else:
+        state = {k: _copy(v) for k, v in current.items()}
+    state.update({k: _copy(v) for k, v in changes.items()})
+    if "weights" in changes and "objective" not in changes:
+        state["objective"] = "custom"
+    if replace and state["objective"] == "custom" and "weights" not in changes:
+        f = _field(prefix, "weights")
+        raise PolicyError(f"{f} are required when the objective is custom.", param=f)
+    return state
+
+
+def effective_weights(state: Mapping[str, Any]) -> dict[str, float]:
+    """The weights routing uses: the objective's, or the stored ones for ``custom``."""
+    if state["objective"] == "custom":
+        return {k: float(state["weights"][k]) for k in WEIGHT_NAMES}
+    w = engine.OBJECTIVES[state["objective"]]
+    return {"quality": w.quality, "cost": w.cost, "latency": w.latency}
+
+
+def _weights_differ(a: Mapping[str, float], b: Mapping[str, float]) -> bool:
+    return any(abs(a[k] - b[k]) > 1e-12 for k in WEIGHT_NAMES)
+
+
+def weights_changed(before: Mapping[str, Any], after: Mapping[str, Any]) -> bool:
+    return _weights_differ(effective_weights(before), effective_weights(after))
+
+
+def non_default_entry(state: Mapping[str, Any], *, operator: bool = False) -> dict[str, Any]:
+    """One tenant's entry for the document: objective plus every non-default key."""
+    entry: dict[str, Any] = {"objective": state["objective"]}
+    for key in EDITABLE_FIELDS:
+        if key == "objective":
+            continue
+        value = state[key]
+        if key == "weights":
+            if state["objective"] == "custom" or _weights_differ(value, DEFAULTS["weights"]):
+                entry[key] = {k: float(value[k]) for k in WEIGHT_NAMES}
+        elif value != DEFAULTS[key]:
+            entry[key] = _copy(value)
+    if operator:
+        for key, default in OPERATOR_FIELDS.items():
+            if state.get(key, default) != default:
+                entry[key] = state[key]
+    return entry
+
+
+def dump_document(entries: Mapping[str, Mapping[str, Any]]) -> str:
+    """YAML text for ``{slug: entry}``; flat lists and maps are written inline."""
+    doc = {"tenants": {slug: dict(entry) for slug, entry in entries.items()}}
+    return yaml.safe_dump(doc, sort_keys=False, default_flow_style=None, allow_unicode=True)
+
+
+def parse_document(text: str, *, operator: bool = False) -> dict[str, dict[str, Any]]:
+    """``{slug: cleaned changes}`` from YAML text; raises PolicyError naming the bad key."""
+    if len(text) > MAX_DOCUMENT_CHARS:
+        raise PolicyError(
+            f"The document is larger than {MAX_DOCUMENT_CHARS} characters.", param="yaml"
+        )
+    try:
+        doc = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark else ""
+        raise PolicyError(f"The document is not valid YAML{where}.", param="yaml") from None
+    if not isinstance(doc, Mapping):
+        raise PolicyError("The document must be a mapping with a 'tenants' key.", param="yaml")
+    unknown = [str(k) for k in doc if k != "tenants"]
+    if unknown:
+        raise PolicyError(
+            f"Unknown top-level key {unknown[0]!r}; expected only 'tenants'.", param=unknown[0]
+        )
+    tenants = doc.get("tenants")
+    if not isinstance(tenants, Mapping) or not tenants:
+        raise PolicyError(
+            "'tenants' must map each tenant slug to its policy.", param="tenants"
+        )
+    parsed: dict[str, dict[str, Any]] = {}
+    for slug, entry in tenants.items():
+        if not isinstance(slug, str) or not slug:
+            raise PolicyError(f"Tenant slug {slug!r} must be a string.", param="tenants")
+        prefix = f"tenants.{slug}."
+        if entry is None:
+            entry = {}
+        if not isinstance(entry, Mapping):
+            raise PolicyError(
+                f"The policy of tenant {slug!r} must be a mapping.", param=f"tenants.{slug}"
+            )
+        parsed[slug] = clean_policy(entry, operator=operator, prefix=prefix)
+    return parsed

@@ -1,0 +1,181 @@
+"""A live gateway (uvicorn on loopback, in a thread) in front of fake upstreams.
+
+Every test gets a fresh catalog pointing at the fakes, a tenant ("acme") with an API key,
+and empty Redis/process caches. The official `openai` SDK is the client.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any
+
+import openai
+import pytest
+import uvicorn
+
+from aura.redis import sync_client
+from billing.models import UsageRecord
+from routing.breaker import breakers, stats
+from routing.context import cache
+from routing.credentials import credential_create
+from routing.models import CatalogModel, Provider, ProviderEndpoint, RoutingPolicy
+from tenants.auth import api_key_cache_forget
+from tenants.models import ApiKey, Tenant
+from tenants.services import api_key_create, tenant_create
+from tests.fakes.upstreams import FakeAnthropic, FakeGemini, FakeOllama, FakeOpenAI
+
+CHAT_CAPS = ["chat", "tools", "json", "streaming", "vision"]
+# Prices per 1M tokens, chosen so hand-computed costs are exact decimals.
+PRICES = {"in": Decimal("2.000000"), "out": Decimal("8.000000")}
+
+
+class LiveServer:
+    def __init__(self) -> None:
+        from aura.asgi import application
+
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.sock.bind(("127.0.0.1", 0))
+        self.port = self.sock.getsockname()[1]
+        config = uvicorn.Config(
+            application, lifespan="on", log_level="warning", loop="asyncio", http="h11",
+            timeout_graceful_shutdown=2,
+        )  # fmt: skip
+        self.server = uvicorn.Server(config)
+        self.thread = threading.Thread(target=self.server.run, kwargs={"sockets": [self.sock]}, daemon=True)
+        self.thread.start()
+        deadline = time.monotonic() + 15
+        while not self.server.started:
+            if time.monotonic() > deadline:
+                raise RuntimeError("live gateway did not start")
+            time.sleep(0.02)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def stop(self) -> None:
+        from django.db import connections
+
+        self.server.should_exit = True
+        self.thread.join(timeout=10)
+        # The server thread borrowed pooled connections; return them so the test database
+        # can be dropped.
+        for conn in connections.all():
+            close_pool = getattr(conn, "close_pool", None)
+            if close_pool is not None:
+                close_pool()
+
+
+@pytest.fixture(scope="session")
+def fakes() -> Iterator[dict[str, Any]]:
+    servers = {
+        "openai": FakeOpenAI(slow_first_byte=0.3).start(),
+        "anthropic": FakeAnthropic(slow_first_byte=0.3).start(),
+        "gemini": FakeGemini(slow_first_byte=0.3).start(),
+        "ollama": FakeOllama(slow_first_byte=0.3).start(),
+    }
+    yield servers
+    for s in servers.values():
+        s.stop()
+
+
+@pytest.fixture(scope="session")
+def live_gateway(django_db_setup: Any, django_db_blocker: Any) -> Iterator[LiveServer]:
+    with django_db_blocker.unblock():
+        server = LiveServer()
+        yield server
+        server.stop()
+
+
+@dataclass
+class Env:
+    url: str
+    tenant: Tenant
+    key: ApiKey
+    plaintext: str
+    fakes: dict[str, Any]
+    providers: dict[str, Provider]
+
+    def client(self, **kw: Any) -> openai.OpenAI:
+        return openai.OpenAI(base_url=f"{self.url}/v1", api_key=self.plaintext, max_retries=0, **kw)
+
+    def policy(self, **fields: Any) -> RoutingPolicy:
+        policy, _ = RoutingPolicy.objects.get_or_create(tenant=self.tenant)
+        for k, v in fields.items():
+            setattr(policy, k, v)
+        policy.version += 1
+        policy.save()
+        cache.clear()
+        return policy
+
+    def usage(self, expected: int = 1, timeout: float = 5.0) -> list[UsageRecord]:
+        """Usage rows of this tenant, waiting for the batch writer to flush them."""
+        deadline = time.monotonic() + timeout
+        while True:
+            rows = list(UsageRecord.objects.filter(tenant=self.tenant).order_by("id"))
+            if len(rows) >= expected or time.monotonic() > deadline:
+                return rows
+            time.sleep(0.05)
+
+
+def add_model(provider: Provider, model_id: str, *, tier: str = "balanced", quality: float = 0.7,
+              caps: list[str] | None = None, kind: str = "chat", context_window: int = 32000,
+              max_output: int = 4096, price_in: Decimal | None = None,
+              price_out: Decimal | None = None) -> CatalogModel:  # fmt: skip
+    return CatalogModel.objects.create(
+        provider=provider, model_id=model_id, kind=kind, tier=tier,
+        capabilities=caps if caps is not None else CHAT_CAPS,
+        quality={c: quality for c in ("code", "math", "reasoning", "extraction",
+                                        "summarization", "creative", "chat")},
+        input_price_per_mtok=PRICES["in"] if price_in is None else price_in,
+        output_price_per_mtok=PRICES["out"] if price_out is None else price_out,
+        context_window=context_window, max_output_tokens=max_output,
+    )  # fmt: skip
+
+
+def add_provider(slug: str, wire: str, base_url: str, *, secret: str | None = "sk-test-" + "x" * 8,
+                 is_local: bool = False, api_version: str = "") -> Provider:  # fmt: skip
+    provider = Provider.objects.create(slug=slug, name=slug, wire_format=wire, is_local=is_local)
+    ep = ProviderEndpoint.objects.create(
+        provider=provider, name="main", base_url=base_url, api_version=api_version,
+        connect_timeout=2, first_byte_timeout=2, total_timeout=10, max_retries=1,
+    )  # fmt: skip
+    if secret:
+        credential_create(provider=provider, name="platform", secret=secret, endpoint=ep)
+    return provider
+
+
+@pytest.fixture
+def gw(live_gateway: LiveServer, fakes: dict[str, Any], transactional_db: Any) -> Iterator[Env]:
+    sync_client().flushdb()
+    cache.clear()
+    api_key_cache_forget()
+    breakers._open_until.clear()
+    breakers._pending_ok.clear()
+    breakers._refreshed_at = float("-inf")
+    stats.latency_ms.clear()
+    for f in fakes.values():
+        f.reset()
+    providers = {
+        "fakeai": add_provider("fakeai", "openai", fakes["openai"].base_url),
+        "fakeclaude": add_provider("fakeclaude", "anthropic", fakes["anthropic"].base_url),
+        "fakegemini": add_provider("fakegemini", "gemini", fakes["gemini"].base_url),
+        "fakellama": add_provider("fakellama", "ollama", fakes["ollama"].base_url, secret=None,
+                                  is_local=True),  # fmt: skip
+    }
+    tenant = tenant_create(name="Acme", slug="acme")
+    key, plaintext = api_key_create(tenant=tenant, name="app")
+    yield Env(live_gateway.url, tenant, key, plaintext, fakes, providers)
+    cache.clear()
+    api_key_cache_forget()
+
+
+def run(coro: Any) -> Any:
+    return asyncio.run(coro)
