@@ -9,8 +9,8 @@ When ``DATABASE_URL`` / ``REDIS_URL`` are unset, AURA runs its own servers in
 
 Both are started at most once per data folder (a file lock serialises concurrent
 starters) and reused by every process that finds them running, so web, worker and beat
-share one pair. Whoever *started* a server owns it and stops it on exit; processes that
-merely reused one leave it alone. This module imports no Django so the launcher and the
+share one pair. Each process that asked for them is recorded as a holder; the last holder
+to exit stops them (``make run``'s launcher is the one holder of its web/worker/beat). This module imports no Django so the launcher and the
 settings module can both use it.
 """
 
@@ -186,12 +186,39 @@ def stop_redis(root: Path) -> None:
 
 # --------------------------------------------------------------------------- entry points
 
+HOLDERS_FILE = ".holders"
 
-def ensure_services(*, stop_at_exit: bool = True) -> Started:
+
+def _live(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _holders(root: Path) -> set[int]:
+    try:
+        raw = (root / HOLDERS_FILE).read_text().split()
+    except FileNotFoundError:
+        return set()
+    return {pid for pid in map(int, raw) if _live(pid)}
+
+
+def _write_holders(root: Path, pids: set[int]) -> None:
+    (root / HOLDERS_FILE).write_text(" ".join(str(p) for p in sorted(pids)))
+
+
+def ensure_services(*, hold: bool = True) -> Started:
     """Start what the environment does not point at, export the URLs, return what started.
 
     Sets ``DATABASE_URL`` / ``REDIS_URL`` in ``os.environ`` so child processes (uvicorn,
-    celery) inherit them and never start a second server.
+    celery) inherit them and never start a second server. With ``hold`` (the default) this
+    process is recorded as a user of the servers and releases them at exit: the last user
+    to leave stops them, so concurrent users (a test run beside ``make run``, or two test
+    runs) never pull the servers from under each other.
     """
     need_pg = not os.environ.get("DATABASE_URL")
     need_redis = not os.environ.get("REDIS_URL")
@@ -215,19 +242,31 @@ def ensure_services(*, stop_at_exit: bool = True) -> Started:
             if started:
                 result.redis_url = url
                 print(f"aura: started embedded Redis in {root / 'redis'}", file=sys.stderr)
-    if stop_at_exit and (result.database_url or result.redis_url):
-        atexit.register(stop_services, root, result)
+        if hold:
+            _write_holders(root, _holders(root) | {os.getpid()})
+    if hold:
+        atexit.register(release, root)
     return result
 
 
-def stop_services(root: Path | None = None, started: Started | None = None) -> None:
-    """Stop the embedded servers (only those ``started`` names, or both when None)."""
+def release(root: Path | None = None) -> None:
+    """This process no longer uses the embedded servers; stop them if nobody else does."""
     root = root or data_dir()
     with _locked(root):
-        if started is None or started.redis_url:
+        others = _holders(root) - {os.getpid()}
+        _write_holders(root, others)
+        if not others:
             stop_redis(root)
-        if started is None or started.database_url:
             stop_postgres(root)
+
+
+def stop_services(root: Path | None = None) -> None:
+    """Stop both embedded servers now, whoever uses them (``python -m aura.embedded stop``)."""
+    root = root or data_dir()
+    with _locked(root):
+        stop_redis(root)
+        stop_postgres(root)
+        _write_holders(root, set())
 
 
 def reset(root: Path) -> None:
@@ -240,7 +279,7 @@ if __name__ == "__main__":  # pragma: no cover - operator helper: python -m aura
     if sys.argv[1:] == ["stop"]:
         stop_services()
     elif sys.argv[1:] == ["start"]:
-        ensure_services(stop_at_exit=False)
+        ensure_services(hold=False)
         print(f"DATABASE_URL={os.environ['DATABASE_URL']}\nREDIS_URL={os.environ['REDIS_URL']}")
     else:
         print("usage: python -m aura.embedded start|stop", file=sys.stderr)

@@ -22,10 +22,8 @@ import httpx
 
 from routing.providers.base import ProviderError, Timeouts
 
-__all__ = ["HttpResponse", "StreamResponse", "aclose_client", "get_client", "open_stream"]
-__all__ += ["request_json"]
-
 DRAIN_SECONDS = 1.0
+# http1 only: httpx's default, and h2 multiplexing would need the extra h2 dependency.
 LIMITS = httpx.Limits(max_connections=1000, max_keepalive_connections=200, keepalive_expiry=30)
 
 # httpx clients bind their connection pool to the loop that first used them, so each running
@@ -48,9 +46,7 @@ def get_client() -> httpx.AsyncClient:
     for key, (other, _) in list(_clients.items()):
         if other.is_closed():
             del _clients[key]
-    client = httpx.AsyncClient(
-        limits=LIMITS, http1=True, http2=False, trust_env=False, verify=_ssl_context()
-    )
+    client = httpx.AsyncClient(limits=LIMITS, trust_env=False, verify=_ssl_context())
     _clients[id(loop)] = (loop, client)
     return client
 
@@ -67,13 +63,8 @@ def _httpx_timeout(t: Timeouts) -> httpx.Timeout:
     return httpx.Timeout(connect=t.connect, read=t.first_byte, write=t.first_byte, pool=t.connect)
 
 
-def _host(url: str) -> str:
-    # Only the host goes into messages: query strings may carry credentials.
-    return urlsplit(url).netloc or url
-
-
 def map_exception(exc: BaseException, url: str) -> ProviderError:
-    host = _host(url)
+    host = urlsplit(url).netloc or url  # never the query string: it may carry credentials
     name = type(exc).__name__
     if isinstance(exc, httpx.TimeoutException | TimeoutError):
         return ProviderError(f"timeout talking to {host} ({name})", kind="timeout", retryable=True)
@@ -159,8 +150,7 @@ class StreamResponse:
             yield line
 
     async def drain(self) -> None:
-        """Read what follows the terminal event (usually just the chunked-encoding trailer) so
-        the connection goes back to the keep-alive pool instead of being closed."""
+        """Read the rest (the chunked trailer) so the connection returns to the pool."""
         if self._resp.is_closed:
             return
         loop = asyncio.get_running_loop()

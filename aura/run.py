@@ -3,7 +3,7 @@
 Starts the embedded Postgres/Redis (unless DATABASE_URL/REDIS_URL are set), checks them,
 migrates, creates the demo tenant/user/key (printed once), then runs the web server
 (uvicorn, ASGI), a Celery worker and Celery beat. Ctrl-C (or SIGTERM) stops the children in
-order, then the embedded servers this process started. Running it again reuses the data.
+order, then the embedded servers (unless another process still uses them). Running it again reuses the data.
 """
 
 from __future__ import annotations
@@ -50,7 +50,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     os.chdir(embedded.BASE_DIR)
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "aura.settings")
     os.environ.setdefault("AURA_PUBLIC_URL", f"http://{args.host}:{args.port}")
-    started = embedded.ensure_services(stop_at_exit=False)
+    embedded.ensure_services()
     children: list[tuple[str, subprocess.Popen[bytes]]] = []
     stopping = threading.Event()
 
@@ -105,9 +105,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             except subprocess.TimeoutExpired:
                 print(f"aura: {name} did not stop in time; killing it", flush=True)
                 os.killpg(proc.pid, signal.SIGKILL)
-        if started.database_url or started.redis_url:
-            embedded.stop_services(started=started)
         print("aura: stopped", flush=True)
+        # embedded servers: released at exit (atexit), stopped if no other process uses them
 
 
 if __name__ == "__main__":

@@ -34,8 +34,6 @@ from routing.models import (
 class ConfigChangedMixin:
     """Every admin write to routing configuration invalidates the routing caches."""
 
-    formfield_overrides = {models.URLField: {"assume_scheme": "https"}}
-
     def save_model(self, request: HttpRequest, obj: Any, form: Any, change: bool) -> None:
         super().save_model(request, obj, form, change)  # type: ignore[misc]
         notify_config_changed()
@@ -53,6 +51,10 @@ class ConfigChangedMixin:
         notify_config_changed()
 
 
+# Django 6's default; set now so a scheme-less URL means https and Django 5.2 stays quiet.
+URL_FIELD_OVERRIDES: dict[Any, dict[str, Any]] = {models.URLField: {"assume_scheme": "https"}}
+
+
 def _owner(obj: Any) -> str:
     return obj.tenant.slug if obj.tenant_id else "platform"
 
@@ -65,6 +67,7 @@ class ProviderAdmin(ConfigChangedMixin, admin.ModelAdmin):
     list_display = ["slug", "name", "wire_format", "default_base_url", "is_local", "enabled"]
     list_filter = ["wire_format", "is_local", "enabled"]
     search_fields = ["slug", "name"]
+    formfield_overrides = URL_FIELD_OVERRIDES
 
 
 @admin.register(CatalogModel)
@@ -91,13 +94,14 @@ class CatalogModelAdmin(ConfigChangedMixin, admin.ModelAdmin):
     # "aliases" is a JSON list: Django's JSONField icontains searches its text form.
     search_fields = ["model_id", "display_name", "aliases"]
     readonly_fields = ["updated_at"]
+    formfield_overrides = URL_FIELD_OVERRIDES
 
 
 # --------------------------------------------------------------------------- endpoints
 
 
 class ProviderEndpointForm(forms.ModelForm):
-    # Django 6's default; set now so a scheme-less URL means https and Django 5.2 stays quiet.
+    # Declared, so formfield_overrides cannot reach it: same https default as above.
     base_url = forms.URLField(max_length=500, assume_scheme="https")
 
     class Meta:
@@ -120,7 +124,8 @@ class ProviderEndpointForm(forms.ModelForm):
         ]
 
     def clean(self) -> dict[str, Any]:
-        data = super().clean()
+        super().clean()
+        data = self.cleaned_data
         provider, tenant = data.get("provider"), data.get("tenant")
         base_url = data.get("base_url")
         # Platform endpoints are the operator's own; a tenant's endpoint is checked against
@@ -180,7 +185,8 @@ class CredentialForm(forms.ModelForm):
             self.fields["secret"].help_text = "The provider API key; it is not shown again."
 
     def clean(self) -> dict[str, Any]:
-        data = super().clean()
+        super().clean()
+        data = self.cleaned_data
         # tenant and provider are read-only on change, so fall back to the instance's.
         provider = data.get("provider") or getattr(self.instance, "provider", None)
         tenant = data["tenant"] if "tenant" in data else self.instance.tenant
@@ -294,11 +300,12 @@ class RoutingPolicyForm(forms.ModelForm):
         ]
 
     def clean(self) -> dict[str, Any]:
-        data = super().clean()
+        super().clean()
+        data = self.cleaned_data
         names = ["weight_quality", "weight_cost", "weight_latency"]
-        weights = [data.get(n) for n in names]
-        if any(w is None for w in weights):
+        if any(data.get(n) is None for n in names):
             return data  # the field itself already has an error
+        weights = [float(data[n]) for n in names]
         for name, weight in zip(names, weights, strict=True):
             if not 0 <= weight <= 1:
                 self.add_error(name, "must be between 0 and 1")
@@ -340,7 +347,7 @@ class RoutingPolicyAdmin(ConfigChangedMixin, admin.ModelAdmin):
 
     def save_model(self, request: HttpRequest, obj: RoutingPolicy, form: Any, change: bool) -> None:
         if request.user.is_authenticated:
-            obj.updated_by = request.user  # type: ignore[assignment]
+            obj.updated_by = request.user
         super().save_model(request, obj, form, change)
 
 

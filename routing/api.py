@@ -10,8 +10,7 @@ import math
 import random
 from collections.abc import Mapping
 from dataclasses import replace
-from datetime import datetime, timedelta
-from datetime import timezone as dt_timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from django.http import HttpResponse
@@ -64,7 +63,7 @@ class YamlParser(parsers.BaseParser):
 
     media_type = "application/yaml"
 
-    def parse(self, stream: Any, media_type: str | None = None, parser_context: Any = None) -> str:
+    def parse(self, stream: Any, media_type: str | None = None, parser_context: Any = None) -> Any:
         encoding = (parser_context or {}).get("encoding", "utf-8")
         try:
             return stream.read().decode(encoding)
@@ -367,9 +366,7 @@ class RouteBatchView(TenantScopedAPIView):
             if isinstance(p, InvalidRequest):
                 results.append({"error": {"field": p.param, "message": p.message}})
             else:
-                results.append(
-                    selectors.route_explain(ctx=ctx, request=p, health=health, rng=rng)
-                )
+                results.append(selectors.route_explain(ctx=ctx, request=p, health=health, rng=rng))
         return Response({"results": results})
 
 
@@ -397,9 +394,7 @@ class SelectView(TenantScopedAPIView):
         except InvalidRequest as exc:
             raise DomainError(exc.message, param=exc.param) from None
         ctx, health = _routing_inputs(self.tenant.pk)
-        decision = selectors.route_explain(
-            ctx=ctx, request=req, health=health, rng=random.Random()
-        )
+        decision = selectors.route_explain(ctx=ctx, request=req, health=health, rng=random.Random())
         score = next(
             (c["score"] for c in decision["candidates"] if c["model"] == decision["model"]), None
         )
@@ -481,7 +476,7 @@ def _instant(raw: str | None, name: str) -> datetime | None:
     if value is None:
         raise DomainError(f"'{name}' must be an ISO 8601 date or date-time.", param=name)
     if timezone.is_naive(value):
-        value = value.replace(tzinfo=dt_timezone.utc)
+        value = value.replace(tzinfo=UTC)
     return value
 
 

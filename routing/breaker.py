@@ -60,6 +60,8 @@ if state == 'half_open' then
     until_ = now + cooldown
     redis.call('HSET', k, 'state', 'open', 'open_until', until_, 'ok', 0, 'fail', 0)
     redis.call('ZADD', openset, until_, ep)
+    -- The probe is over: release its lock so the next cooldown can admit a new probe.
+    redis.call('DEL', k .. ':probe')
     return {'open', tostring(until_)}
   end
   if ok > 0 then

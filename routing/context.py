@@ -18,6 +18,7 @@ from typing import Any
 
 from asgiref.sync import sync_to_async
 
+from aura.db import releasing_connection
 from aura.redis import async_client, sync_client
 from routing import engine
 from routing.providers.base import ProviderTarget, Timeouts
@@ -266,7 +267,7 @@ class ContextCache:
                 log.warning("config version check failed; using cached routing context")
         ctx = self._fresh(tenant_id)
         if ctx is None:
-            ctx = await sync_to_async(build_context)(tenant_id)
+            ctx = await sync_to_async(releasing_connection(build_context))(tenant_id)
             ctx.built_at = self.clock()
             self._contexts[tenant_id] = ctx
         return ctx

@@ -62,15 +62,8 @@ _NAT64 = ipaddress.ip_network("64:ff9b::/96")
 
 
 def notify_config_changed() -> None:
-    """Tell routing that its cached configuration is stale, once the write is committed.
-
-    On commit, not now: another worker reloading before our commit would cache the old rows
-    under the new version. Outside a transaction Django runs the callback at once.
-    """
-    transaction.on_commit(_config_changed)
-
-
-def _config_changed() -> None:
+    """Tell routing its cached configuration is stale (it publishes on commit itself)."""
+    # Imported at call time: routing.context imports this module's readers.
     from routing.context import config_changed
 
     config_changed()

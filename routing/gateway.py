@@ -139,7 +139,7 @@ async def _authenticate(req: Request) -> KeyPrincipal:
         raise GatewayError(401, exc.message, code=exc.code) from None
     if touch:
         # last_used_at: at most once a minute, never in the request's critical path.
-        asyncio.get_running_loop().run_in_executor(None, ApiKeyTouch.touch, principal.key_id)
+        asyncio.get_running_loop().run_in_executor(None, ApiKeyTouch.touch_releasing, principal.key_id)
     return principal
 
 

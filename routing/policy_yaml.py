@@ -56,6 +56,13 @@ DEFAULTS: Mapping[str, Any] = {
     "budgets": {},
 }
 EDITABLE_FIELDS = tuple(DEFAULTS)
+# Key order of an exported entry: what a reader looks for first (spend) comes first.
+EXPORT_ORDER = (
+    "objective",
+    "weights",
+    "budgets",
+    *(k for k in DEFAULTS if k not in ("objective", "weights", "budgets")),
+)
 # Settable by operators only (commands, Django admin); read-only through the tenant API.
 OPERATOR_FIELDS: Mapping[str, Any] = {"allow_private_base_urls": False}
 
@@ -78,9 +85,7 @@ def _field(prefix: str, name: str) -> str:
 
 def clean_weights(value: Any, *, field: str = "weights") -> dict[str, float]:
     if not isinstance(value, Mapping):
-        raise PolicyError(
-            f"{field} must be an object with quality, cost and latency.", param=field
-        )
+        raise PolicyError(f"{field} must be an object with quality, cost and latency.", param=field)
     unknown = [str(k) for k in value if k not in WEIGHT_NAMES]
     if unknown:
         raise PolicyError(
@@ -185,9 +190,7 @@ def clean_policy(
             raise PolicyError(f"Unknown policy key {key!r}.", param=f)
         elif key == "objective":
             if value not in OBJECTIVE_NAMES:
-                raise PolicyError(
-                    f"{f} must be one of {', '.join(OBJECTIVE_NAMES)}.", param=f
-                )
+                raise PolicyError(f"{f} must be one of {', '.join(OBJECTIVE_NAMES)}.", param=f)
             cleaned[key] = value
         elif key == "weights":
             cleaned[key] = clean_weights(value, field=f)
@@ -207,9 +210,7 @@ def clean_policy(
             cleaned[key] = _bounded_int(value, f, 0, MAX_FALLBACK_DEPTH)
         elif key == "strategy":
             if value not in engine.STRATEGIES:
-                raise PolicyError(
-                    f"{f} must be one of {', '.join(engine.STRATEGIES)}.", param=f
-                )
+                raise PolicyError(f"{f} must be one of {', '.join(engine.STRATEGIES)}.", param=f)
             cleaned[key] = value
         elif key == "hedge_k":
             cleaned[key] = _bounded_int(value, f, 1, MAX_HEDGE_K)
@@ -284,13 +285,14 @@ def weights_changed(before: Mapping[str, Any], after: Mapping[str, Any]) -> bool
 def non_default_entry(state: Mapping[str, Any], *, operator: bool = False) -> dict[str, Any]:
     """One tenant's entry for the document: objective plus every non-default key."""
     entry: dict[str, Any] = {"objective": state["objective"]}
-    for key in EDITABLE_FIELDS:
-        if key == "objective":
-            continue
+    for key in EXPORT_ORDER[1:]:
         value = state[key]
         if key == "weights":
             if state["objective"] == "custom" or _weights_differ(value, DEFAULTS["weights"]):
                 entry[key] = {k: float(value[k]) for k in WEIGHT_NAMES}
+        elif key == "budgets":
+            if value:
+                entry[key] = {k: value[k] for k in BUDGET_KEYS if k in value}
         elif value != DEFAULTS[key]:
             entry[key] = _copy(value)
     if operator:
@@ -327,9 +329,7 @@ def parse_document(text: str, *, operator: bool = False) -> dict[str, dict[str, 
         )
     tenants = doc.get("tenants")
     if not isinstance(tenants, Mapping) or not tenants:
-        raise PolicyError(
-            "'tenants' must map each tenant slug to its policy.", param="tenants"
-        )
+        raise PolicyError("'tenants' must map each tenant slug to its policy.", param="tenants")
     parsed: dict[str, dict[str, Any]] = {}
     for slug, entry in tenants.items():
         if not isinstance(slug, str) or not slug:

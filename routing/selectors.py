@@ -112,9 +112,7 @@ def route_explain(
 ) -> dict[str, Any]:
     """The decision the gateway would make for ``request``, with every candidate's score
     and every exclusion's reason. Calls no provider and changes no state."""
-    plan = engine.plan(
-        request, ctx.candidates, ctx.policy, health, rng=rng, counter=ctx.counter
-    )
+    plan = engine.plan(request, ctx.candidates, ctx.policy, health, rng=rng, counter=ctx.counter)
     primary = plan.primary
     return {
         "model": primary.candidate.key if primary else None,
@@ -131,7 +129,9 @@ def route_explain(
             "needs": sorted(request.needs),
         },
         "candidates": [_scored_dict(s) for s in plan.scored],
-        "excluded": [{"model": e.key, "reason": e.reason, "detail": e.detail} for e in plan.excluded],
+        "excluded": [
+            {"model": e.key, "reason": e.reason, "detail": e.detail} for e in plan.excluded
+        ],
         "error": plan_error(plan),
     }
 

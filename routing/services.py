@@ -46,7 +46,9 @@ def policy_state(policy: RoutingPolicy) -> dict[str, Any]:
     state["denied_providers"] = list(state["denied_providers"] or [])
     state["denied_models"] = list(state["denied_models"] or [])
     state["aliases"] = dict(state["aliases"] or {})
-    state["budgets"] = dict(state["budgets"] or {})
+    budgets = state["budgets"] or {}
+    # jsonb does not keep key order; give budgets their natural one.
+    state["budgets"] = {k: budgets[k] for k in policy_yaml.BUDGET_KEYS if k in budgets}
     return state
 
 
@@ -104,7 +106,7 @@ def policy_update(
         )
         _assign(policy, after)
         policy.version += 1
-        policy.updated_by = user  # type: ignore[assignment]
+        policy.updated_by_id = user.pk if user is not None else None
         policy.save()
         if policy_yaml.weights_changed(before, after):
             WeightHistory.objects.create(
@@ -113,7 +115,7 @@ def policy_update(
                 weights=policy_yaml.effective_weights(after),
                 source=source,
                 note=note or f"objective {after['objective']}",
-                created_by=user,
+                created_by_id=user.pk if user is not None else None,
             )
         config_changed()
     return policy

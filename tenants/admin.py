@@ -82,6 +82,17 @@ class ApiKeyAdmin(admin.ModelAdmin):
             "it will not be shown again.",
         )
 
+    # Deleting is the other way out: forget the key here at once, as revoking does.
+    def delete_model(self, request: HttpRequest, obj: ApiKey) -> None:
+        super().delete_model(request, obj)
+        api_key_cache_forget(obj.prefix)
+
+    def delete_queryset(self, request: HttpRequest, queryset: QuerySet[ApiKey]) -> None:
+        prefixes = list(queryset.values_list("prefix", flat=True))
+        super().delete_queryset(request, queryset)
+        for prefix in prefixes:
+            api_key_cache_forget(prefix)
+
     @admin.action(description="Revoke selected API keys")
     def revoke_keys(self, request: HttpRequest, queryset: QuerySet[ApiKey]) -> None:
         prefixes = list(queryset.filter(revoked_at__isnull=True).values_list("prefix", flat=True))

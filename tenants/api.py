@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.db.models import Q
+from django.utils import timezone
 from rest_framework import serializers, status
 from rest_framework.pagination import PageNumberPagination
 from rest_framework.request import Request
@@ -40,6 +42,22 @@ class ApiKeyCreateInput(serializers.Serializer):
     can_manage = serializers.BooleanField(default=False)
 
 
+KEY_STATUSES = ("active", "expired", "revoked")
+
+
+def _filter_by_status(qs: Any, wanted: str) -> Any:
+    """The same rule as ApiKey.status: revoked wins over expired."""
+    if wanted not in KEY_STATUSES:
+        raise serializers.ValidationError({"status": [f"must be one of {', '.join(KEY_STATUSES)}"]})
+    if wanted == "revoked":
+        return qs.filter(revoked_at__isnull=False)
+    now = timezone.now()
+    qs = qs.filter(revoked_at__isnull=True)
+    if wanted == "expired":
+        return qs.filter(expires_at__lte=now)
+    return qs.filter(Q(expires_at__isnull=True) | Q(expires_at__gt=now))
+
+
 class TenantView(TenantScopedAPIView):
     """GET /api/v1/tenant — the tenant the caller acts for, and the caller's role."""
 
@@ -65,10 +83,8 @@ class ApiKeyListCreateView(TenantScopedAPIView):
     def get(self, request: Request) -> Response:
         qs = self.scoped(ApiKey).select_related("created_by").order_by("-created_at", "-id")
         status_filter = request.query_params.get("status")
-        if status_filter == "active":
-            qs = qs.filter(revoked_at__isnull=True)
-        elif status_filter == "revoked":
-            qs = qs.filter(revoked_at__isnull=False)
+        if status_filter:
+            qs = _filter_by_status(qs, status_filter)
         paginator = PageNumberPagination()
         page = paginator.paginate_queryset(qs, request, view=self)
         return paginator.get_paginated_response(ApiKeyOutput(page, many=True).data)

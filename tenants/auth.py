@@ -68,7 +68,7 @@ class KeyPrincipal:
 class _Entry:
     principal: KeyPrincipal | None
     fetched_at: float
-    touched_at: float = 0.0
+    touched_at: float = float("-inf")
 
 
 class AuthError(Exception):
@@ -104,6 +104,9 @@ class ApiKeyResolver:
         if len(self._entries) >= _CACHE_MAX:
             self._entries.clear()  # crude but bounded; a burst of bad keys must not grow memory
         entry = _Entry(principal, self.clock())
+        previous = self._entries.get(prefix)
+        if previous is not None:  # a reload must not forget when we last wrote last_used_at
+            entry.touched_at = previous.touched_at
         self._entries[prefix] = entry
         return entry
 
@@ -146,7 +149,7 @@ class ApiKeyResolver:
         prefix, secret = parsed
         entry = self._fresh(prefix)
         if entry is None:
-            entry = self._store(prefix, await sync_to_async(_load)(prefix))
+            entry = self._store(prefix, await sync_to_async(_load_releasing)(prefix))
         principal = self._check(entry, secret)
         return principal, self._needs_touch(entry)
 
@@ -171,10 +174,22 @@ def _load(prefix: str) -> KeyPrincipal | None:
     )
 
 
+def _load_releasing(prefix: str) -> KeyPrincipal | None:
+    from aura.db import releasing_connection
+
+    return releasing_connection(_load)(prefix)
+
+
 class ApiKeyTouch:
     """last_used_at is written at most once a minute per key and process, never per request."""
 
     RESOLUTION = 60.0
+
+    @staticmethod
+    def touch_releasing(key_id: int) -> None:
+        from aura.db import releasing_connection
+
+        releasing_connection(ApiKeyTouch.touch)(key_id)
 
     @staticmethod
     def touch(key_id: int) -> None:

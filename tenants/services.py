@@ -50,9 +50,19 @@ def membership_add(*, tenant: Tenant, user: AbstractBaseUser, role: str = Role.M
 
 
 def user_get_or_create(*, username: str, email: str = "") -> tuple[AbstractBaseUser, bool]:
+    """Find a user by username or create one (without a usable password).
+
+    Raises ValidationError naming the field when a new user's details are invalid.
+    """
     user_model = get_user_model()
-    user, created = user_model.objects.get_or_create(username=username, defaults={"email": email})
-    return user, created
+    user = user_model.objects.filter(username=username).first()
+    if user is not None:
+        return user, False
+    user = user_model(username=username, email=email)
+    user.set_unusable_password()
+    user.full_clean(exclude=["password"])
+    user.save()
+    return user, True
 
 
 def api_key_material() -> tuple[str, str, str]:
@@ -76,6 +86,9 @@ def api_key_create(
     """Create a key; returns the row and the plaintext, which is never stored or shown again."""
     if not name.strip():
         raise DomainError("name must not be blank", param="name")
+    max_name = ApiKey._meta.get_field("name").max_length
+    if max_name is not None and len(name.strip()) > max_name:
+        raise DomainError(f"name must be at most {max_name} characters", param="name")
     if expires_at is not None and expires_at <= timezone.now():
         raise DomainError("expires_at must be in the future", param="expires_at")
     for _ in range(5):

@@ -14,7 +14,7 @@ from tests.plugin import NetworkBlocked
 def test_connecting_to_a_private_address_is_blocked_before_any_packet_leaves():
     # 10.255.255.1 is unroutable: a real connect would hang until the timeout and raise
     # TimeoutError/OSError, never NetworkBlocked.
-    with pytest.raises(NetworkBlocked, match="10.255.255.1"):
+    with pytest.raises(NetworkBlocked, match=r"10\.255\.255\.1"):
         socket.create_connection(("10.255.255.1", 80), timeout=5)
 
 

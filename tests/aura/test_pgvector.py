@@ -8,7 +8,12 @@ from typing import Any
 import pytest
 from django.db import connection
 
-from aura.pgvector import INSTALL_HELP, CreateVectorExtension, PgvectorMissing, check_pgvector_available
+from aura.pgvector import (
+    INSTALL_HELP,
+    CreateVectorExtension,
+    PgvectorMissing,
+    check_pgvector_available,
+)
 
 
 class FakeCursor:

@@ -44,7 +44,14 @@ def test_a_well_formed_incoming_request_id_is_reused(incoming):
 
 @pytest.mark.parametrize(
     "incoming",
-    ["short", "a" * 65, "has space in it", "inject\r\nSet-Cookie: x=1", "<script>alert(1)</script>", ""],
+    [
+        "short",
+        "a" * 65,
+        "has space in it",
+        "inject\r\nSet-Cookie: x=1",
+        "<script>alert(1)</script>",
+        "",
+    ],
 )
 def test_a_malformed_incoming_request_id_is_replaced(incoming):
     resp = Client().get("/echo-request-id", HTTP_X_REQUEST_ID=incoming)

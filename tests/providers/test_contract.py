@@ -324,3 +324,13 @@ async def test_the_connection_is_reused_across_requests(wire: Wire) -> None:
     # One keep-alive connection served all five requests.
     assert len(wire.server.calls) == 5
     assert len({c.connection for c in wire.server.calls}) == 1
+
+
+async def test_a_consumer_that_stops_early_can_close_the_stream(wire: Wire) -> None:
+    stream = wire.adapter.stream(wire.target(), {"messages": MESSAGES})
+    first = await stream.__anext__()
+    await stream.aclose()  # type: ignore[attr-defined]
+    result = await wire.adapter.complete(wire.target(), {"messages": MESSAGES})
+
+    assert first["choices"][0]["delta"]["role"] == "assistant"
+    assert result.body["choices"][0]["message"]["content"] == ANSWER

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import base64
 import os
-import sys
-import types
 from typing import Any
 
 import pytest
@@ -35,13 +33,6 @@ def new_key() -> str:
 def field_keys(settings: Any) -> list[str]:
     settings.FIELD_ENCRYPTION_KEYS = [new_key()]
     return settings.FIELD_ENCRYPTION_KEYS
-
-
-@pytest.fixture(autouse=True)
-def fake_context(monkeypatch: pytest.MonkeyPatch) -> None:
-    fake = types.ModuleType("routing.context")
-    fake.config_changed = lambda: None  # type: ignore[attr-defined]
-    monkeypatch.setitem(sys.modules, "routing.context", fake)
 
 
 @pytest.fixture
@@ -107,7 +98,11 @@ def test_a_blank_secret_on_change_keeps_the_current_one(
     )
     assert resp.status_code == 302
     credential.refresh_from_db()
-    assert (credential.name, credential.ciphertext, credential.enabled) == ("renamed", before, False)
+    assert (credential.name, credential.ciphertext, credential.enabled) == (
+        "renamed",
+        before,
+        False,
+    )
     assert credential_secret(credential) == SECRET
 
 
@@ -202,7 +197,7 @@ def test_a_tenant_endpoint_on_a_private_address_is_refused(
 def test_the_endpoint_list_names_platform_endpoints(admin_client: Client, openai: Provider) -> None:
     ProviderEndpoint.objects.create(provider=openai, name="main", base_url="https://api.openai.com")
     resp = admin_client.get(f"{URL}providerendpoint/")
-    assert "<td class=\"field-owner\">platform</td>" in resp.content.decode()
+    assert '<td class="field-owner">platform</td>' in resp.content.decode()
 
 
 def test_catalog_models_are_searchable_by_alias(admin_client: Client, openai: Provider) -> None:
@@ -220,3 +215,18 @@ def test_weight_history_is_read_only(admin_client: Client, acme: Tenant) -> None
     change = admin_client.get(f"{URL}weighthistory/{row.pk}/change/")
     assert change.status_code == 200
     assert 'name="_save"' not in change.content.decode()
+
+
+def test_a_rejected_form_does_not_echo_the_secret_back(
+    admin_client: Client, openai: Provider
+) -> None:
+    other = Provider.objects.create(slug="groq", name="Groq", wire_format="openai")
+    endpoint = ProviderEndpoint.objects.create(provider=other, name="g", base_url="https://x.test")
+    resp = admin_client.post(
+        f"{URL}credential/add/",
+        {"provider": openai.pk, "endpoint": endpoint.pk, "name": "main", "secret": SECRET},
+    )
+    assert resp.status_code == 200
+    assert "belongs to provider groq" in resp.context["adminform"].form.errors["endpoint"][0]
+    assert SECRET not in resp.content.decode()
+    assert not Credential.objects.exists()

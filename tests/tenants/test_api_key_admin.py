@@ -128,3 +128,28 @@ def test_the_changelist_shows_masked_keys_only(operator, alice_key):
     assert key.masked in page
     assert key.secret_hash not in page
     assert plaintext.split(".", 1)[1] not in page
+
+
+def test_deleting_a_key_in_the_admin_shuts_it_out_at_once(operator, alice):
+    key, plaintext = api_key_create(tenant=alice.tenant, name="doomed", can_manage=True)
+    client = key_client(plaintext)
+    assert client.get("/api/v1/tenant").status_code == 200
+
+    operator.post(f"/admin/tenants/apikey/{key.pk}/delete/", {"post": "yes"})
+
+    assert not ApiKey.objects.filter(pk=key.pk).exists()
+    assert client.get("/api/v1/tenant").status_code == 401
+
+
+def test_bulk_deleting_keys_in_the_admin_shuts_them_out_at_once(operator, alice):
+    key, plaintext = api_key_create(tenant=alice.tenant, name="doomed", can_manage=True)
+    client = key_client(plaintext)
+    assert client.get("/api/v1/tenant").status_code == 200
+
+    operator.post(
+        CHANGELIST_URL,
+        {"action": "delete_selected", "_selected_action": [key.pk], "post": "yes"},
+    )
+
+    assert not ApiKey.objects.filter(pk=key.pk).exists()
+    assert client.get("/api/v1/tenant").status_code == 401

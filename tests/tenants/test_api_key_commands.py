@@ -44,6 +44,22 @@ def test_create_api_key_can_set_an_expiry(acme):
     assert 6.9 < (key.expires_at - key.created_at).total_seconds() / 86400 < 7.1
 
 
+@pytest.mark.parametrize("days", ["0", "-3"])
+def test_create_api_key_refuses_a_non_positive_expiry(acme, days):
+    with pytest.raises(CommandError) as err:
+        run("create_api_key", "acme", "temp", "--expires-in-days", days)
+    assert "--expires-in-days" in str(err.value)
+    assert not ApiKey.objects.exists()
+
+
+def test_create_api_key_with_a_too_long_name_names_the_field(acme):
+    with pytest.raises(CommandError) as err:
+        run("create_api_key", "acme", "x" * 101)
+    assert "name" in str(err.value)
+    assert "100" in str(err.value)
+    assert not ApiKey.objects.exists()
+
+
 def test_create_api_key_for_an_unknown_tenant_names_it(db):
     with pytest.raises(CommandError) as err:
         run("create_api_key", "nowhere", "x")

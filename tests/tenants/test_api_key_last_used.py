@@ -65,14 +65,7 @@ def test_last_used_at_is_refreshed_once_the_minute_is_over(alice_key, use_at):
     assert _last_used(key) == use_at.start + timedelta(seconds=61)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="tenants/auth.py: a reload resets _Entry.touched_at, so a touch refused by the DB "
-    "guard still counts as done and last_used_at can lag by up to two minutes",
-)
-def test_last_used_at_is_refreshed_after_a_minute_even_when_the_cache_reloaded(
-    alice_key, use_at
-):
+def test_last_used_at_is_refreshed_after_a_minute_even_when_the_cache_reloaded(alice_key, use_at):
     key, _ = alice_key
     use_at(0)
     use_at(45)  # reload within the minute: nothing to write yet
@@ -89,11 +82,6 @@ def test_last_used_at_shows_in_the_api_after_a_request(alice, alice_manage_key):
     assert _last_used(key) >= before
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="tenants/auth.py: _Entry.touched_at starts at 0.0, so while the monotonic clock "
-    "reads under 60 s (a freshly booted container) the first use is not recorded",
-)
 def test_the_first_use_is_recorded_even_right_after_boot(alice_key):
     key, plaintext = alice_key
     just_booted = FakeClock()

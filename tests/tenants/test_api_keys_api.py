@@ -83,7 +83,7 @@ def test_the_list_is_paginated_newest_first(alice, settings):
 
 
 def test_the_list_filters_by_status(alice):
-    keep, _ = api_key_create(tenant=alice.tenant, name="keep")
+    api_key_create(tenant=alice.tenant, name="keep")
     gone, _ = api_key_create(tenant=alice.tenant, name="gone")
     gone.revoke()
 
@@ -95,6 +95,29 @@ def test_the_list_filters_by_status(alice):
     assert [k["name"] for k in revoked["results"]] == ["gone"]
     assert revoked["results"][0]["status"] == "revoked"
     assert everything["count"] == 2
+
+
+def test_an_expired_key_is_listed_as_expired_not_active(alice):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    old, _ = api_key_create(tenant=alice.tenant, name="old")
+    api_key_create(tenant=alice.tenant, name="fresh")
+    ApiKey.objects.filter(pk=old.pk).update(expires_at=timezone.now() - timedelta(days=1))
+
+    active = alice.client.get("/api/v1/keys?status=active").json()
+    expired = alice.client.get("/api/v1/keys?status=expired").json()
+
+    assert [k["name"] for k in active["results"]] == ["fresh"]
+    assert [(k["name"], k["status"]) for k in expired["results"]] == [("old", "expired")]
+
+
+def test_an_unknown_status_filter_gets_400_naming_it(alice):
+    resp = alice.client.get("/api/v1/keys?status=bogus")
+    assert resp.status_code == 400
+    assert "status" in resp.json()
+    assert "active" in str(resp.json()["status"])
 
 
 def test_the_detail_shows_one_key_without_its_secret(alice, alice_key):

@@ -89,6 +89,22 @@ def test_add_member_to_an_unknown_tenant_is_an_error_naming_it(db):
     assert not get_user_model().objects.filter(username="dora").exists()
 
 
+@pytest.mark.parametrize(
+    ("args", "field"),
+    [
+        (["bad user!"], "username"),
+        (["u" * 151], "username"),
+        (["dora", "--email", "not-an-email"], "email"),
+    ],
+)
+def test_add_member_with_bad_user_details_names_the_field_and_creates_nothing(acme, args, field):
+    with pytest.raises(CommandError) as err:
+        run("add_member", "acme", *args)
+    assert field in str(err.value)
+    assert not get_user_model().objects.exists()
+    assert not Membership.objects.exists()
+
+
 def test_add_member_rejects_an_unknown_role(acme):
     with pytest.raises(CommandError) as err:
         run("add_member", "acme", "dora", "--role", "emperor")

@@ -2,7 +2,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.db import transaction
 
 from tenants.models import Role, Tenant
 from tenants.services import membership_add, user_get_or_create
@@ -21,10 +23,13 @@ class Command(BaseCommand):
         tenant = Tenant.objects.filter(slug=opts["tenant"]).first()
         if tenant is None:
             raise CommandError(f"no tenant with slug {opts['tenant']!r}")
-        user, created = user_get_or_create(username=opts["username"], email=opts["email"])
-        if created:
-            user.set_unusable_password()
-            user.save()
-        membership_add(tenant=tenant, user=user, role=opts["role"])
+        try:
+            with transaction.atomic():
+                user, created = user_get_or_create(username=opts["username"], email=opts["email"])
+                membership_add(tenant=tenant, user=user, role=opts["role"])
+        except ValidationError as exc:
+            raise CommandError(
+                "; ".join(f"{k}: {' '.join(v)}" for k, v in exc.message_dict.items())
+            ) from exc
         note = " (new user: set a password with `manage.py changepassword`)" if created else ""
         self.stdout.write(f"{user} is {opts['role']} of {tenant.slug}{note}")

@@ -25,7 +25,9 @@ class Command(BaseCommand):
         if tenant is None:
             raise CommandError(f"no tenant with slug {opts['tenant']!r}")
         days = opts["expires_in_days"]
-        expires_at = timezone.now() + timedelta(days=days) if days else None
+        if days is not None and days < 1:
+            raise CommandError(f"--expires-in-days must be 1 or more (got {days})")
+        expires_at = timezone.now() + timedelta(days=days) if days is not None else None
         try:
             key, plaintext = api_key_create(
                 tenant=tenant, name=opts["name"], expires_at=expires_at, can_manage=opts["can_manage"]

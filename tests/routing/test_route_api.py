@@ -1,0 +1,325 @@
+"""POST /api/v1/route and /api/v1/route/batch: explained decisions, no provider called.
+
+The catalog is three local (ollama wire format, so no credential is needed) providers and
+one OpenAI model without a credential. Tiers are chosen so no tier nudge applies to a
+balanced request. Worked scores for a short chat prompt (~10 tokens, 1024 scored output
+tokens; latency priors eco 600 ms, balanced 1200 ms):
+
+=============  =======  ==========  ===========  ==================  =================
+model          quality  cost (USD)  latency      balanced .4/.3/.3   max quality .8/.1/.1
+=============  =======  ==========  ===========  ==================  =================
+alpha/small    0.6      0.00020     600 -> 1.0   0.24+0.30+0.30=.84  0.48+0.10+0.10=.68
+gamma/mid      0.8      0.0021      1200 -> .5   0.32+0.20+0.15=.67  0.64+0.07+0.05=.76
+beta/big       0.9      0.0154      1200 -> .5   0.36+0.11+0.15=.62  0.72+0.04+0.05=.81
+=============  =======  ==========  ===========  ==================  =================
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from rest_framework.test import APIClient
+
+from routing import context, engine
+from routing.models import CatalogModel, Provider, RoutingPolicy
+from tests.conftest import key_client
+
+pytestmark = pytest.mark.django_db
+
+ROUTE = "/api/v1/route"
+BATCH = "/api/v1/route/batch"
+
+
+class FakeHealth:
+    snapshot = engine.HealthSnapshot()
+
+    def __call__(self, ctx: Any = None) -> engine.HealthSnapshot:
+        return self.snapshot
+
+
+@pytest.fixture
+def health(monkeypatch: pytest.MonkeyPatch) -> FakeHealth:
+    fake = FakeHealth()
+    monkeypatch.setattr("routing.breaker.health_snapshot_sync", fake)
+    return fake
+
+
+def _provider(slug: str, wire_format: str = "ollama") -> Provider:
+    return Provider.objects.create(
+        slug=slug, name=slug, wire_format=wire_format, default_base_url="http://127.0.0.1:9"
+    )
+
+
+@pytest.fixture
+def catalog(db: Any, health: FakeHealth) -> None:
+    def model(provider: Provider, model_id: str, **fields: Any) -> None:
+        fields.setdefault("capabilities", ["chat", "tools", "json", "streaming"])
+        fields.setdefault("max_output_tokens", 16_384)
+        CatalogModel.objects.create(provider=provider, model_id=model_id, **fields)
+
+    model(
+        _provider("alpha"),
+        "small",
+        quality={"chat": 0.6},
+        input_price_per_mtok=0.1,
+        output_price_per_mtok=0.2,
+        context_window=4096,
+        max_output_tokens=4096,
+        tier="eco",
+    )
+    model(_provider("beta"), "big", quality={"chat": 0.9}, input_price_per_mtok=3,
+          output_price_per_mtok=15, context_window=128_000)  # fmt: skip
+    model(_provider("gamma"), "mid", quality={"chat": 0.8}, input_price_per_mtok=1,
+          output_price_per_mtok=2, context_window=32_000, aliases=["middle"])  # fmt: skip
+    model(_provider("openai", "openai"), "gpt", quality={"chat": 0.95})
+    model(
+        _provider("embedco"),
+        "embed",
+        kind=CatalogModel.Kind.EMBEDDINGS,
+        capabilities=[],
+        input_price_per_mtok=0.02,
+        output_price_per_mtok=0,
+    )
+    context.cache.clear()
+
+
+def chat(content: str = "Hello, how are you?", model: str = "auto", **extra: Any) -> dict:
+    return {"model": model, "messages": [{"role": "user", "content": content}], **extra}
+
+
+def _set_policy(tenant: Any, **fields: Any) -> None:
+    RoutingPolicy.objects.update_or_create(tenant=tenant, defaults=fields)
+    context.cache.clear()  # config_changed() runs on commit, which a db test never reaches
+
+
+def test_it_routes_auto_to_the_best_scored_model_with_ordered_fallbacks(alice, catalog):
+    resp = alice.client.post(ROUTE, chat(), format="json")
+    assert resp.status_code == 200, resp.json()
+    body = resp.json()
+    assert body["error"] is None
+    assert body["model"] == "alpha/small"
+    assert body["provider"] == "alpha"
+    assert body["fallbacks"] == ["gamma/mid", "beta/big"]
+    assert body["strategy"] == "scored"
+    assert body["weights"] == {"quality": 0.4, "cost": 0.3, "latency": 0.3}
+    assert body["request"]["category"] == "chat"
+    assert body["request"]["prompt_tokens"] > 0
+    assert body["request"]["needs"] == []
+
+
+def test_every_eligible_candidate_is_explained_best_first(alice, catalog):
+    body = alice.client.post(ROUTE, chat(), format="json").json()
+    candidates = body["candidates"]
+    assert [c["model"] for c in candidates] == ["alpha/small", "gamma/mid", "beta/big"]
+    scores = [c["score"] for c in candidates]
+    assert scores == sorted(scores, reverse=True)
+    small = candidates[0]
+    assert small["quality"] == 0.6
+    assert small["latency_ms"] == 600.0
+    assert set(small["parts"]) == {"q", "c", "l", "wq", "wc", "wl"}
+    assert small["parts"]["c"] == 1.0  # the cheapest model
+    assert small["score"] == pytest.approx(
+        small["parts"]["wq"] + small["parts"]["wc"] + small["parts"]["wl"], abs=1e-5
+    )
+    assert abs(candidates[2]["score"] - 0.62) < 0.02
+
+
+def test_models_that_cannot_serve_are_listed_with_a_reason(alice, catalog):
+    excluded = {
+        e["model"]: e for e in alice.client.post(ROUTE, chat(), format="json").json()["excluded"]
+    }
+    assert excluded["openai/gpt"]["reason"] == "no_credentials"
+    assert excluded["embedco/embed"]["reason"] == "wrong_kind"
+    assert "openai" in excluded["openai/gpt"]["detail"]
+
+
+def test_the_objective_header_changes_the_primary(alice, catalog):
+    resp = alice.client.post(ROUTE, chat(), format="json", HTTP_X_AURA_OBJECTIVE="maximize_quality")
+    body = resp.json()
+    assert body["model"] == "beta/big"
+    assert body["fallbacks"] == ["gamma/mid", "alpha/small"]
+    assert body["weights"] == {"quality": 0.8, "cost": 0.1, "latency": 0.1}
+
+
+def test_the_aura_body_object_wins_over_headers(alice, catalog):
+    body = chat(aura={"objective": "maximize_quality"})
+    resp = alice.client.post(ROUTE, body, format="json", HTTP_X_AURA_OBJECTIVE="minimize_cost")
+    assert resp.json()["model"] == "beta/big"
+
+
+def test_the_tenant_policy_is_applied(alice, catalog):
+    _set_policy(alice.tenant, denied_providers=["alpha"], fallback_depth=1)
+    body = alice.client.post(ROUTE, chat(), format="json").json()
+    assert body["model"] == "gamma/mid"
+    assert body["fallbacks"] == ["beta/big"]
+    reasons = {e["model"]: e["reason"] for e in body["excluded"]}
+    assert reasons["alpha/small"] == "provider_denied"
+
+
+def test_a_prompt_too_long_for_a_model_excludes_it_for_its_context_window(alice, catalog):
+    body = alice.client.post(ROUTE, chat(max_tokens=5000), format="json").json()
+    reasons = {e["model"]: e for e in body["excluded"]}
+    assert reasons["alpha/small"]["reason"] == "context_window"
+    assert "window is 4096" in reasons["alpha/small"]["detail"]
+    assert body["model"] == "gamma/mid"
+
+
+def test_a_named_model_comes_first_then_fallbacks_of_its_tier_or_above(alice, catalog):
+    body = alice.client.post(ROUTE, chat(model="gamma/mid"), format="json").json()
+    assert body["model"] == "gamma/mid"
+    assert body["fallbacks"] == ["beta/big"]
+    reasons = {e["model"]: e["reason"] for e in body["excluded"]}
+    assert reasons["alpha/small"] == "below_requested_tier"
+
+
+def test_a_model_is_found_by_its_catalog_alias(alice, catalog):
+    assert alice.client.post(ROUTE, chat(model="middle"), format="json").json()["model"] == (
+        "gamma/mid"
+    )
+
+
+def test_an_unknown_model_is_a_404_error_in_a_200_answer(alice, catalog):
+    resp = alice.client.post(ROUTE, chat(model="no-such-model"), format="json")
+    assert resp.status_code == 200
+    body = resp.json()
+    assert body["model"] is None
+    assert body["fallbacks"] == []
+    assert body["error"]["code"] == "model_not_found"
+    assert body["error"]["status"] == 404
+
+
+def test_a_named_model_ruled_out_by_policy_reports_403(alice, catalog):
+    _set_policy(alice.tenant, denied_models=["beta/big"])
+    body = alice.client.post(ROUTE, chat(model="beta/big"), format="json").json()
+    assert body["model"] is None
+    assert body["error"]["code"] == "requested_model_excluded"
+    assert body["error"]["status"] == 403
+    assert body["error"]["reason"] == "model_denied"
+
+
+def test_when_nothing_fits_the_status_follows_the_closest_miss(alice, catalog):
+    body = alice.client.post(ROUTE, chat(max_tokens=200_000), format="json").json()
+    assert body["model"] is None
+    assert body["error"]["code"] == "no_eligible_candidate"
+    assert body["error"]["status"] == 413
+
+
+def test_an_open_circuit_is_reported_and_skipped(alice, catalog, health):
+    ctx = context.cache.get(alice.tenant.pk)
+    small = next(c for c in ctx.candidates if c.key == "alpha/small")
+    health.snapshot = engine.HealthSnapshot(open_endpoints=frozenset({small.endpoint}))
+    body = alice.client.post(ROUTE, chat(), format="json").json()
+    assert body["model"] == "gamma/mid"
+    assert {e["model"]: e["reason"] for e in body["excluded"]}["alpha/small"] == "circuit_open"
+
+
+def test_an_embeddings_request_routes_to_an_embeddings_model(alice, catalog):
+    body = {"kind": "embeddings", "model": "auto", "input": ["one", "two"]}
+    resp = alice.client.post(ROUTE, body, format="json")
+    assert resp.status_code == 200, resp.json()
+    assert resp.json()["model"] == "embedco/embed"
+    assert resp.json()["request"]["kind"] == "embeddings"
+    reasons = {e["model"]: e["reason"] for e in resp.json()["excluded"]}
+    assert reasons["alpha/small"] == "wrong_kind"
+
+
+def test_routing_changes_nothing(alice, catalog):
+    before = context.cache.get(alice.tenant.pk).counter
+    alice.client.post(ROUTE, chat(), format="json")
+    assert context.cache.get(alice.tenant.pk).counter == before
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({"messages": [{"role": "user", "content": "hi"}]}, "model"),
+        ({"model": "auto", "messages": []}, "messages"),
+        ({"model": "auto", "messages": [{"role": "robot", "content": "x"}]}, "messages[0].role"),
+        (chat(temperature=3), "temperature"),
+        (chat(aura={"objective": "fastest"}), "x-aura-objective"),
+        (chat(aura={"colour": "red"}), "aura.colour"),
+        (chat(aura={"max_cost": -1}), "x-aura-max-cost"),
+        ({"kind": "embeddings", "model": "auto", "input": ""}, "input"),
+        ({"kind": "images", "model": "auto"}, "kind"),
+    ],
+)
+def test_invalid_bodies_are_a_400_naming_the_field(alice, catalog, body, field):
+    resp = alice.client.post(ROUTE, body, format="json")
+    assert resp.status_code == 400
+    assert resp.json()["field"] == field
+
+
+def test_a_bad_objective_header_is_a_400(alice, catalog):
+    resp = alice.client.post(ROUTE, chat(), format="json", HTTP_X_AURA_OBJECTIVE="fastest")
+    assert resp.status_code == 400
+    assert resp.json()["field"] == "x-aura-objective"
+
+
+# --------------------------------------------------------------------------- batch
+
+
+def test_a_batch_answers_every_item_and_reports_a_bad_one_in_place(alice, catalog):
+    requests = [chat(), {"model": "auto", "messages": []}, chat(model="gamma/mid")]
+    resp = alice.client.post(BATCH, {"requests": requests}, format="json")
+    assert resp.status_code == 200
+    results = resp.json()["results"]
+    assert len(results) == 3
+    assert results[0]["model"] == "alpha/small"
+    assert results[1] == {"error": {"field": "messages", "message": results[1]["error"]["message"]}}
+    assert "messages" in results[1]["error"]["message"]
+    assert results[2]["model"] == "gamma/mid"
+
+
+def test_a_batch_of_more_than_100_is_refused(alice, catalog):
+    resp = alice.client.post(BATCH, {"requests": [chat()] * 101}, format="json")
+    assert resp.status_code == 400
+    assert resp.json()["field"] == "requests"
+
+
+def test_a_batch_of_exactly_100_is_answered(alice, catalog):
+    resp = alice.client.post(BATCH, {"requests": [chat()] * 100}, format="json")
+    assert resp.status_code == 200
+    assert len(resp.json()["results"]) == 100
+
+
+def test_a_batch_needs_a_requests_array(alice, catalog):
+    resp = alice.client.post(BATCH, {"requests": "all"}, format="json")
+    assert resp.status_code == 400
+    assert resp.json()["field"] == "requests"
+
+
+# --------------------------------------------------------------------------- who may
+
+
+def test_bob_may_ask_for_decisions(bob, catalog):
+    assert bob.client.post(ROUTE, chat(), format="json").json()["model"] == "alpha/small"
+    assert bob.client.post(BATCH, {"requests": [chat()]}, format="json").status_code == 200
+
+
+def test_charlie_gets_decisions_under_his_own_policy(alice, charlie, catalog):
+    _set_policy(alice.tenant, denied_providers=["alpha"])
+    assert charlie.client.post(ROUTE, chat(), format="json").json()["model"] == "alpha/small"
+
+
+@pytest.mark.parametrize("path", [ROUTE, BATCH])
+def test_charlie_naming_acme_gets_404(alice, charlie, catalog, path):
+    body = chat() if path == ROUTE else {"requests": [chat()]}
+    resp = charlie.client.post(path, body, format="json", HTTP_X_AURA_TENANT="acme")
+    assert resp.status_code == 404
+
+
+@pytest.mark.parametrize("path", [ROUTE, BATCH])
+def test_anonymous_callers_are_refused(catalog, path):
+    assert APIClient().post(path, chat(), format="json").status_code in (401, 403)
+
+
+def test_a_gateway_only_key_may_not_use_the_management_api(alice_key, catalog):
+    _, plaintext = alice_key
+    assert key_client(plaintext).post(ROUTE, chat(), format="json").status_code == 403
+
+
+def test_a_manage_key_gets_decisions(alice_manage_key, catalog):
+    _, plaintext = alice_manage_key
+    resp = key_client(plaintext).post(ROUTE, chat(), format="json")
+    assert resp.json()["model"] == "alpha/small"
