@@ -59,4 +59,4 @@ async def application(scope: Scope, receive: Receive, send: Send) -> None:
     if scope["path"].startswith("/v1/"):
         await gateway_app(scope, receive, send)
         return
-    await _http_app(scope, receive, send)
+    await _http_app(scope, receive, send)  # type: ignore[arg-type]

@@ -89,7 +89,7 @@ def start_postgres(root: Path) -> tuple[str, bool]:
     server = pgserver.get_server(pgdata, cleanup_mode=None)
     info = server.get_postmaster_info()
     socket_dir = Path(info.socket_dir) if info.socket_dir else pgdata
-    exists = server.psql(f"SELECT 1 FROM pg_database WHERE datname = '{DB_NAME}';")
+    exists = server.psql(f"SELECT 1 FROM pg_database WHERE datname = '{DB_NAME}';")  # noqa: S608 - DB_NAME is a constant
     if "(1 row)" not in exists:
         server.psql(f"CREATE DATABASE {DB_NAME};")
     return _pg_url(socket_dir), started
@@ -144,18 +144,28 @@ def start_redis(root: Path) -> tuple[str, bool]:
     sock.unlink(missing_ok=True)
     args = [
         _redis_binary(),
-        "--port", "0",
-        "--unixsocket", str(sock),
-        "--unixsocketperm", "700",
-        "--dir", str(rdir),
-        "--pidfile", str(rdir / "redis.pid"),
-        "--logfile", str(rdir / "redis.log"),
-        "--daemonize", "yes",
+        "--port",
+        "0",
+        "--unixsocket",
+        str(sock),
+        "--unixsocketperm",
+        "700",
+        "--dir",
+        str(rdir),
+        "--pidfile",
+        str(rdir / "redis.pid"),
+        "--logfile",
+        str(rdir / "redis.log"),
+        "--daemonize",
+        "yes",
         # Counters are rebuilt from Postgres; a snapshot now and then is enough.
-        "--save", "300 1",
-        "--appendonly", "no",
-        "--maxclients", "2000",
-    ]  # fmt: skip
+        "--save",
+        "300 1",
+        "--appendonly",
+        "no",
+        "--maxclients",
+        "2000",
+    ]
     subprocess.run(args, check=True, timeout=30)  # noqa: S603
     deadline = time.monotonic() + 10
     while not _redis_alive(sock):

@@ -80,7 +80,9 @@ def server_error(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpRespons
         return JsonResponse(body, status=500)
     if request.path.startswith("/api/"):
         return JsonResponse({"detail": "Internal server error.", "request_id": rid}, status=500)
-    return HttpResponse(f"Internal server error (request id {rid}).", status=500, content_type="text/plain")
+    return HttpResponse(
+        f"Internal server error (request id {rid}).", status=500, content_type="text/plain"
+    )
 
 
 def not_found(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:

@@ -34,7 +34,11 @@ class CreateVectorExtension(migrations.operations.base.Operation):
         pass
 
     def database_forwards(
-        self, app_label: str, schema_editor: BaseDatabaseSchemaEditor, from_state: Any, to_state: Any
+        self,
+        app_label: str,
+        schema_editor: BaseDatabaseSchemaEditor,
+        from_state: Any,
+        to_state: Any,
     ) -> None:
         with schema_editor.connection.cursor() as cur:
             if not vector_available(cur):
@@ -42,7 +46,11 @@ class CreateVectorExtension(migrations.operations.base.Operation):
             cur.execute("CREATE EXTENSION IF NOT EXISTS vector")
 
     def database_backwards(
-        self, app_label: str, schema_editor: BaseDatabaseSchemaEditor, from_state: Any, to_state: Any
+        self,
+        app_label: str,
+        schema_editor: BaseDatabaseSchemaEditor,
+        from_state: Any,
+        to_state: Any,
     ) -> None:
         pass  # other databases objects may still use the type; never drop it implicitly
 

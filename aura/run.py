@@ -65,14 +65,40 @@ def main(argv: Sequence[str] | None = None) -> int:
         _manage("bootstrap_demo")
         commands = {
             "web": [
-                PY, "-m", "uvicorn", "aura.asgi:application",
-                "--host", args.host, "--port", str(args.port), "--workers", str(args.workers),
-                "--loop", "uvloop", "--http", "httptools", "--lifespan", "on",
-                "--no-access-log", "--timeout-graceful-shutdown", "10",
+                PY,
+                "-m",
+                "uvicorn",
+                "aura.asgi:application",
+                "--host",
+                args.host,
+                "--port",
+                str(args.port),
+                "--workers",
+                str(args.workers),
+                "--loop",
+                "uvloop",
+                "--http",
+                "httptools",
+                "--lifespan",
+                "on",
+                "--no-access-log",
+                "--timeout-graceful-shutdown",
+                "10",
             ],
-            "worker": [PY, "-m", "celery", "-A", "aura", "worker", "-l", "INFO", "--concurrency", "2"],
+            "worker": [
+                PY,
+                "-m",
+                "celery",
+                "-A",
+                "aura",
+                "worker",
+                "-l",
+                "INFO",
+                "--concurrency",
+                "2",
+            ],
             "beat": [PY, "-m", "celery", "-A", "aura", "beat", "-l", "INFO"],
-        }  # fmt: skip
+        }
         if args.no_worker:
             commands.pop("worker")
         if args.no_beat:

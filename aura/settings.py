@@ -129,7 +129,9 @@ TEMPLATES = [
 DATABASE_POOL_MAX_SIZE = env.int("DATABASE_POOL_MAX_SIZE", default=10)
 _db = env.db_url("DATABASE_URL")
 if _db.get("ENGINE") != "django.db.backends.postgresql":
-    raise ImproperlyConfigured("DATABASE_URL must be a postgres:// URL (Postgres >= 15 with pgvector)")
+    raise ImproperlyConfigured(
+        "DATABASE_URL must be a postgres:// URL (Postgres >= 15 with pgvector)"
+    )
 # A unix-socket directory arrives percent-encoded in the URL host.
 _db["HOST"] = unquote(str(_db.get("HOST", "")))
 _db.setdefault("OPTIONS", {})

@@ -15,6 +15,7 @@ that, records are appended to ``<AURA_DATA_DIR>/usage-spool.jsonl`` and reloaded
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 from collections.abc import Sequence
@@ -158,7 +159,9 @@ class UsageWriter:
         with open(path, "a") as fh:
             for rec in self._queue:
                 fh.write(json.dumps(rec, default=_json_default) + "\n")
-        log.error("usage queue over %d: spilled %d records to %s", MAX_PENDING, len(self._queue), path)
+        log.error(
+            "usage queue over %d: spilled %d records to %s", MAX_PENDING, len(self._queue), path
+        )
         self._queue = []
 
     async def flush(self) -> None:
@@ -175,10 +178,8 @@ class UsageWriter:
     async def close(self) -> None:
         if self._task is not None:
             self._task.cancel()
-            try:
-                await self._task
-            except (asyncio.CancelledError, Exception):
-                pass
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self._task  # its own errors were logged where they happened
             self._task = None
         try:
             await self.flush()

@@ -466,7 +466,8 @@ def _instant(raw: str | None, name: str) -> datetime | None:
     if not raw:
         return None
     try:
-        value = parse_datetime(raw)
+        # An unencoded "+01:00" offset arrives as " 01:00" in a query string.
+        value = parse_datetime(raw) or parse_datetime(raw.replace(" ", "+"))
         if value is None:
             day = parse_date(raw)
             if day is not None:

@@ -155,7 +155,16 @@ class Breakers:
 
     async def _arun(self, redis: Any, endpoint: str, *, ok: int, fail: int) -> str:
         c = self.config
-        args = [endpoint, self.clock(), ok, fail, c.window, c.min_requests, c.failure_rate, c.cooldown]
+        args = [
+            endpoint,
+            self.clock(),
+            ok,
+            fail,
+            c.window,
+            c.min_requests,
+            c.failure_rate,
+            c.cooldown,
+        ]
         if self._script_sha is None:
             self._script_sha = await redis.script_load(_RECORD)
         try:

@@ -137,6 +137,16 @@ async def _with_retries(
             if not exc.retryable:
                 break
             continue
+        except asyncio.CancelledError:
+            # The caller went away mid-call: the request still reached this provider, so the
+            # attempt is reported (the gateway records the request as cancelled).
+            ms = (time.perf_counter() - started) * 1000
+            out.upstream_ms += ms
+            out.attempts.append(
+                Attempt(ct.key, ct.provider, False, "cancelled", None, "cancelled", ms)
+            )
+            stats.finish(ct.key, None)
+            raise
         except BaseException:
             stats.finish(ct.key, None)
             raise
@@ -148,9 +158,14 @@ async def _with_retries(
     return None, last
 
 
-async def complete(plan: Plan, ctx: RoutingContext, body: Mapping[str, Any]) -> tuple[Completion, Outcome]:
-    """Non-streamed chat completion along the plan (hedging the first ``plan.hedge`` steps)."""
-    out = Outcome()
+async def complete(
+    plan: Plan, ctx: RoutingContext, body: Mapping[str, Any], out: Outcome | None = None
+) -> tuple[Completion, Outcome]:
+    """Non-streamed chat completion along the plan (hedging the first ``plan.hedge`` steps).
+
+    Pass ``out`` to see the attempts made so far if this is cancelled (client gone).
+    """
+    out = Outcome() if out is None else out
     last: ProviderError | None = None
     steps = list(plan.steps)
     start_index = 0
@@ -163,7 +178,9 @@ async def complete(plan: Plan, ctx: RoutingContext, body: Mapping[str, Any]) -> 
         cand = steps[index].candidate
         ct = ctx.targets[cand.key]
         if not await _admit(ct, cand.endpoint):
-            out.attempts.append(Attempt(ct.key, ct.provider, False, "circuit_open", None, "probe in progress"))
+            out.attempts.append(
+                Attempt(ct.key, ct.provider, False, "circuit_open", None, "probe in progress")
+            )
             continue
         adapter = get_adapter(ct.wire_format)
         result, err = await _with_retries(
@@ -206,8 +223,10 @@ async def _hedge(
     return None
 
 
-async def embed(plan: Plan, ctx: RoutingContext, body: Mapping[str, Any]) -> tuple[dict[str, Any], Outcome]:
-    out = Outcome()
+async def embed(
+    plan: Plan, ctx: RoutingContext, body: Mapping[str, Any], out: Outcome | None = None
+) -> tuple[dict[str, Any], Outcome]:
+    out = Outcome() if out is None else out
     last: ProviderError | None = None
     for index, step in enumerate(plan.steps):
         cand = step.candidate
@@ -226,21 +245,24 @@ async def embed(plan: Plan, ctx: RoutingContext, body: Mapping[str, Any]) -> tup
 
 
 async def open_stream(
-    plan: Plan, ctx: RoutingContext, body: Mapping[str, Any]
+    plan: Plan, ctx: RoutingContext, body: Mapping[str, Any], out: Outcome | None = None
 ) -> tuple[dict[str, Any], AsyncIterator[dict[str, Any]], Outcome]:
     """Start a stream along the plan; fails over only until the first chunk arrives.
 
     Returns the first chunk, the iterator for the rest (the caller must ``aclose()`` it),
     and the outcome so far. After this returns, an upstream failure is the caller's to
-    report in-stream: the client has (or is about to have) bytes already.
+    report in-stream: the client has (or is about to have) bytes already. Pass ``out`` to
+    see the attempts made so far if this is cancelled.
     """
-    out = Outcome()
+    out = Outcome() if out is None else out
     last: ProviderError | None = None
     for index, step in enumerate(plan.steps):
         cand = step.candidate
         ct = ctx.targets[cand.key]
         if not await _admit(ct, cand.endpoint):
-            out.attempts.append(Attempt(ct.key, ct.provider, False, "circuit_open", None, "probe in progress"))
+            out.attempts.append(
+                Attempt(ct.key, ct.provider, False, "circuit_open", None, "probe in progress")
+            )
             continue
         adapter = get_adapter(ct.wire_format)
 

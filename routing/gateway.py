@@ -18,6 +18,7 @@ OpenAI's error object.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import random
@@ -98,7 +99,9 @@ class Request:
 async def _read_body(req: Request, receive: Receive) -> None:
     declared = req.headers.get("content-length")
     if declared and declared.isdigit() and int(declared) > MAX_BODY_BYTES:
-        raise GatewayError(413, f"Request body exceeds {MAX_BODY_BYTES} bytes.", code="body_too_large")
+        raise GatewayError(
+            413, f"Request body exceeds {MAX_BODY_BYTES} bytes.", code="body_too_large"
+        )
     chunks: list[bytes] = []
     size = 0
     while True:
@@ -109,7 +112,9 @@ async def _read_body(req: Request, receive: Receive) -> None:
         chunk = message.get("body", b"")
         size += len(chunk)
         if size > MAX_BODY_BYTES:
-            raise GatewayError(413, f"Request body exceeds {MAX_BODY_BYTES} bytes.", code="body_too_large")
+            raise GatewayError(
+                413, f"Request body exceeds {MAX_BODY_BYTES} bytes.", code="body_too_large"
+            )
         chunks.append(chunk)
         if not message.get("more_body"):
             break
@@ -118,11 +123,15 @@ async def _read_body(req: Request, receive: Receive) -> None:
 
 def _json_body(req: Request) -> Any:
     if not req.body:
-        raise GatewayError(400, "The request body is empty; send a JSON object.", code="invalid_json")
+        raise GatewayError(
+            400, "The request body is empty; send a JSON object.", code="invalid_json"
+        )
     try:
         return json.loads(req.body)
     except (ValueError, UnicodeDecodeError) as exc:
-        raise GatewayError(400, f"The request body is not valid JSON: {exc}.", code="invalid_json") from None
+        raise GatewayError(
+            400, f"The request body is not valid JSON: {exc}.", code="invalid_json"
+        ) from None
 
 
 async def _authenticate(req: Request) -> KeyPrincipal:
@@ -139,7 +148,9 @@ async def _authenticate(req: Request) -> KeyPrincipal:
         raise GatewayError(401, exc.message, code=exc.code) from None
     if touch:
         # last_used_at: at most once a minute, never in the request's critical path.
-        asyncio.get_running_loop().run_in_executor(None, ApiKeyTouch.touch_releasing, principal.key_id)
+        asyncio.get_running_loop().run_in_executor(
+            None, ApiKeyTouch.touch_releasing, principal.key_id
+        )
     return principal
 
 
@@ -152,53 +163,90 @@ async def _health(ctx: RoutingContext) -> engine.HealthSnapshot:
 def _plan_error(plan: engine.Plan, model: str) -> GatewayError:
     if plan.failure == "unknown_model":
         return GatewayError(
-            404, f"The model '{model}' does not exist or is not in the catalog.",
-            param="model", code="model_not_found",
-        )  # fmt: skip
+            404,
+            f"The model '{model}' does not exist or is not in the catalog.",
+            param="model",
+            code="model_not_found",
+        )
     requested = set(plan.requested)
-    relevant = [e for e in plan.excluded if not requested or e.key in requested] or list(plan.excluded)
+    relevant = [e for e in plan.excluded if not requested or e.key in requested] or list(
+        plan.excluded
+    )
     if not relevant:
-        return GatewayError(503, "No model is available for this request.", type="server_error",
-                            code="no_model_available")  # fmt: skip
+        return GatewayError(
+            503,
+            "No model is available for this request.",
+            type="server_error",
+            code="no_model_available",
+        )
     # no_credentials is an operator matter, not the caller's: "unavailable", not "forbidden".
     statuses = {
         503 if e.reason == "no_credentials" else engine.exclusion_status(e.reason) for e in relevant
     }
-    status = next(iter(statuses)) if len(statuses) == 1 else next(
-        s for s in (400, 403, 402, 413, 503) if s in statuses
+    status = (
+        next(iter(statuses))
+        if len(statuses) == 1
+        else next(s for s in (400, 403, 402, 413, 503) if s in statuses)
     )
     reasons = "; ".join(f"{e.key}: {e.detail or e.reason}" for e in relevant[:8])
     if status == 413:
-        return GatewayError(413, f"The request is too long for every allowed model ({reasons}).",
-                            param="messages", code="context_length_exceeded")  # fmt: skip
+        return GatewayError(
+            413,
+            f"The request is too long for every allowed model ({reasons}).",
+            param="messages",
+            code="context_length_exceeded",
+        )
     if status == 403:
-        return GatewayError(403, f"The model '{model}' is not allowed by this tenant's policy ({reasons}).",
-                            type="permission_error", param="model", code="model_not_allowed")  # fmt: skip
+        return GatewayError(
+            403,
+            f"The model '{model}' is not allowed by this tenant's policy ({reasons}).",
+            type="permission_error",
+            param="model",
+            code="model_not_allowed",
+        )
     if status == 400:
-        return GatewayError(400, f"No allowed model supports this request ({reasons}).",
-                            param="model", code="unsupported_request")  # fmt: skip
+        return GatewayError(
+            400,
+            f"No allowed model supports this request ({reasons}).",
+            param="model",
+            code="unsupported_request",
+        )
     if status == 402:
-        return GatewayError(402, f"Every allowed model exceeds the cost cap ({reasons}).",
-                            code="max_cost_exceeded")  # fmt: skip
-    return GatewayError(503, f"No model is available right now ({reasons}).", type="server_error",
-                        code="no_model_available")  # fmt: skip
+        return GatewayError(
+            402, f"Every allowed model exceeds the cost cap ({reasons}).", code="max_cost_exceeded"
+        )
+    return GatewayError(
+        503,
+        f"No model is available right now ({reasons}).",
+        type="server_error",
+        code="no_model_available",
+    )
 
 
 def _all_failed_error(exc: execution.AllFailed) -> GatewayError:
     tried = "; ".join(
-        f"{a.key}: {a.kind} {a.status or ''} {a.message[:120]}".strip() for a in exc.outcome.attempts
+        f"{a.key}: {a.kind} {a.status or ''} {a.message[:120]}".strip()
+        for a in exc.outcome.attempts
     )
     last = exc.last
     if last is not None and last.kind == "rate_limit":
         retry = str(int(last.retry_after or 1))
-        return GatewayError(429, f"Every provider is rate limiting this request. Tried: {tried}",
-                            type="rate_limit_error", code="rate_limited",
-                            headers=[(b"retry-after", retry.encode())])  # fmt: skip
+        return GatewayError(
+            429,
+            f"Every provider is rate limiting this request. Tried: {tried}",
+            type="rate_limit_error",
+            code="rate_limited",
+            headers=[(b"retry-after", retry.encode())],
+        )
     status = 504 if last is not None and last.kind == "timeout" else 502
     if not exc.outcome.attempts:
         status = 503
-    return GatewayError(status, f"Every provider in the plan failed. Tried: {tried or 'none'}",
-                        type="server_error", code="upstream_failed")  # fmt: skip
+    return GatewayError(
+        status,
+        f"Every provider in the plan failed. Tried: {tried or 'none'}",
+        type="server_error",
+        code="upstream_failed",
+    )
 
 
 def _meta_headers(
@@ -216,11 +264,16 @@ def _meta_headers(
     ]
 
 
-async def _send_json(send: Send, status: int, body: bytes, headers: list[tuple[bytes, bytes]]) -> None:
-    await send({
-        "type": "http.response.start", "status": status,
-        "headers": [_JSON, (b"content-length", str(len(body)).encode()), *headers],
-    })  # fmt: skip
+async def _send_json(
+    send: Send, status: int, body: bytes, headers: list[tuple[bytes, bytes]]
+) -> None:
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [_JSON, (b"content-length", str(len(body)).encode()), *headers],
+        }
+    )
     await send({"type": "http.response.body", "body": body})
 
 
@@ -243,31 +296,35 @@ def _usage_record(
 ) -> None:
     ct = _last_target(outcome)
     latency = (time.perf_counter() - req.started) * 1000
-    writer.submit({
-        "tenant_id": principal.tenant_id,
-        "created_at": datetime.now(UTC),
-        "request_id": req.request_id,
-        "api_key_id": principal.key_id,
-        "kind": kind,
-        "provider": ct[0],
-        "model": ct[1],
-        "endpoint_id": ct[2],
-        "status": status,
-        "http_status": http_status,
-        "error_code": error_code,
-        "stream": stream,
-        "prompt_tokens": prompt_tokens,
-        "completion_tokens": completion_tokens,
-        "cached_tokens": cached_tokens,
-        "cost_usd": cost,
-        "cost_estimated": estimated,
-        "latency_ms": round(latency, 3),
-        "ttft_ms": ttft_ms,
-        "overhead_ms": round(max(0.0, latency - outcome.upstream_ms), 3),
-        "cache_status": "miss",
-        "fallbacks": outcome.fallbacks,
-        "attempts": [a.as_dict() for a in outcome.attempts] if len(outcome.attempts) > 1 or status != "ok" else [],
-    })  # fmt: skip
+    writer.submit(
+        {
+            "tenant_id": principal.tenant_id,
+            "created_at": datetime.now(UTC),
+            "request_id": req.request_id,
+            "api_key_id": principal.key_id,
+            "kind": kind,
+            "provider": ct[0],
+            "model": ct[1],
+            "endpoint_id": ct[2],
+            "status": status,
+            "http_status": http_status,
+            "error_code": error_code,
+            "stream": stream,
+            "prompt_tokens": prompt_tokens,
+            "completion_tokens": completion_tokens,
+            "cached_tokens": cached_tokens,
+            "cost_usd": cost,
+            "cost_estimated": estimated,
+            "latency_ms": round(latency, 3),
+            "ttft_ms": ttft_ms,
+            "overhead_ms": round(max(0.0, latency - outcome.upstream_ms), 3),
+            "cache_status": "miss",
+            "fallbacks": outcome.fallbacks,
+            "attempts": [a.as_dict() for a in outcome.attempts]
+            if len(outcome.attempts) > 1 or status != "ok"
+            else [],
+        }
+    )
 
 
 def _last_target(outcome: execution.Outcome) -> tuple[str, str, int | None]:
@@ -302,19 +359,28 @@ async def chat_completions(req: Request, send: Send, principal: KeyPrincipal) ->
     except InvalidRequest as exc:
         raise GatewayError(400, exc.message, param=exc.param, code=exc.code) from None
     ctx = await cache.aget(principal.tenant_id)
-    plan = engine.plan(rr, ctx.candidates, ctx.policy, await _health(ctx), rng=_rng, counter=ctx.counter)
+    plan = engine.plan(
+        rr, ctx.candidates, ctx.policy, await _health(ctx), rng=_rng, counter=ctx.counter
+    )
     ctx.counter += 1
     if not plan.steps:
         raise _plan_error(plan, rr.model)
     if body.get("stream"):
         await _stream(req, send, principal, body, rr, plan, ctx)
         return
+    outcome = execution.Outcome()
     try:
-        completion, outcome = await execution.complete(plan, ctx, body)
+        completion, outcome = await execution.complete(plan, ctx, body, outcome)
+    except asyncio.CancelledError:
+        _record_cancelled(req, principal, "chat", outcome, ctx, rr.prompt_tokens, stream=False)
+        raise
     except execution.ClientError as exc:
         _record_failure(req, principal, "chat", exc.outcome, 400, exc.error.kind)
-        raise GatewayError(400, f"The provider refused the request: {exc.error.message}",
-                           code=exc.error.provider_code or "upstream_bad_request") from None  # fmt: skip
+        raise GatewayError(
+            400,
+            f"The provider refused the request: {exc.error.message}",
+            code=exc.error.provider_code or "upstream_bad_request",
+        ) from None
     except execution.AllFailed as exc:
         err = _all_failed_error(exc)
         _record_failure(req, principal, "chat", exc.outcome, err.status, err.code or "")
@@ -325,19 +391,33 @@ async def chat_completions(req: Request, send: Send, principal: KeyPrincipal) ->
     estimated = usage is None
     if usage is None:
         text = _completion_text(completion.body)
-        prompt_tokens, completion_tokens, cached = rr.prompt_tokens, classify.estimate_tokens(text), 0
+        prompt_tokens, completion_tokens, cached = (
+            rr.prompt_tokens,
+            classify.estimate_tokens(text),
+            0,
+        )
     else:
         prompt_tokens, completion_tokens, cached = (
-            usage.prompt_tokens, usage.completion_tokens, usage.cached_tokens,
-        )  # fmt: skip
+            usage.prompt_tokens,
+            usage.completion_tokens,
+            usage.cached_tokens,
+        )
     cost = ct.cost(prompt_tokens, completion_tokens, cached)
     payload = json.dumps(completion.body).encode()
     headers = _meta_headers(req, ct, cost, outcome.fallbacks)
     _usage_record(
-        req, principal, kind="chat", outcome=outcome, status="ok", http_status=200,
-        prompt_tokens=prompt_tokens, completion_tokens=completion_tokens, cached_tokens=cached,
-        cost=cost, estimated=estimated,
-    )  # fmt: skip
+        req,
+        principal,
+        kind="chat",
+        outcome=outcome,
+        status="ok",
+        http_status=200,
+        prompt_tokens=prompt_tokens,
+        completion_tokens=completion_tokens,
+        cached_tokens=cached,
+        cost=cost,
+        estimated=estimated,
+    )
     await _send_json(send, 200, payload, headers)
 
 
@@ -353,12 +433,55 @@ def _completion_text(body: dict[str, Any]) -> str:
     return text if isinstance(text, str) else ""
 
 
+def _record_cancelled(
+    req: Request,
+    principal: KeyPrincipal,
+    kind: str,
+    outcome: execution.Outcome,
+    ctx: RoutingContext,
+    prompt_tokens: int,
+    *,
+    stream: bool = False,
+) -> None:
+    """Cancelled (client gone) while waiting on a provider: the request reached it, so it is
+    recorded, charged for the prompt by local count and flagged estimated."""
+    if not outcome.attempts:
+        return
+    target = ctx.targets.get(outcome.attempts[-1].key)
+    cost = target.cost(prompt_tokens, 0) if target is not None else Decimal(0)
+    _usage_record(
+        req,
+        principal,
+        kind=kind,
+        outcome=outcome,
+        status="cancelled",
+        http_status=499,  # nginx's "client closed request": no response was sent
+        prompt_tokens=prompt_tokens,
+        cost=cost,
+        estimated=True,
+        stream=stream,
+        error_code="client_disconnected" if req.disconnected else "cancelled",
+    )
+
+
 def _record_failure(
-    req: Request, principal: KeyPrincipal, kind: str, outcome: execution.Outcome, status: int, code: str
+    req: Request,
+    principal: KeyPrincipal,
+    kind: str,
+    outcome: execution.Outcome,
+    status: int,
+    code: str,
 ) -> None:
     if outcome.attempts:  # only requests that reached a provider are recorded
-        _usage_record(req, principal, kind=kind, outcome=outcome, status="error",
-                      http_status=status, error_code=code)  # fmt: skip
+        _usage_record(
+            req,
+            principal,
+            kind=kind,
+            outcome=outcome,
+            status="error",
+            http_status=status,
+            error_code=code,
+        )
 
 
 def _sse(obj: dict[str, Any]) -> bytes:
@@ -374,12 +497,19 @@ async def _stream(
     plan: engine.Plan,
     ctx: RoutingContext,
 ) -> None:
+    outcome = execution.Outcome()
     try:
-        first, agen, outcome = await execution.open_stream(plan, ctx, body)
+        first, agen, outcome = await execution.open_stream(plan, ctx, body, outcome)
+    except asyncio.CancelledError:
+        _record_cancelled(req, principal, "chat", outcome, ctx, rr.prompt_tokens, stream=True)
+        raise
     except execution.ClientError as exc:
         _record_failure(req, principal, "chat", exc.outcome, 400, exc.error.kind)
-        raise GatewayError(400, f"The provider refused the request: {exc.error.message}",
-                           code=exc.error.provider_code or "upstream_bad_request") from None  # fmt: skip
+        raise GatewayError(
+            400,
+            f"The provider refused the request: {exc.error.message}",
+            code=exc.error.provider_code or "upstream_bad_request",
+        ) from None
     except execution.AllFailed as exc:
         err = _all_failed_error(exc)
         _record_failure(req, principal, "chat", exc.outcome, err.status, err.code or "")
@@ -390,15 +520,23 @@ async def _stream(
     want_usage = bool((body.get("stream_options") or {}).get("include_usage"))
     worst = engine.estimate_cost(
         next(s.candidate for s in plan.steps if s.candidate.key == ct.key),
-        rr.prompt_tokens, rr.max_output_tokens,
-    )  # fmt: skip
+        rr.prompt_tokens,
+        rr.max_output_tokens,
+    )
     headers = _meta_headers(req, ct, f"{worst:.10f}", outcome.fallbacks)
     headers.append((b"x-aura-cost-estimate", b"upper-bound"))
-    await send({
-        "type": "http.response.start", "status": 200,
-        "headers": [(b"content-type", b"text/event-stream; charset=utf-8"),
-                    (b"cache-control", b"no-cache"), (b"x-accel-buffering", b"no"), *headers],
-    })  # fmt: skip
+    await send(
+        {
+            "type": "http.response.start",
+            "status": 200,
+            "headers": [
+                (b"content-type", b"text/event-stream; charset=utf-8"),
+                (b"cache-control", b"no-cache"),
+                (b"x-accel-buffering", b"no"),
+                *headers,
+            ],
+        }
+    )
     usage: dict[str, Any] | None = None
     delivered: list[str] = []
     status, error_code = "ok", ""
@@ -427,17 +565,21 @@ async def _stream(
         # Bytes already reached the client: no failover now. End with an explicit error
         # event and no [DONE], so no client mistakes a cut answer for a complete one.
         status, error_code = "cut", exc.kind
-        err = {"error": {"message": f"Upstream stream failed: {exc.message}",
-                         "type": "server_error", "param": None, "code": "upstream_stream_error"}}  # fmt: skip
-        try:
-            await send({"type": "http.response.body", "body": _sse(err), "more_body": False})
-        except Exception:  # the client may be gone too
-            pass
+        event = {
+            "error": {
+                "message": f"Upstream stream failed: {exc.message}",
+                "type": "server_error",
+                "param": None,
+                "code": "upstream_stream_error",
+            }
+        }
+        with contextlib.suppress(Exception):  # the client may be gone too
+            await send({"type": "http.response.body", "body": _sse(event), "more_body": False})
     except asyncio.CancelledError:
         status, error_code = "cancelled", "client_disconnected"
         raise
     finally:
-        await agen.aclose()
+        await agen.aclose()  # type: ignore[attr-defined]  # adapters return async generators
         if usage is not None and status == "ok":
             prompt_tokens = int(usage.get("prompt_tokens") or 0)
             completion_tokens = int(usage.get("completion_tokens") or 0)
@@ -445,15 +587,28 @@ async def _stream(
             estimated = False
         else:
             # Cut, cancelled, or no usage from upstream: charge what was delivered, flagged.
-            prompt_tokens = int(usage.get("prompt_tokens") or rr.prompt_tokens) if usage else rr.prompt_tokens
+            prompt_tokens = (
+                int(usage.get("prompt_tokens") or rr.prompt_tokens) if usage else rr.prompt_tokens
+            )
             completion_tokens = classify.estimate_tokens("".join(delivered))
             cached, estimated = 0, True
         cost = ct.cost(prompt_tokens, completion_tokens, cached)
         _usage_record(
-            req, principal, kind="chat", outcome=outcome, status=status, http_status=200,
-            prompt_tokens=prompt_tokens, completion_tokens=completion_tokens, cached_tokens=cached,
-            cost=cost, estimated=estimated, stream=True, ttft_ms=ttft_ms, error_code=error_code,
-        )  # fmt: skip
+            req,
+            principal,
+            kind="chat",
+            outcome=outcome,
+            status=status,
+            http_status=200,
+            prompt_tokens=prompt_tokens,
+            completion_tokens=completion_tokens,
+            cached_tokens=cached,
+            cost=cost,
+            estimated=estimated,
+            stream=True,
+            ttft_ms=ttft_ms,
+            error_code=error_code,
+        )
 
 
 async def embeddings(req: Request, send: Send, principal: KeyPrincipal) -> None:
@@ -464,15 +619,24 @@ async def embeddings(req: Request, send: Send, principal: KeyPrincipal) -> None:
     except InvalidRequest as exc:
         raise GatewayError(400, exc.message, param=exc.param, code=exc.code) from None
     ctx = await cache.aget(principal.tenant_id)
-    plan = engine.plan(rr, ctx.candidates, ctx.policy, await _health(ctx), rng=_rng, counter=ctx.counter)
+    plan = engine.plan(
+        rr, ctx.candidates, ctx.policy, await _health(ctx), rng=_rng, counter=ctx.counter
+    )
     if not plan.steps:
         raise _plan_error(plan, rr.model)
+    outcome = execution.Outcome()
     try:
-        result, outcome = await execution.embed(plan, ctx, body)
+        result, outcome = await execution.embed(plan, ctx, body, outcome)
+    except asyncio.CancelledError:
+        _record_cancelled(req, principal, "embeddings", outcome, ctx, rr.prompt_tokens)
+        raise
     except execution.ClientError as exc:
         _record_failure(req, principal, "embeddings", exc.outcome, 400, exc.error.kind)
-        raise GatewayError(400, f"The provider refused the request: {exc.error.message}",
-                           code="upstream_bad_request") from None  # fmt: skip
+        raise GatewayError(
+            400,
+            f"The provider refused the request: {exc.error.message}",
+            code="upstream_bad_request",
+        ) from None
     except execution.AllFailed as exc:
         err = _all_failed_error(exc)
         _record_failure(req, principal, "embeddings", exc.outcome, err.status, err.code or "")
@@ -484,8 +648,17 @@ async def embeddings(req: Request, send: Send, principal: KeyPrincipal) -> None:
     prompt_tokens = int(usage.get("prompt_tokens") or rr.prompt_tokens)
     cost = ct.cost(prompt_tokens, 0)
     headers = _meta_headers(req, ct, cost, outcome.fallbacks)
-    _usage_record(req, principal, kind="embeddings", outcome=outcome, status="ok", http_status=200,
-                  prompt_tokens=prompt_tokens, cost=cost, estimated=estimated)  # fmt: skip
+    _usage_record(
+        req,
+        principal,
+        kind="embeddings",
+        outcome=outcome,
+        status="ok",
+        http_status=200,
+        prompt_tokens=prompt_tokens,
+        cost=cost,
+        estimated=estimated,
+    )
     await _send_json(send, 200, json.dumps(result).encode(), headers)
 
 
@@ -509,10 +682,18 @@ def _visible_models(ctx: RoutingContext) -> list[dict[str, Any]]:
             continue
         model_id = c.model_id if ids.count(c.model_id) == 1 else c.key
         seen[model_id] = {
-            "id": model_id, "object": "model", "created": 0, "owned_by": c.provider,
-            "aura": {"key": c.key, "tier": c.tier, "capabilities": sorted(c.capabilities),
-                     "context_window": c.context_window, "local": c.is_local},
-        }  # fmt: skip
+            "id": model_id,
+            "object": "model",
+            "created": 0,
+            "owned_by": c.provider,
+            "aura": {
+                "key": c.key,
+                "tier": c.tier,
+                "capabilities": sorted(c.capabilities),
+                "context_window": c.context_window,
+                "local": c.is_local,
+            },
+        }
     out = [{"id": "auto", "object": "model", "created": 0, "owned_by": "aura"}]
     for alias in p.aliases:
         out.append({"id": alias, "object": "model", "created": 0, "owned_by": "aura"})
@@ -523,16 +704,18 @@ async def models(req: Request, send: Send, principal: KeyPrincipal) -> None:
     ctx = await cache.aget(principal.tenant_id)
     data = _visible_models(ctx)
     if req.path.startswith("/v1/models/"):
-        wanted = req.path[len("/v1/models/"):]
+        wanted = req.path[len("/v1/models/") :]
         match = next((m for m in data if m["id"] == wanted), None)
         if match is None:
-            raise GatewayError(404, f"The model '{wanted}' does not exist.", param="model",
-                               code="model_not_found")  # fmt: skip
+            raise GatewayError(
+                404, f"The model '{wanted}' does not exist.", param="model", code="model_not_found"
+            )
         payload: Any = match
     else:
         payload = {"object": "list", "data": data}
-    await _send_json(send, 200, json.dumps(payload).encode(),
-                     [(b"x-aura-request-id", req.request_id.encode())])  # fmt: skip
+    await _send_json(
+        send, 200, json.dumps(payload).encode(), [(b"x-aura-request-id", req.request_id.encode())]
+    )
 
 
 ROUTES: dict[tuple[str, str], Callable[[Request, Send, KeyPrincipal], Awaitable[None]]] = {
@@ -549,7 +732,9 @@ def _route(req: Request) -> Callable[[Request, Send, KeyPrincipal], Awaitable[No
     if req.method == "GET" and req.path.startswith("/v1/models/"):
         return models
     if any(path == req.path.rstrip("/") for _, path in ROUTES):
-        raise GatewayError(405, f"Method {req.method} is not allowed on {req.path}.", code="method_not_allowed")
+        raise GatewayError(
+            405, f"Method {req.method} is not allowed on {req.path}.", code="method_not_allowed"
+        )
     raise GatewayError(404, f"Unknown endpoint {req.method} {req.path}.", code="unknown_url")
 
 
@@ -583,12 +768,16 @@ async def app(scope: Scope, receive: Receive, send: Send) -> None:
             task.uncancel()
     except Exception:
         log.exception("unhandled gateway error")
-        err = GatewayError(500, f"Internal server error (request id {req.request_id}).",
-                           type="server_error", code="internal_error")  # fmt: skip
-        try:
-            await _send_json(send, 500, err.body(), [(b"x-aura-request-id", req.request_id.encode())])
-        except Exception:
-            pass
+        err = GatewayError(
+            500,
+            f"Internal server error (request id {req.request_id}).",
+            type="server_error",
+            code="internal_error",
+        )
+        with contextlib.suppress(Exception):  # headers may already be out
+            await _send_json(
+                send, 500, err.body(), [(b"x-aura-request-id", req.request_id.encode())]
+            )
     finally:
         finished = True
         if watcher is not None and not watcher.done():

@@ -111,9 +111,13 @@ class ProviderEndpoint(models.Model):
 
     provider = models.ForeignKey(Provider, on_delete=models.CASCADE, related_name="endpoints")
     tenant = models.ForeignKey(
-        Tenant, null=True, blank=True, on_delete=models.CASCADE, related_name="+",
+        Tenant,
+        null=True,
+        blank=True,
+        on_delete=models.CASCADE,
+        related_name="+",
         help_text="Empty: platform endpoint for every tenant. Set: this tenant's own.",
-    )  # fmt: skip
+    )
     name = models.CharField(max_length=100)
     base_url = models.URLField(max_length=500)
     api_version = models.CharField(max_length=32, blank=True, help_text="Azure api-version.")
@@ -122,9 +126,11 @@ class ProviderEndpoint(models.Model):
     )
     extra_headers = models.JSONField(default=dict, blank=True)
     served_models = models.ManyToManyField(
-        CatalogModel, blank=True, related_name="endpoints",
+        CatalogModel,
+        blank=True,
+        related_name="endpoints",
         help_text="Models served here. Empty: every model of the provider.",
-    )  # fmt: skip
+    )
     connect_timeout = models.FloatField(default=5.0)
     first_byte_timeout = models.FloatField(default=60.0)
     total_timeout = models.FloatField(default=300.0)
@@ -136,11 +142,13 @@ class ProviderEndpoint(models.Model):
     class Meta:
         ordering = ["provider__slug", "name"]
         constraints = [
-            models.UniqueConstraint(fields=["provider", "tenant", "name"], name="endpoint_unique_name")
+            models.UniqueConstraint(
+                fields=["provider", "tenant", "name"], name="endpoint_unique_name"
+            )
         ]
 
     def __str__(self) -> str:
-        owner = self.tenant.slug if self.tenant_id else "platform"
+        owner = self.tenant.slug if self.tenant is not None else "platform"
         return f"{self.provider.slug}:{self.name} ({owner})"
 
 
@@ -149,13 +157,21 @@ class Credential(models.Model):
 
     provider = models.ForeignKey(Provider, on_delete=models.CASCADE, related_name="credentials")
     endpoint = models.ForeignKey(
-        ProviderEndpoint, null=True, blank=True, on_delete=models.CASCADE, related_name="credentials",
+        ProviderEndpoint,
+        null=True,
+        blank=True,
+        on_delete=models.CASCADE,
+        related_name="credentials",
         help_text="Empty: used for every endpoint of the provider it is visible to.",
-    )  # fmt: skip
+    )
     tenant = models.ForeignKey(
-        Tenant, null=True, blank=True, on_delete=models.CASCADE, related_name="+",
+        Tenant,
+        null=True,
+        blank=True,
+        on_delete=models.CASCADE,
+        related_name="+",
         help_text="Empty: platform credential. Set: the tenant's own key (BYOK).",
-    )  # fmt: skip
+    )
     name = models.CharField(max_length=100)
     ciphertext = models.TextField(editable=False)
     last4 = models.CharField(max_length=4, editable=False, blank=True)
@@ -186,7 +202,9 @@ class RoutingPolicy(TenantOwned):
     allowed_models = models.JSONField(null=True, blank=True, help_text="null = all")
     denied_models = models.JSONField(default=list, blank=True)
     local_only = models.BooleanField(default=False)
-    max_cost_per_request = models.DecimalField(max_digits=12, decimal_places=6, null=True, blank=True)
+    max_cost_per_request = models.DecimalField(
+        max_digits=12, decimal_places=6, null=True, blank=True
+    )
     min_quality = models.FloatField(null=True, blank=True)
     fallback_depth = models.PositiveSmallIntegerField(default=2)
     strategy = models.CharField(max_length=32, choices=STRATEGIES, default="scored")
@@ -211,7 +229,11 @@ class RoutingPolicy(TenantOwned):
 
     @property
     def weights(self) -> dict[str, float]:
-        return {"quality": self.weight_quality, "cost": self.weight_cost, "latency": self.weight_latency}
+        return {
+            "quality": self.weight_quality,
+            "cost": self.weight_cost,
+            "latency": self.weight_latency,
+        }
 
 
 class WeightHistory(TenantOwned):

@@ -183,7 +183,8 @@ def route_request_for_chat(
         tokens += classify.estimate_tokens(str(body["tools"]))
     category, tier = classify.classify(messages, tokens)
     max_out = body.get("max_completion_tokens") or body.get("max_tokens")
-    metadata = body.get("metadata") if isinstance(body.get("metadata"), dict) else {}
+    raw_metadata = body.get("metadata")
+    metadata: Mapping[str, Any] = raw_metadata if isinstance(raw_metadata, dict) else {}
     objective = hints.get("objective") or metadata.get("aura_objective")
     if objective is not None and objective not in engine.OBJECTIVES:
         raise InvalidRequest(

@@ -54,7 +54,15 @@ class ApiKeyAdminForm(forms.ModelForm):
 @admin.register(ApiKey)
 class ApiKeyAdmin(admin.ModelAdmin):
     form = ApiKeyAdminForm
-    list_display = ["name", "tenant", "masked", "status", "can_manage", "created_at", "last_used_at"]
+    list_display = [
+        "name",
+        "tenant",
+        "masked",
+        "status",
+        "can_manage",
+        "created_at",
+        "last_used_at",
+    ]
     list_filter = ["tenant", "can_manage"]
     search_fields = ["name", "prefix", "tenant__slug"]
     autocomplete_fields = ["tenant"]
@@ -74,7 +82,7 @@ class ApiKeyAdmin(admin.ModelAdmin):
             return
         prefix, secret, secret_hash = api_key_material()
         obj.prefix, obj.secret_hash = prefix, secret_hash
-        obj.created_by = request.user if request.user.is_authenticated else None  # type: ignore[assignment]
+        obj.created_by = request.user if request.user.is_authenticated else None
         super().save_model(request, obj, form, change)
         messages.warning(
             request,

@@ -95,7 +95,11 @@ class ApiKeyResolver:
         entry = self._entries.get(prefix)
         if entry is None:
             return None
-        ttl = settings.API_KEY_CACHE_TTL if entry.principal else min(_NEGATIVE_TTL, settings.API_KEY_CACHE_TTL)
+        ttl = (
+            settings.API_KEY_CACHE_TTL
+            if entry.principal
+            else min(_NEGATIVE_TTL, settings.API_KEY_CACHE_TTL)
+        )
         if self.clock() - entry.fetched_at > ttl:
             return None
         return entry

@@ -20,7 +20,9 @@ def validate_timezone(value: str) -> None:
     try:
         zoneinfo.ZoneInfo(value)
     except (zoneinfo.ZoneInfoNotFoundError, ValueError) as exc:
-        raise ValidationError(f"{value!r} is not a known IANA time zone (e.g. Europe/Paris)") from exc
+        raise ValidationError(
+            f"{value!r} is not a known IANA time zone (e.g. Europe/Paris)"
+        ) from exc
 
 
 class Tenant(models.Model):

@@ -55,12 +55,13 @@ def tenant_context_for(request: Request) -> TenantContext:
     wanted = request.headers.get(TENANT_HEADER) or request.query_params.get("tenant")
     if getattr(user, "is_superuser", False) and wanted:
         # Operators may act inside any tenant, named explicitly.
-        tenant = Tenant.objects.filter(slug=wanted).first()
-        if tenant is None:
+        named = Tenant.objects.filter(slug=wanted).first()
+        if named is None:
             raise Http404
-        return TenantContext(tenant=tenant, role=Role.OWNER, is_operator=True)
+        return TenantContext(tenant=named, role=Role.OWNER, is_operator=True)
 
-    memberships = Membership.objects.select_related("tenant").filter(user=user)
+    user_id: Any = user.pk
+    memberships = Membership.objects.select_related("tenant").filter(user_id=user_id)
     if wanted:
         memberships = memberships.filter(tenant__slug=wanted)
     found = list(memberships[:2])
@@ -70,7 +71,11 @@ def tenant_context_for(request: Request) -> TenantContext:
         raise exceptions.PermissionDenied("You are not a member of any tenant.")
     if len(found) > 1:
         raise exceptions.ValidationError(
-            {TENANT_HEADER: [f"You belong to several tenants: name one in the {TENANT_HEADER} header."]}
+            {
+                TENANT_HEADER: [
+                    f"You belong to several tenants: name one in the {TENANT_HEADER} header."
+                ]
+            }
         )
     membership = found[0]
     if not membership.tenant.is_active:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import secrets
 from datetime import datetime
+from typing import Any
 
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractBaseUser
@@ -37,7 +38,7 @@ def tenant_create(
     return tenant
 
 
-def membership_add(*, tenant: Tenant, user: AbstractBaseUser, role: str = Role.MEMBER) -> Membership:
+def membership_add(*, tenant: Tenant, user: Any, role: str = Role.MEMBER) -> Membership:
     if role not in Role.values:
         raise DomainError(f"role must be one of {', '.join(Role.values)}", param="role")
     membership, created = Membership.objects.get_or_create(
@@ -79,7 +80,7 @@ def api_key_create(
     *,
     tenant: Tenant,
     name: str,
-    created_by: AbstractBaseUser | None = None,
+    created_by: Any = None,
     expires_at: datetime | None = None,
     can_manage: bool = False,
 ) -> tuple[ApiKey, str]:

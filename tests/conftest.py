@@ -44,7 +44,9 @@ def globex(db: Any) -> Tenant:
 
 
 def _persona(username: str, tenant: Tenant, role: str) -> Persona:
-    user = get_user_model().objects.create_user(username, f"{username}@example.test", "pw-" + username)
+    user = get_user_model().objects.create_user(
+        username, f"{username}@example.test", "pw-" + username
+    )
     membership_add(tenant=tenant, user=user, role=role)
     client = APIClient()
     client.force_login(user)

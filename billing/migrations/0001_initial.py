@@ -5,45 +5,80 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     initial = True
 
     dependencies = [
-        ('tenants', '0001_initial'),
+        ("tenants", "0001_initial"),
     ]
 
     operations = [
         migrations.CreateModel(
-            name='UsageRecord',
+            name="UsageRecord",
             fields=[
-                ('id', models.BigAutoField(primary_key=True, serialize=False)),
-                ('created_at', models.DateTimeField()),
-                ('request_id', models.CharField(max_length=64)),
-                ('kind', models.CharField(default='chat', max_length=16)),
-                ('provider', models.CharField(max_length=64)),
-                ('model', models.CharField(max_length=200)),
-                ('endpoint_id', models.BigIntegerField(blank=True, null=True)),
-                ('status', models.CharField(choices=[('ok', 'OK'), ('error', 'Error'), ('cut', 'Stream cut'), ('cancelled', 'Client disconnected')], max_length=16)),
-                ('http_status', models.PositiveSmallIntegerField(blank=True, null=True)),
-                ('error_code', models.CharField(blank=True, max_length=64)),
-                ('stream', models.BooleanField(default=False)),
-                ('prompt_tokens', models.PositiveIntegerField(default=0)),
-                ('completion_tokens', models.PositiveIntegerField(default=0)),
-                ('cached_tokens', models.PositiveIntegerField(default=0)),
-                ('cost_usd', models.DecimalField(decimal_places=10, default=0, max_digits=18)),
-                ('cost_estimated', models.BooleanField(default=False, help_text='Tokens counted locally: the provider reported no usage.')),
-                ('latency_ms', models.FloatField(default=0)),
-                ('ttft_ms', models.FloatField(blank=True, null=True)),
-                ('overhead_ms', models.FloatField(blank=True, null=True)),
-                ('cache_status', models.CharField(default='miss', max_length=16)),
-                ('fallbacks', models.PositiveSmallIntegerField(default=0)),
-                ('attempts', models.JSONField(blank=True, default=list)),
-                ('api_key', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to='tenants.apikey')),
-                ('tenant', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='+', to='tenants.tenant')),
+                ("id", models.BigAutoField(primary_key=True, serialize=False)),
+                ("created_at", models.DateTimeField()),
+                ("request_id", models.CharField(max_length=64)),
+                ("kind", models.CharField(default="chat", max_length=16)),
+                ("provider", models.CharField(max_length=64)),
+                ("model", models.CharField(max_length=200)),
+                ("endpoint_id", models.BigIntegerField(blank=True, null=True)),
+                (
+                    "status",
+                    models.CharField(
+                        choices=[
+                            ("ok", "OK"),
+                            ("error", "Error"),
+                            ("cut", "Stream cut"),
+                            ("cancelled", "Client disconnected"),
+                        ],
+                        max_length=16,
+                    ),
+                ),
+                ("http_status", models.PositiveSmallIntegerField(blank=True, null=True)),
+                ("error_code", models.CharField(blank=True, max_length=64)),
+                ("stream", models.BooleanField(default=False)),
+                ("prompt_tokens", models.PositiveIntegerField(default=0)),
+                ("completion_tokens", models.PositiveIntegerField(default=0)),
+                ("cached_tokens", models.PositiveIntegerField(default=0)),
+                ("cost_usd", models.DecimalField(decimal_places=10, default=0, max_digits=18)),
+                (
+                    "cost_estimated",
+                    models.BooleanField(
+                        default=False,
+                        help_text="Tokens counted locally: the provider reported no usage.",
+                    ),
+                ),
+                ("latency_ms", models.FloatField(default=0)),
+                ("ttft_ms", models.FloatField(blank=True, null=True)),
+                ("overhead_ms", models.FloatField(blank=True, null=True)),
+                ("cache_status", models.CharField(default="miss", max_length=16)),
+                ("fallbacks", models.PositiveSmallIntegerField(default=0)),
+                ("attempts", models.JSONField(blank=True, default=list)),
+                (
+                    "api_key",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="+",
+                        to="tenants.apikey",
+                    ),
+                ),
+                (
+                    "tenant",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="+",
+                        to="tenants.tenant",
+                    ),
+                ),
             ],
             options={
-                'ordering': ['-created_at', '-id'],
-                'indexes': [models.Index(fields=['tenant', 'created_at'], name='usage_tenant_time'), models.Index(fields=['api_key', 'created_at'], name='usage_key_time')],
+                "ordering": ["-created_at", "-id"],
+                "indexes": [
+                    models.Index(fields=["tenant", "created_at"], name="usage_tenant_time"),
+                    models.Index(fields=["api_key", "created_at"], name="usage_key_time"),
+                ],
             },
         ),
     ]

@@ -6,180 +6,419 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     initial = True
 
     dependencies = [
-        ('routing', '0001_vector_extension'),
-        ('tenants', '0001_initial'),
+        ("routing", "0001_vector_extension"),
+        ("tenants", "0001_initial"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
     operations = [
         migrations.CreateModel(
-            name='Provider',
+            name="Provider",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('slug', models.SlugField(max_length=64, unique=True)),
-                ('name', models.CharField(max_length=100)),
-                ('wire_format', models.CharField(choices=[('openai', 'OpenAI / OpenAI-compatible'), ('azure', 'Azure OpenAI'), ('anthropic', 'Anthropic Messages'), ('gemini', 'Google Gemini'), ('ollama', 'Ollama')], max_length=16)),
-                ('default_base_url', models.URLField(blank=True, max_length=500)),
-                ('is_local', models.BooleanField(default=False, help_text='Runs on our own hardware (privacy).')),
-                ('enabled', models.BooleanField(default=True)),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("slug", models.SlugField(max_length=64, unique=True)),
+                ("name", models.CharField(max_length=100)),
+                (
+                    "wire_format",
+                    models.CharField(
+                        choices=[
+                            ("openai", "OpenAI / OpenAI-compatible"),
+                            ("azure", "Azure OpenAI"),
+                            ("anthropic", "Anthropic Messages"),
+                            ("gemini", "Google Gemini"),
+                            ("ollama", "Ollama"),
+                        ],
+                        max_length=16,
+                    ),
+                ),
+                ("default_base_url", models.URLField(blank=True, max_length=500)),
+                (
+                    "is_local",
+                    models.BooleanField(
+                        default=False, help_text="Runs on our own hardware (privacy)."
+                    ),
+                ),
+                ("enabled", models.BooleanField(default=True)),
             ],
             options={
-                'ordering': ['slug'],
+                "ordering": ["slug"],
             },
         ),
         migrations.CreateModel(
-            name='CatalogModel',
+            name="CatalogModel",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('model_id', models.CharField(help_text="The provider's own model id.", max_length=200)),
-                ('display_name', models.CharField(blank=True, max_length=200)),
-                ('kind', models.CharField(choices=[('chat', 'Chat'), ('embeddings', 'Embeddings')], default='chat', max_length=16)),
-                ('aliases', models.JSONField(blank=True, default=list)),
-                ('input_price_per_mtok', models.DecimalField(decimal_places=6, default=0, max_digits=12)),
-                ('output_price_per_mtok', models.DecimalField(decimal_places=6, default=0, max_digits=12)),
-                ('cached_input_price_per_mtok', models.DecimalField(blank=True, decimal_places=6, max_digits=12, null=True)),
-                ('context_window', models.PositiveIntegerField(default=8192)),
-                ('max_output_tokens', models.PositiveIntegerField(default=4096)),
-                ('capabilities', models.JSONField(blank=True, default=list)),
-                ('quality', models.JSONField(blank=True, default=dict, help_text='category -> 0..1')),
-                ('tier', models.CharField(choices=[('eco', 'Eco'), ('balanced', 'Balanced'), ('premium', 'Premium')], default='balanced', max_length=16)),
-                ('is_local', models.BooleanField(default=False)),
-                ('enabled', models.BooleanField(default=True)),
-                ('price_source', models.URLField(blank=True, max_length=500)),
-                ('price_source_date', models.DateField(blank=True, null=True)),
-                ('notes', models.TextField(blank=True)),
-                ('updated_at', models.DateTimeField(auto_now=True)),
-                ('provider', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='models', to='routing.provider')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                (
+                    "model_id",
+                    models.CharField(help_text="The provider's own model id.", max_length=200),
+                ),
+                ("display_name", models.CharField(blank=True, max_length=200)),
+                (
+                    "kind",
+                    models.CharField(
+                        choices=[("chat", "Chat"), ("embeddings", "Embeddings")],
+                        default="chat",
+                        max_length=16,
+                    ),
+                ),
+                ("aliases", models.JSONField(blank=True, default=list)),
+                (
+                    "input_price_per_mtok",
+                    models.DecimalField(decimal_places=6, default=0, max_digits=12),
+                ),
+                (
+                    "output_price_per_mtok",
+                    models.DecimalField(decimal_places=6, default=0, max_digits=12),
+                ),
+                (
+                    "cached_input_price_per_mtok",
+                    models.DecimalField(blank=True, decimal_places=6, max_digits=12, null=True),
+                ),
+                ("context_window", models.PositiveIntegerField(default=8192)),
+                ("max_output_tokens", models.PositiveIntegerField(default=4096)),
+                ("capabilities", models.JSONField(blank=True, default=list)),
+                (
+                    "quality",
+                    models.JSONField(blank=True, default=dict, help_text="category -> 0..1"),
+                ),
+                (
+                    "tier",
+                    models.CharField(
+                        choices=[("eco", "Eco"), ("balanced", "Balanced"), ("premium", "Premium")],
+                        default="balanced",
+                        max_length=16,
+                    ),
+                ),
+                ("is_local", models.BooleanField(default=False)),
+                ("enabled", models.BooleanField(default=True)),
+                ("price_source", models.URLField(blank=True, max_length=500)),
+                ("price_source_date", models.DateField(blank=True, null=True)),
+                ("notes", models.TextField(blank=True)),
+                ("updated_at", models.DateTimeField(auto_now=True)),
+                (
+                    "provider",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="models",
+                        to="routing.provider",
+                    ),
+                ),
             ],
             options={
-                'ordering': ['provider__slug', 'model_id'],
+                "ordering": ["provider__slug", "model_id"],
             },
         ),
         migrations.CreateModel(
-            name='ProviderEndpoint',
+            name="ProviderEndpoint",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('name', models.CharField(max_length=100)),
-                ('base_url', models.URLField(max_length=500)),
-                ('api_version', models.CharField(blank=True, help_text='Azure api-version.', max_length=32)),
-                ('deployments', models.JSONField(blank=True, default=dict, help_text='Azure: catalog model id -> deployment name.')),
-                ('extra_headers', models.JSONField(blank=True, default=dict)),
-                ('connect_timeout', models.FloatField(default=5.0)),
-                ('first_byte_timeout', models.FloatField(default=60.0)),
-                ('total_timeout', models.FloatField(default=300.0)),
-                ('max_retries', models.PositiveSmallIntegerField(default=2)),
-                ('weight', models.FloatField(default=1.0, help_text='Weighted round robin share.')),
-                ('enabled', models.BooleanField(default=True)),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
-                ('provider', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='endpoints', to='routing.provider')),
-                ('served_models', models.ManyToManyField(blank=True, help_text='Models served here. Empty: every model of the provider.', related_name='endpoints', to='routing.catalogmodel')),
-                ('tenant', models.ForeignKey(blank=True, help_text="Empty: platform endpoint for every tenant. Set: this tenant's own.", null=True, on_delete=django.db.models.deletion.CASCADE, related_name='+', to='tenants.tenant')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("name", models.CharField(max_length=100)),
+                ("base_url", models.URLField(max_length=500)),
+                (
+                    "api_version",
+                    models.CharField(blank=True, help_text="Azure api-version.", max_length=32),
+                ),
+                (
+                    "deployments",
+                    models.JSONField(
+                        blank=True,
+                        default=dict,
+                        help_text="Azure: catalog model id -> deployment name.",
+                    ),
+                ),
+                ("extra_headers", models.JSONField(blank=True, default=dict)),
+                ("connect_timeout", models.FloatField(default=5.0)),
+                ("first_byte_timeout", models.FloatField(default=60.0)),
+                ("total_timeout", models.FloatField(default=300.0)),
+                ("max_retries", models.PositiveSmallIntegerField(default=2)),
+                ("weight", models.FloatField(default=1.0, help_text="Weighted round robin share.")),
+                ("enabled", models.BooleanField(default=True)),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
+                (
+                    "provider",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="endpoints",
+                        to="routing.provider",
+                    ),
+                ),
+                (
+                    "served_models",
+                    models.ManyToManyField(
+                        blank=True,
+                        help_text="Models served here. Empty: every model of the provider.",
+                        related_name="endpoints",
+                        to="routing.catalogmodel",
+                    ),
+                ),
+                (
+                    "tenant",
+                    models.ForeignKey(
+                        blank=True,
+                        help_text="Empty: platform endpoint for every tenant. Set: this tenant's own.",
+                        null=True,
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="+",
+                        to="tenants.tenant",
+                    ),
+                ),
             ],
             options={
-                'ordering': ['provider__slug', 'name'],
+                "ordering": ["provider__slug", "name"],
             },
         ),
         migrations.CreateModel(
-            name='Credential',
+            name="Credential",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('name', models.CharField(max_length=100)),
-                ('ciphertext', models.TextField(editable=False)),
-                ('last4', models.CharField(blank=True, editable=False, max_length=4)),
-                ('enabled', models.BooleanField(default=True)),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
-                ('rotated_at', models.DateTimeField(blank=True, null=True)),
-                ('tenant', models.ForeignKey(blank=True, help_text="Empty: platform credential. Set: the tenant's own key (BYOK).", null=True, on_delete=django.db.models.deletion.CASCADE, related_name='+', to='tenants.tenant')),
-                ('provider', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='credentials', to='routing.provider')),
-                ('endpoint', models.ForeignKey(blank=True, help_text='Empty: used for every endpoint of the provider it is visible to.', null=True, on_delete=django.db.models.deletion.CASCADE, related_name='credentials', to='routing.providerendpoint')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("name", models.CharField(max_length=100)),
+                ("ciphertext", models.TextField(editable=False)),
+                ("last4", models.CharField(blank=True, editable=False, max_length=4)),
+                ("enabled", models.BooleanField(default=True)),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
+                ("rotated_at", models.DateTimeField(blank=True, null=True)),
+                (
+                    "tenant",
+                    models.ForeignKey(
+                        blank=True,
+                        help_text="Empty: platform credential. Set: the tenant's own key (BYOK).",
+                        null=True,
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="+",
+                        to="tenants.tenant",
+                    ),
+                ),
+                (
+                    "provider",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="credentials",
+                        to="routing.provider",
+                    ),
+                ),
+                (
+                    "endpoint",
+                    models.ForeignKey(
+                        blank=True,
+                        help_text="Empty: used for every endpoint of the provider it is visible to.",
+                        null=True,
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="credentials",
+                        to="routing.providerendpoint",
+                    ),
+                ),
             ],
             options={
-                'ordering': ['provider__slug', 'name'],
+                "ordering": ["provider__slug", "name"],
             },
         ),
         migrations.CreateModel(
-            name='RoutingOutcome',
+            name="RoutingOutcome",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('model_key', models.CharField(max_length=260)),
-                ('success', models.BooleanField()),
-                ('latency_ms', models.FloatField()),
-                ('cost_usd', models.DecimalField(decimal_places=10, default=0, max_digits=18)),
-                ('quality_score', models.FloatField(blank=True, null=True)),
-                ('request_id', models.CharField(blank=True, max_length=64)),
-                ('source', models.CharField(default='gateway', max_length=16)),
-                ('created_at', models.DateTimeField(auto_now_add=True, db_index=True)),
-                ('tenant', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='+', to='tenants.tenant')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("model_key", models.CharField(max_length=260)),
+                ("success", models.BooleanField()),
+                ("latency_ms", models.FloatField()),
+                ("cost_usd", models.DecimalField(decimal_places=10, default=0, max_digits=18)),
+                ("quality_score", models.FloatField(blank=True, null=True)),
+                ("request_id", models.CharField(blank=True, max_length=64)),
+                ("source", models.CharField(default="gateway", max_length=16)),
+                ("created_at", models.DateTimeField(auto_now_add=True, db_index=True)),
+                (
+                    "tenant",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="+",
+                        to="tenants.tenant",
+                    ),
+                ),
             ],
         ),
         migrations.CreateModel(
-            name='RoutingPolicy',
+            name="RoutingPolicy",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('objective', models.CharField(choices=[('balanced', 'Balanced'), ('minimize_cost', 'Minimize cost'), ('maximize_quality', 'Maximize quality'), ('minimize_latency', 'Minimize latency'), ('custom', 'Custom weights')], default='balanced', max_length=32)),
-                ('weight_quality', models.FloatField(default=0.4)),
-                ('weight_cost', models.FloatField(default=0.3)),
-                ('weight_latency', models.FloatField(default=0.3)),
-                ('allowed_providers', models.JSONField(blank=True, help_text='null = all', null=True)),
-                ('denied_providers', models.JSONField(blank=True, default=list)),
-                ('allowed_models', models.JSONField(blank=True, help_text='null = all', null=True)),
-                ('denied_models', models.JSONField(blank=True, default=list)),
-                ('local_only', models.BooleanField(default=False)),
-                ('max_cost_per_request', models.DecimalField(blank=True, decimal_places=6, max_digits=12, null=True)),
-                ('min_quality', models.FloatField(blank=True, null=True)),
-                ('fallback_depth', models.PositiveSmallIntegerField(default=2)),
-                ('strategy', models.CharField(choices=[('scored', 'Scored top-1'), ('weighted_round_robin', 'Weighted round robin'), ('least_in_flight', 'Least in flight'), ('lowest_latency', 'Lowest latency'), ('power_of_two', 'Power of two choices'), ('consistent_hash', 'Consistent hashing (session affinity)'), ('hedge', 'Top-k hedging')], default='scored', max_length=32)),
-                ('hedge_k', models.PositiveSmallIntegerField(default=2)),
-                ('aliases', models.JSONField(blank=True, default=dict, help_text='alias -> [model, ...]')),
-                ('budgets', models.JSONField(blank=True, default=dict)),
-                ('allow_private_base_urls', models.BooleanField(default=False, help_text="Operator only: let this tenant's endpoints use private addresses.")),
-                ('version', models.PositiveIntegerField(default=1)),
-                ('updated_at', models.DateTimeField(auto_now=True)),
-                ('tenant', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='+', to='tenants.tenant')),
-                ('updated_by', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to=settings.AUTH_USER_MODEL)),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                (
+                    "objective",
+                    models.CharField(
+                        choices=[
+                            ("balanced", "Balanced"),
+                            ("minimize_cost", "Minimize cost"),
+                            ("maximize_quality", "Maximize quality"),
+                            ("minimize_latency", "Minimize latency"),
+                            ("custom", "Custom weights"),
+                        ],
+                        default="balanced",
+                        max_length=32,
+                    ),
+                ),
+                ("weight_quality", models.FloatField(default=0.4)),
+                ("weight_cost", models.FloatField(default=0.3)),
+                ("weight_latency", models.FloatField(default=0.3)),
+                (
+                    "allowed_providers",
+                    models.JSONField(blank=True, help_text="null = all", null=True),
+                ),
+                ("denied_providers", models.JSONField(blank=True, default=list)),
+                ("allowed_models", models.JSONField(blank=True, help_text="null = all", null=True)),
+                ("denied_models", models.JSONField(blank=True, default=list)),
+                ("local_only", models.BooleanField(default=False)),
+                (
+                    "max_cost_per_request",
+                    models.DecimalField(blank=True, decimal_places=6, max_digits=12, null=True),
+                ),
+                ("min_quality", models.FloatField(blank=True, null=True)),
+                ("fallback_depth", models.PositiveSmallIntegerField(default=2)),
+                (
+                    "strategy",
+                    models.CharField(
+                        choices=[
+                            ("scored", "Scored top-1"),
+                            ("weighted_round_robin", "Weighted round robin"),
+                            ("least_in_flight", "Least in flight"),
+                            ("lowest_latency", "Lowest latency"),
+                            ("power_of_two", "Power of two choices"),
+                            ("consistent_hash", "Consistent hashing (session affinity)"),
+                            ("hedge", "Top-k hedging"),
+                        ],
+                        default="scored",
+                        max_length=32,
+                    ),
+                ),
+                ("hedge_k", models.PositiveSmallIntegerField(default=2)),
+                (
+                    "aliases",
+                    models.JSONField(blank=True, default=dict, help_text="alias -> [model, ...]"),
+                ),
+                ("budgets", models.JSONField(blank=True, default=dict)),
+                (
+                    "allow_private_base_urls",
+                    models.BooleanField(
+                        default=False,
+                        help_text="Operator only: let this tenant's endpoints use private addresses.",
+                    ),
+                ),
+                ("version", models.PositiveIntegerField(default=1)),
+                ("updated_at", models.DateTimeField(auto_now=True)),
+                (
+                    "tenant",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="+",
+                        to="tenants.tenant",
+                    ),
+                ),
+                (
+                    "updated_by",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="+",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
             ],
             options={
-                'verbose_name_plural': 'routing policies',
+                "verbose_name_plural": "routing policies",
             },
         ),
         migrations.CreateModel(
-            name='WeightHistory',
+            name="WeightHistory",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('version', models.PositiveIntegerField()),
-                ('weights', models.JSONField()),
-                ('source', models.CharField(default='manual', max_length=32)),
-                ('note', models.CharField(blank=True, max_length=200)),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
-                ('created_by', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to=settings.AUTH_USER_MODEL)),
-                ('tenant', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='+', to='tenants.tenant')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("version", models.PositiveIntegerField()),
+                ("weights", models.JSONField()),
+                ("source", models.CharField(default="manual", max_length=32)),
+                ("note", models.CharField(blank=True, max_length=200)),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
+                (
+                    "created_by",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="+",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
+                (
+                    "tenant",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="+",
+                        to="tenants.tenant",
+                    ),
+                ),
             ],
             options={
-                'ordering': ['-created_at', '-id'],
+                "ordering": ["-created_at", "-id"],
             },
         ),
         migrations.AddConstraint(
-            model_name='catalogmodel',
-            constraint=models.UniqueConstraint(fields=('provider', 'model_id'), name='catalog_unique_model'),
+            model_name="catalogmodel",
+            constraint=models.UniqueConstraint(
+                fields=("provider", "model_id"), name="catalog_unique_model"
+            ),
         ),
         migrations.AddConstraint(
-            model_name='providerendpoint',
-            constraint=models.UniqueConstraint(fields=('provider', 'tenant', 'name'), name='endpoint_unique_name'),
+            model_name="providerendpoint",
+            constraint=models.UniqueConstraint(
+                fields=("provider", "tenant", "name"), name="endpoint_unique_name"
+            ),
         ),
         migrations.AddIndex(
-            model_name='routingoutcome',
-            index=models.Index(fields=['tenant', 'model_key', '-created_at'], name='routing_rou_tenant__435d0b_idx'),
+            model_name="routingoutcome",
+            index=models.Index(
+                fields=["tenant", "model_key", "-created_at"], name="routing_rou_tenant__435d0b_idx"
+            ),
         ),
         migrations.AddConstraint(
-            model_name='routingpolicy',
-            constraint=models.UniqueConstraint(fields=('tenant',), name='policy_one_per_tenant'),
+            model_name="routingpolicy",
+            constraint=models.UniqueConstraint(fields=("tenant",), name="policy_one_per_tenant"),
         ),
         migrations.AddIndex(
-            model_name='weighthistory',
-            index=models.Index(fields=['tenant', '-created_at'], name='routing_wei_tenant__e2f5f8_idx'),
+            model_name="weighthistory",
+            index=models.Index(
+                fields=["tenant", "-created_at"], name="routing_wei_tenant__e2f5f8_idx"
+            ),
         ),
     ]

@@ -44,11 +44,17 @@ class LiveServer:
         self.sock.bind(("127.0.0.1", 0))
         self.port = self.sock.getsockname()[1]
         config = uvicorn.Config(
-            application, lifespan="on", log_level="warning", loop="asyncio", http="h11",
+            application,
+            lifespan="on",
+            log_level="warning",
+            loop="asyncio",
+            http="h11",
             timeout_graceful_shutdown=2,
-        )  # fmt: skip
+        )
         self.server = uvicorn.Server(config)
-        self.thread = threading.Thread(target=self.server.run, kwargs={"sockets": [self.sock]}, daemon=True)
+        self.thread = threading.Thread(
+            target=self.server.run, kwargs={"sockets": [self.sock]}, daemon=True
+        )
         self.thread.start()
         deadline = time.monotonic() + 15
         while not self.server.started:
@@ -125,28 +131,64 @@ class Env:
             time.sleep(0.05)
 
 
-def add_model(provider: Provider, model_id: str, *, tier: str = "balanced", quality: float = 0.7,
-              caps: list[str] | None = None, kind: str = "chat", context_window: int = 32000,
-              max_output: int = 4096, price_in: Decimal | None = None,
-              price_out: Decimal | None = None) -> CatalogModel:  # fmt: skip
+def add_model(
+    provider: Provider,
+    model_id: str,
+    *,
+    tier: str = "balanced",
+    quality: float = 0.7,
+    caps: list[str] | None = None,
+    kind: str = "chat",
+    context_window: int = 32000,
+    max_output: int = 4096,
+    price_in: Decimal | None = None,
+    price_out: Decimal | None = None,
+) -> CatalogModel:
     return CatalogModel.objects.create(
-        provider=provider, model_id=model_id, kind=kind, tier=tier,
+        provider=provider,
+        model_id=model_id,
+        kind=kind,
+        tier=tier,
         capabilities=caps if caps is not None else CHAT_CAPS,
-        quality={c: quality for c in ("code", "math", "reasoning", "extraction",
-                                        "summarization", "creative", "chat")},
+        quality={
+            c: quality
+            for c in (
+                "code",
+                "math",
+                "reasoning",
+                "extraction",
+                "summarization",
+                "creative",
+                "chat",
+            )
+        },
         input_price_per_mtok=PRICES["in"] if price_in is None else price_in,
         output_price_per_mtok=PRICES["out"] if price_out is None else price_out,
-        context_window=context_window, max_output_tokens=max_output,
-    )  # fmt: skip
+        context_window=context_window,
+        max_output_tokens=max_output,
+    )
 
 
-def add_provider(slug: str, wire: str, base_url: str, *, secret: str | None = "sk-test-" + "x" * 8,
-                 is_local: bool = False, api_version: str = "") -> Provider:  # fmt: skip
+def add_provider(
+    slug: str,
+    wire: str,
+    base_url: str,
+    *,
+    secret: str | None = "sk-test-" + "x" * 8,
+    is_local: bool = False,
+    api_version: str = "",
+) -> Provider:
     provider = Provider.objects.create(slug=slug, name=slug, wire_format=wire, is_local=is_local)
     ep = ProviderEndpoint.objects.create(
-        provider=provider, name="main", base_url=base_url, api_version=api_version,
-        connect_timeout=2, first_byte_timeout=2, total_timeout=10, max_retries=1,
-    )  # fmt: skip
+        provider=provider,
+        name="main",
+        base_url=base_url,
+        api_version=api_version,
+        connect_timeout=2,
+        first_byte_timeout=2,
+        total_timeout=10,
+        max_retries=1,
+    )
     if secret:
         credential_create(provider=provider, name="platform", secret=secret, endpoint=ep)
     return provider
@@ -167,8 +209,9 @@ def gw(live_gateway: LiveServer, fakes: dict[str, Any], transactional_db: Any) -
         "fakeai": add_provider("fakeai", "openai", fakes["openai"].base_url),
         "fakeclaude": add_provider("fakeclaude", "anthropic", fakes["anthropic"].base_url),
         "fakegemini": add_provider("fakegemini", "gemini", fakes["gemini"].base_url),
-        "fakellama": add_provider("fakellama", "ollama", fakes["ollama"].base_url, secret=None,
-                                  is_local=True),  # fmt: skip
+        "fakellama": add_provider(
+            "fakellama", "ollama", fakes["ollama"].base_url, secret=None, is_local=True
+        ),
     }
     tenant = tenant_create(name="Acme", slug="acme")
     key, plaintext = api_key_create(tenant=tenant, name="app")

@@ -35,7 +35,9 @@ def test_a_bad_key_gets_openais_401_error_object(gw):
     add_model(gw.providers["fakeai"], "fake-ok")
     client = openai.OpenAI(base_url=f"{gw.url}/v1", api_key="aura-nope.nope", max_retries=0)
     with pytest.raises(openai.AuthenticationError) as info:
-        client.chat.completions.create(model="fake-ok", messages=[{"role": "user", "content": "hi"}])
+        client.chat.completions.create(
+            model="fake-ok", messages=[{"role": "user", "content": "hi"}]
+        )
     assert info.value.status_code == 401
     assert info.value.body["code"] == "invalid_api_key"
 
@@ -43,14 +45,18 @@ def test_a_bad_key_gets_openais_401_error_object(gw):
 def test_an_unknown_model_is_a_404_naming_the_model(gw):
     add_model(gw.providers["fakeai"], "fake-ok")
     with pytest.raises(openai.NotFoundError) as info:
-        gw.client().chat.completions.create(model="nope-9", messages=[{"role": "user", "content": "hi"}])
+        gw.client().chat.completions.create(
+            model="nope-9", messages=[{"role": "user", "content": "hi"}]
+        )
     assert "nope-9" in info.value.message
 
 
 def test_it_streams_and_records_the_same_cost_as_without_streaming(gw):
     add_model(gw.providers["fakeai"], "fake-ok")
     stream = gw.client().chat.completions.create(
-        model="fake-ok", messages=[{"role": "user", "content": "one two three"}], stream=True,
+        model="fake-ok",
+        messages=[{"role": "user", "content": "one two three"}],
+        stream=True,
         stream_options={"include_usage": True},
     )
     text, usage = "", None

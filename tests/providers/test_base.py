@@ -67,7 +67,7 @@ def test_a_target_never_shows_its_key() -> None:
 
 
 async def test_sse_events_follow_the_field_rules() -> None:
-    async def lines():  # type: ignore[no-untyped-def]
+    async def lines():  # type: ignore[no-untyped-def,unused-ignore]
         for line in [": keep-alive", "event: a", "data: 1", "data: 2", "", "data:3", ""]:
             yield line
 

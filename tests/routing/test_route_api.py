@@ -68,10 +68,23 @@ def catalog(db: Any, health: FakeHealth) -> None:
         max_output_tokens=4096,
         tier="eco",
     )
-    model(_provider("beta"), "big", quality={"chat": 0.9}, input_price_per_mtok=3,
-          output_price_per_mtok=15, context_window=128_000)  # fmt: skip
-    model(_provider("gamma"), "mid", quality={"chat": 0.8}, input_price_per_mtok=1,
-          output_price_per_mtok=2, context_window=32_000, aliases=["middle"])  # fmt: skip
+    model(
+        _provider("beta"),
+        "big",
+        quality={"chat": 0.9},
+        input_price_per_mtok=3,
+        output_price_per_mtok=15,
+        context_window=128_000,
+    )
+    model(
+        _provider("gamma"),
+        "mid",
+        quality={"chat": 0.8},
+        input_price_per_mtok=1,
+        output_price_per_mtok=2,
+        context_window=32_000,
+        aliases=["middle"],
+    )
     model(_provider("openai", "openai"), "gpt", quality={"chat": 0.95})
     model(
         _provider("embedco"),

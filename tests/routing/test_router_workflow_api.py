@@ -154,10 +154,16 @@ def test_select_refuses_a_bad_max_tokens(alice, catalog):
 def test_recording_an_outcome_stores_it_for_the_tenant(alice, catalog):
     resp = alice.client.post(
         RECORD,
-        {"model": "gamma/mid", "latency_ms": 420, "cost_usd": "0.0125", "success": True,
-         "quality_score": 0.9, "request_id": "req-1"},
+        {
+            "model": "gamma/mid",
+            "latency_ms": 420,
+            "cost_usd": "0.0125",
+            "success": True,
+            "quality_score": 0.9,
+            "request_id": "req-1",
+        },
         format="json",
-    )  # fmt: skip
+    )
     assert resp.status_code == 201, resp.json()
     assert resp.json()["model"] == "gamma/mid"
     row = RoutingOutcome.objects.get()
@@ -196,8 +202,14 @@ def test_bad_outcomes_are_refused_by_field(alice, catalog, changes, field):
 # --------------------------------------------------------------------------- metrics
 
 
-def _record(client: APIClient, model: str, latency: float, cost: float, ok: bool,
-            quality: float | None = None) -> None:  # fmt: skip
+def _record(
+    client: APIClient,
+    model: str,
+    latency: float,
+    cost: float,
+    ok: bool,
+    quality: float | None = None,
+) -> None:
     body = {"model": model, "latency_ms": latency, "cost_usd": cost, "success": ok}
     if quality is not None:
         body["quality_score"] = quality
@@ -262,6 +274,12 @@ def test_metrics_default_to_the_last_seven_days(alice, catalog):
         for m in alice.client.get(METRICS, {"since": since, "until": until}).json()["models"]
     ]
     assert models == ["alpha/small"]
+
+
+def test_metrics_accept_an_unencoded_utc_offset(alice, catalog):
+    resp = alice.client.get(f"{METRICS}?since=2025-01-01T00:00:00+00:00")
+    assert resp.status_code == 200
+    assert resp.json()["since"].startswith("2025-01-01T00:00:00")
 
 
 def test_metrics_refuse_bad_dates(alice, catalog):

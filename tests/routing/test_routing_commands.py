@@ -87,10 +87,16 @@ def test_add_provider_creates_then_updates(db: Any) -> None:
 
 def test_add_endpoint_with_create_models_serves_those_models(vllm: Provider) -> None:
     out = run(
-        "add_endpoint", "vllm", "gpu1", "--base-url", "http://10.0.0.5:8000/v1",
-        "--model", "meta-llama/Llama-3.1-8B-Instruct", "Qwen/Qwen2.5-7B-Instruct",
+        "add_endpoint",
+        "vllm",
+        "gpu1",
+        "--base-url",
+        "http://10.0.0.5:8000/v1",
+        "--model",
+        "meta-llama/Llama-3.1-8B-Instruct",
+        "Qwen/Qwen2.5-7B-Instruct",
         "--create-models",
-    )  # fmt: skip
+    )
     assert "Created catalog model vllm/meta-llama/Llama-3.1-8B-Instruct" in out
     endpoint = ProviderEndpoint.objects.get(provider=vllm, name="gpu1")
     served = sorted(endpoint.served_models.values_list("model_id", flat=True))
@@ -110,9 +116,17 @@ def test_add_endpoint_without_create_models_refuses_unknown_models(vllm: Provide
 def test_a_refused_endpoint_leaves_no_created_models_behind(vllm: Provider, acme: Tenant) -> None:
     with pytest.raises(CommandError, match="private"):
         run(
-            "add_endpoint", "vllm", "theirs", "--base-url", "http://10.0.0.5/v1",
-            "--tenant", "acme", "--model", "llama", "--create-models",
-        )  # fmt: skip
+            "add_endpoint",
+            "vllm",
+            "theirs",
+            "--base-url",
+            "http://10.0.0.5/v1",
+            "--tenant",
+            "acme",
+            "--model",
+            "llama",
+            "--create-models",
+        )
     assert not CatalogModel.objects.exists()
 
 
@@ -120,9 +134,16 @@ def test_add_endpoint_parses_deployments(db: Any) -> None:
     azure = Provider.objects.create(slug="azure", name="Azure", wire_format="azure")
     CatalogModel.objects.create(provider=azure, model_id="gpt-x")
     run(
-        "add_endpoint", "azure", "eu", "--base-url", "https://eu.openai.azure.com",
-        "--api-version", "2024-10-21", "--deployment", "gpt-x=gpt-x-eu",
-    )  # fmt: skip
+        "add_endpoint",
+        "azure",
+        "eu",
+        "--base-url",
+        "https://eu.openai.azure.com",
+        "--api-version",
+        "2024-10-21",
+        "--deployment",
+        "gpt-x=gpt-x-eu",
+    )
     endpoint = ProviderEndpoint.objects.get(name="eu")
     assert endpoint.deployments == {"gpt-x": "gpt-x-eu"}
     assert endpoint.api_version == "2024-10-21"
@@ -162,6 +183,7 @@ def test_add_credential_reads_an_environment_variable(
     )
     assert SECRET not in out
     cred = Credential.objects.get()
+    assert cred.endpoint is not None
     assert (cred.tenant, cred.endpoint.name) == (acme, "gpu1")
     assert credential_secret(cred) == SECRET
 

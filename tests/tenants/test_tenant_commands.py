@@ -21,9 +21,15 @@ def run(*args: str) -> str:
 
 def test_create_tenant_creates_it_with_a_slug_zone_and_contacts():
     out = run(
-        "create_tenant", "Initech Labs", "--timezone", "Europe/Paris",
-        "--email", "a@initech.test", "--email", "b@initech.test",
-    )  # fmt: skip
+        "create_tenant",
+        "Initech Labs",
+        "--timezone",
+        "Europe/Paris",
+        "--email",
+        "a@initech.test",
+        "--email",
+        "b@initech.test",
+    )
     tenant = Tenant.objects.get(slug="initech-labs")
     assert f"created tenant initech-labs (id {tenant.pk})" in out
     assert tenant.name == "Initech Labs"

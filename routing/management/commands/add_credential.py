@@ -27,9 +27,10 @@ class Command(BaseCommand):
         parser.add_argument("--endpoint", help="endpoint name (default: every endpoint)")
         source = parser.add_mutually_exclusive_group(required=True)
         source.add_argument(
-            "--secret-stdin", action="store_true",
+            "--secret-stdin",
+            action="store_true",
             help="read the secret from stdin (prompts without echo on a terminal)",
-        )  # fmt: skip
+        )
         source.add_argument("--secret-env", metavar="VAR", help="read the secret from $VAR")
 
     def _read_secret(self, opts: dict[str, Any]) -> str:

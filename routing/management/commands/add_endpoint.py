@@ -34,18 +34,29 @@ class Command(BaseCommand):
         parser.add_argument("--base-url", required=True)
         parser.add_argument("--tenant", help="tenant slug (default: a platform endpoint)")
         parser.add_argument(
-            "--model", dest="models", action="extend", nargs="+", default=[], metavar="MODEL_ID",
+            "--model",
+            dest="models",
+            action="extend",
+            nargs="+",
+            default=[],
+            metavar="MODEL_ID",
             help="catalog model ids served here (default: every model of the provider)",
-        )  # fmt: skip
+        )
         parser.add_argument("--api-version", default="", help="Azure api-version")
         parser.add_argument(
-            "--deployment", dest="deployments", action="extend", nargs="+", default=[],
-            metavar="MODEL=DEPLOYMENT", help="Azure: catalog model id -> deployment name",
-        )  # fmt: skip
+            "--deployment",
+            dest="deployments",
+            action="extend",
+            nargs="+",
+            default=[],
+            metavar="MODEL=DEPLOYMENT",
+            help="Azure: catalog model id -> deployment name",
+        )
         parser.add_argument(
-            "--create-models", action="store_true",
+            "--create-models",
+            action="store_true",
             help="add unknown model ids to the catalog (zero price; chat, streaming, tools, json)",
-        )  # fmt: skip
+        )
 
     def handle(self, *args: Any, **opts: Any) -> None:
         provider = Provider.objects.filter(slug=opts["provider"]).first()

@@ -38,18 +38,31 @@ class Command(BaseCommand):
                 slug=slug,
                 defaults={"name": slug, "wire_format": "openai", "is_local": True},
             )
-            ep, _ = ProviderEndpoint.objects.update_or_create(
-                provider=provider, tenant=None, name="bench",
-                defaults={"base_url": f"http://127.0.0.1:{opts['port'] + offset}/v1",
-                          "max_retries": 1, "first_byte_timeout": 30, "total_timeout": 60},
-            )  # fmt: skip
+            ProviderEndpoint.objects.update_or_create(
+                provider=provider,
+                tenant=None,
+                name="bench",
+                defaults={
+                    "base_url": f"http://127.0.0.1:{opts['port'] + offset}/v1",
+                    "max_retries": 1,
+                    "first_byte_timeout": 30,
+                    "total_timeout": 60,
+                },
+            )
             CatalogModel.objects.update_or_create(
-                provider=provider, model_id=model_id,
-                defaults={"tier": "eco", "context_window": 128000, "max_output_tokens": 4096,
-                          "capabilities": ["chat", "streaming", "tools", "json"],
-                          "input_price_per_mtok": "0.15", "output_price_per_mtok": "0.60",
-                          "quality": {"chat": 0.7}, "is_local": True},
-            )  # fmt: skip
+                provider=provider,
+                model_id=model_id,
+                defaults={
+                    "tier": "eco",
+                    "context_window": 128000,
+                    "max_output_tokens": 4096,
+                    "capabilities": ["chat", "streaming", "tools", "json"],
+                    "input_price_per_mtok": "0.15",
+                    "output_price_per_mtok": "0.60",
+                    "quality": {"chat": 0.7},
+                    "is_local": True,
+                },
+            )
         RoutingPolicy.objects.get_or_create(tenant=tenant)
         prefix, secret = parsed
         key = ApiKey.objects.filter(prefix=prefix).first()

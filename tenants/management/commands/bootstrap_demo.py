@@ -13,7 +13,9 @@ from tenants.services import api_key_create, membership_add, tenant_create
 
 
 class Command(BaseCommand):
-    help = "Create the demo tenant, a superuser and a demo API key (idempotent; secrets print once)."
+    help = (
+        "Create the demo tenant, a superuser and a demo API key (idempotent; secrets print once)."
+    )
 
     def handle(self, *args: Any, **opts: Any) -> None:
         out = self.stdout.write
@@ -45,7 +47,9 @@ class Command(BaseCommand):
             out(f"  demo key:  {plaintext}   (shown once; it is not stored)")
             out(f"  try:       curl -H 'Authorization: Bearer {plaintext}' {url}/api/v1/keys")
         else:
-            out("  demo key:  created at first start; make another: manage.py create_api_key demo mykey")
+            out(
+                "  demo key:  created at first start; make another: manage.py create_api_key demo mykey"
+            )
         out(f"  health:    {url}/healthz   {url}/readyz")
         out("=" * 72)
         out("")

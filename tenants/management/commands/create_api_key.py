@@ -30,7 +30,10 @@ class Command(BaseCommand):
         expires_at = timezone.now() + timedelta(days=days) if days is not None else None
         try:
             key, plaintext = api_key_create(
-                tenant=tenant, name=opts["name"], expires_at=expires_at, can_manage=opts["can_manage"]
+                tenant=tenant,
+                name=opts["name"],
+                expires_at=expires_at,
+                can_manage=opts["can_manage"],
             )
         except DomainError as exc:
             raise CommandError(exc.message) from exc

@@ -26,5 +26,7 @@ class Command(BaseCommand):
                 contact_emails=opts["email"],
             )
         except ValidationError as exc:
-            raise CommandError("; ".join(f"{k}: {' '.join(v)}" for k, v in exc.message_dict.items())) from exc
+            raise CommandError(
+                "; ".join(f"{k}: {' '.join(v)}" for k, v in exc.message_dict.items())
+            ) from exc
         self.stdout.write(f"created tenant {tenant.slug} (id {tenant.pk})")
