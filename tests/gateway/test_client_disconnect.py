@@ -137,4 +137,8 @@ def test_a_client_that_disconnects_before_the_first_byte_closes_the_upstream_con
     [row] = gw.usage(1)
     assert row.status == "cancelled" and row.error_code == "client_disconnected"
     assert row.provider == "hangai" and row.model == "hang-first-byte"
-    assert not row.stream and row.completion_tokens == 0
+    assert not row.stream and row.http_status == 499  # client closed request
+    # Charged for the prompt by local count (3 priming + 4 message + 1 word = 8), flagged.
+    assert row.cost_estimated and (row.prompt_tokens, row.completion_tokens) == (8, 0)
+    assert row.cost_usd == Decimal(8) * 2 / Decimal(1_000_000)
+    assert row.attempts[0]["error"] == "cancelled"
