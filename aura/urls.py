@@ -14,4 +14,5 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("api/v1/", include("tenants.urls")),
     path("api/v1/", include("routing.urls")),
+    path("api/v1/", include("routing.byok_urls")),
 ]

@@ -48,3 +48,139 @@ class UsageRecord(TenantOwned):
             models.Index(fields=["tenant", "created_at"], name="usage_tenant_time"),
             models.Index(fields=["api_key", "created_at"], name="usage_key_time"),
         ]
+
+
+class Budget(TenantOwned):
+    """A spend limit on a tenant or one of its API keys, per request or per calendar period
+    in the tenant's time zone."""
+
+    class Period(models.TextChoices):
+        REQUEST = "request", "Per request"
+        HOUR = "hour", "Hour"
+        DAY = "day", "Day"
+        WEEK = "week", "Week (Monday-Sunday)"
+        MONTH = "month", "Month"
+
+    class Mode(models.TextChoices):
+        BLOCK = "block", "Block"
+        DOWNGRADE = "downgrade", "Downgrade to cheaper models"
+        ALERT_ONLY = "alert_only", "Alert only"
+
+    api_key = models.ForeignKey(
+        "tenants.ApiKey",
+        null=True,
+        blank=True,
+        on_delete=models.CASCADE,
+        related_name="+",
+        help_text="Empty: the whole tenant. Set: only this key's requests.",
+    )
+    period = models.CharField(max_length=16, choices=Period.choices)
+    limit_usd = models.DecimalField(max_digits=14, decimal_places=6)
+    mode = models.CharField(max_length=16, choices=Mode.choices, default=Mode.BLOCK)
+    thresholds = models.JSONField(
+        default=list, blank=True, help_text="Alert at these % of the limit."
+    )
+    webhook_url = models.URLField(max_length=500, blank=True)
+    enabled = models.BooleanField(default=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    DEFAULT_THRESHOLDS = (50, 75, 90, 100)
+
+    class Meta:
+        ordering = ["tenant_id", "period", "id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["tenant", "api_key", "period"],
+                name="budget_one_per_scope_period",
+                nulls_distinct=False,
+            )
+        ]
+
+    def __str__(self) -> str:
+        scope = f"key {self.api_key_id}" if self.api_key_id else "tenant"
+        return f"{self.period} budget ${self.limit_usd} ({scope}, {self.mode})"
+
+    @property
+    def alert_thresholds(self) -> list[int]:
+        return sorted(self.thresholds) if self.thresholds else list(self.DEFAULT_THRESHOLDS)
+
+
+class BudgetAlert(TenantOwned):
+    """One threshold crossing of one budget in one period: sent at most once (unique)."""
+
+    budget = models.ForeignKey(Budget, on_delete=models.CASCADE, related_name="alerts")
+    period_start = models.DateTimeField()
+    threshold = models.PositiveSmallIntegerField()
+    spent_usd = models.DecimalField(max_digits=14, decimal_places=6)
+    limit_usd = models.DecimalField(max_digits=14, decimal_places=6)
+    created_at = models.DateTimeField(auto_now_add=True)
+    emailed_at = models.DateTimeField(null=True, blank=True)
+    webhook_status = models.CharField(max_length=64, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["budget", "period_start", "threshold"], name="alert_once_per_period"
+            )
+        ]
+        indexes = [models.Index(fields=["tenant", "-created_at"])]
+
+
+class DailyRollup(TenantOwned):
+    """Usage aggregated per tenant-local day, key, provider, model and kind. Dashboards and
+    reports read these, never raw usage records."""
+
+    day = models.DateField()
+    api_key = models.ForeignKey(
+        "tenants.ApiKey", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    provider = models.CharField(max_length=64)
+    model = models.CharField(max_length=200)
+    kind = models.CharField(max_length=16, default="chat")
+    requests = models.PositiveIntegerField(default=0)
+    errors = models.PositiveIntegerField(default=0)
+    prompt_tokens = models.BigIntegerField(default=0)
+    completion_tokens = models.BigIntegerField(default=0)
+    cost_usd = models.DecimalField(max_digits=18, decimal_places=10, default=0)
+    cache_hits = models.PositiveIntegerField(default=0)
+    cache_savings_usd = models.DecimalField(max_digits=18, decimal_places=10, default=0)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["-day", "provider", "model"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["tenant", "day", "api_key", "provider", "model", "kind"],
+                name="rollup_unique_row",
+                nulls_distinct=False,
+            )
+        ]
+        indexes = [models.Index(fields=["tenant", "day"])]
+
+
+class JobClaim(models.Model):
+    """Claims for periodic jobs: a conditional UPDATE on next_run_at lets exactly one of
+    several concurrent runs (double-fired beat, retries) do the work."""
+
+    name = models.CharField(max_length=100, primary_key=True)
+    next_run_at = models.DateTimeField()
+    last_run_at = models.DateTimeField(null=True, blank=True)
+    last_result = models.JSONField(default=dict, blank=True)
+
+
+class WeeklyReport(TenantOwned):
+    """One weekly cost report per tenant and week; the row is the claim (never sent twice)."""
+
+    week_start = models.DateField(help_text="Monday of the reported week (tenant-local).")
+    created_at = models.DateTimeField(auto_now_add=True)
+    sent_at = models.DateTimeField(null=True, blank=True)
+    recipients = models.JSONField(default=list, blank=True)
+    totals = models.JSONField(default=dict, blank=True)
+
+    class Meta:
+        ordering = ["-week_start"]
+        constraints = [
+            models.UniqueConstraint(fields=["tenant", "week_start"], name="report_once_per_week")
+        ]

@@ -116,12 +116,40 @@ class UsageWriter:
             self._conn = await psycopg.AsyncConnection.connect(_conninfo(), autocommit=True)
         return self._conn
 
-    async def _write(self, batch: Sequence[dict[str, Any]]) -> None:
+    async def _copy(self, batch: Sequence[dict[str, Any]]) -> None:
         conn = await self._connection()
         async with conn.cursor() as cur, cur.copy(_COPY_SQL) as copy:
             for rec in batch:
                 await copy.write_row(_row(rec))
         self.written += len(batch)
+
+    async def _write(self, batch: Sequence[dict[str, Any]]) -> None:
+        try:
+            await self._copy(batch)
+        except (psycopg.errors.IntegrityError, psycopg.errors.DataError):
+            # One record the database refuses (its API key or tenant was deleted while the
+            # request ran) must not hold back every record after it, retried forever: write
+            # them one by one and set the refused ones aside.
+            log.warning("usage batch of %d refused; writing records one by one", len(batch))
+            for rec in batch:
+                await self._write_alone(rec)
+
+    async def _write_alone(self, rec: dict[str, Any]) -> None:
+        try:
+            await self._copy([rec])
+            return
+        except psycopg.errors.ForeignKeyViolation:
+            if rec.get("api_key_id") is not None:
+                # The key was deleted meanwhile: keep the record, as the FK's SET_NULL would.
+                try:
+                    await self._copy([{**rec, "api_key_id": None}])
+                    return
+                except (psycopg.errors.IntegrityError, psycopg.errors.DataError):
+                    pass
+        except (psycopg.errors.IntegrityError, psycopg.errors.DataError):
+            pass
+        log.error("usage record %s refused by the database; spilled", rec.get("request_id"))
+        self._spill_records([rec])
 
     async def _run(self) -> None:
         backoff = 0.1
@@ -153,16 +181,21 @@ class UsageWriter:
                 backoff = min(backoff * 2, 5.0)
 
     def _spill(self) -> None:
-        from aura.embedded import data_dir
-
-        path = data_dir() / "usage-spool.jsonl"
-        with open(path, "a") as fh:
-            for rec in self._queue:
-                fh.write(json.dumps(rec, default=_json_default) + "\n")
+        path = self._spill_records(self._queue)
         log.error(
             "usage queue over %d: spilled %d records to %s", MAX_PENDING, len(self._queue), path
         )
         self._queue = []
+
+    @staticmethod
+    def _spill_records(records: Sequence[dict[str, Any]]) -> Any:
+        from aura.embedded import data_dir
+
+        path = data_dir() / "usage-spool.jsonl"
+        with open(path, "a") as fh:
+            for rec in records:
+                fh.write(json.dumps(rec, default=_json_default) + "\n")
+        return path
 
     async def flush(self) -> None:
         """Write everything queued now (shutdown, tests)."""

@@ -36,6 +36,7 @@ class CallTarget:
 
     key: str
     provider: str
+    model_id: str  # the catalog id (the upstream may know it by another name, e.g. Azure)
     wire_format: str
     endpoint_id: int | None
     target: ProviderTarget
@@ -205,6 +206,7 @@ def build_context(tenant_id: int) -> RoutingContext:
             targets[key] = CallTarget(
                 key=key,
                 provider=prov.slug,
+                model_id=m.model_id,
                 wire_format=prov.wire_format,
                 endpoint_id=ep.pk if ep is not None else None,
                 target=ProviderTarget(

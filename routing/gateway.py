@@ -132,6 +132,10 @@ def _json_body(req: Request) -> Any:
         raise GatewayError(
             400, f"The request body is not valid JSON: {exc}.", code="invalid_json"
         ) from None
+    except RecursionError:  # e.g. 100k nested arrays: bad input, not a server error
+        raise GatewayError(
+            400, "The request body is nested too deeply.", code="invalid_json"
+        ) from None
 
 
 async def _authenticate(req: Request) -> KeyPrincipal:
@@ -160,6 +164,12 @@ async def _health(ctx: RoutingContext) -> engine.HealthSnapshot:
     return stats.snapshot(breakers.open_endpoints())
 
 
+_NOT_CANDIDATE_REASONS = frozenset(
+    {"wrong_kind", "provider_denied", "provider_not_allowed", "model_denied",
+     "model_not_allowed", "not_local", "no_credentials"}
+)  # fmt: skip
+
+
 def _plan_error(plan: engine.Plan, model: str) -> GatewayError:
     if plan.failure == "unknown_model":
         return GatewayError(
@@ -172,6 +182,10 @@ def _plan_error(plan: engine.Plan, model: str) -> GatewayError:
     relevant = [e for e in plan.excluded if not requested or e.key in requested] or list(
         plan.excluded
     )
+    if not requested:
+        # 'auto': models the policy rules out (or of another kind) were never candidates;
+        # report why the others could not serve the request, not "auto is not allowed".
+        relevant = [e for e in relevant if e.reason not in _NOT_CANDIDATE_REASONS] or relevant
     if not relevant:
         return GatewayError(
             503,
@@ -256,7 +270,7 @@ def _meta_headers(
     return [
         (b"x-aura-request-id", req.request_id.encode()),
         (b"x-aura-provider", (ctx_target.provider if ctx_target else "").encode()),
-        (b"x-aura-model", (ctx_target.target.upstream_model if ctx_target else "").encode()),
+        (b"x-aura-model", (ctx_target.model_id if ctx_target else "").encode()),
         (b"x-aura-cost-usd", (f"{cost:.10f}" if isinstance(cost, Decimal) else cost).encode()),
         (b"x-aura-cache", cache_status.encode()),
         (b"x-aura-overhead-ms", f"{overhead:.2f}".encode()),
@@ -331,7 +345,7 @@ def _last_target(outcome: execution.Outcome) -> tuple[str, str, int | None]:
     """(provider, model, endpoint id) of the answering or, failing that, last tried model."""
     if outcome.target is not None:
         t = outcome.target
-        return t.provider, t.target.upstream_model, t.endpoint_id
+        return t.provider, t.model_id, t.endpoint_id
     if outcome.attempts:
         a = outcome.attempts[-1]
         return a.provider, a.key.split("/", 1)[-1], None

@@ -7,11 +7,8 @@ import random
 from datetime import datetime
 from typing import Any
 
-from django.db.models import Aggregate, Avg, Count, FloatField, Q
-
 from routing import engine
 from routing.context import RoutingContext
-from routing.models import RoutingOutcome
 
 # Filter order of engine._Rules.check: when nothing is routable, the exclusion that got
 # furthest through it is the one the caller can act on (a too-long prompt beats "policy
@@ -151,48 +148,43 @@ def model_scores(
     return {s.candidate.key: s.score for s in plan.scored}
 
 
-class PercentileCont(Aggregate):
-    """Postgres ``percentile_cont(f) WITHIN GROUP (ORDER BY expr)`` (interpolated)."""
-
-    function = "PERCENTILE_CONT"
-    name = "PercentileCont"
-    output_field = FloatField()
-    template = "%(function)s(%(fraction)s) WITHIN GROUP (ORDER BY %(expressions)s)"
-
-    def __init__(self, expression: str, fraction: float, **extra: Any) -> None:
-        if not 0.0 <= fraction <= 1.0:
-            raise ValueError("fraction must be between 0 and 1")
-        # Inlined as a float literal: it is ours, never user input.
-        super().__init__(expression, fraction=repr(float(fraction)), **extra)
+_METRICS_SQL = """
+SELECT model_key, count(*), count(*) FILTER (WHERE success), avg(latency_ms),
+       percentile_cont(0.95) WITHIN GROUP (ORDER BY latency_ms), avg(cost_usd),
+       avg(quality_score)
+FROM (
+    SELECT model_key, success, latency_ms, cost_usd, quality_score
+    FROM routing_routingoutcome
+    WHERE tenant_id = %(tenant)s AND created_at >= %(since)s AND created_at <= %(until)s
+    UNION ALL
+    SELECT provider || '/' || model, status = 'ok', latency_ms, cost_usd, NULL
+    FROM billing_usagerecord
+    WHERE tenant_id = %(tenant)s AND created_at >= %(since)s AND created_at <= %(until)s
+      AND kind = 'chat' AND provider <> ''
+) AS outcomes
+GROUP BY model_key
+ORDER BY model_key
+"""
 
 
 def outcome_metrics(*, tenant_id: int, since: datetime, until: datetime) -> list[dict[str, Any]]:
-    """Per-model aggregates of the tenant's outcomes in [since, until], one GROUP BY query
-    (served by the (tenant, model_key, -created_at) index)."""
-    rows = (
-        RoutingOutcome.objects.for_tenant(tenant_id)
-        .filter(created_at__gte=since, created_at__lte=until)
-        .values("model_key")
-        .annotate(
-            requests=Count("id"),
-            successes=Count("id", filter=Q(success=True)),
-            mean_latency_ms=Avg("latency_ms"),
-            p95_latency_ms=PercentileCont("latency_ms", 0.95),
-            mean_cost_usd=Avg("cost_usd"),
-            mean_quality=Avg("quality_score"),
-        )
-        .order_by("model_key")
-    )
+    """Per-model aggregates in [since, until]: gateway traffic (usage records) plus outcomes
+    recorded through the API, in one query. Both sides are served by tenant+time indexes."""
+    from django.db import connection
+
+    with connection.cursor() as cur:
+        cur.execute(_METRICS_SQL, {"tenant": tenant_id, "since": since, "until": until})
+        rows = cur.fetchall()
     return [
         {
-            "model": r["model_key"],
-            "requests": r["requests"],
-            "successes": r["successes"],
-            "success_rate": r["successes"] / r["requests"],
-            "mean_latency_ms": float(r["mean_latency_ms"]),
-            "p95_latency_ms": float(r["p95_latency_ms"]),
-            "mean_cost_usd": float(r["mean_cost_usd"]),
-            "mean_quality": float(r["mean_quality"]) if r["mean_quality"] is not None else None,
+            "model": key,
+            "requests": requests,
+            "successes": successes,
+            "success_rate": successes / requests,
+            "mean_latency_ms": float(mean_latency),
+            "p95_latency_ms": float(p95),
+            "mean_cost_usd": float(mean_cost),
+            "mean_quality": float(quality) if quality is not None else None,
         }
-        for r in rows
+        for key, requests, successes, mean_latency, p95, mean_cost, quality in rows
     ]

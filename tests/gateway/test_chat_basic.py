@@ -70,3 +70,23 @@ def test_it_streams_and_records_the_same_cost_as_without_streaming(gw):
     rows = gw.usage()
     assert rows[0].stream and rows[0].status == "ok"
     assert rows[0].cost_usd == (Decimal(13) * 2 + Decimal(5) * 8) / Decimal(1_000_000)
+
+
+def test_gateway_traffic_shows_in_the_router_metrics(gw):
+    import httpx
+
+    from tenants.services import api_key_create
+
+    add_model(gw.providers["fakeai"], "fake-ok")
+    gw.client().chat.completions.create(
+        model="fake-ok", messages=[{"role": "user", "content": "count me"}]
+    )
+    gw.usage(1)
+    _, manage = api_key_create(tenant=gw.tenant, name="ops", can_manage=True)
+    resp = httpx.get(
+        f"{gw.url}/api/v1/router/metrics", headers={"Authorization": f"Bearer {manage}"}
+    )
+    assert resp.status_code == 200, resp.text
+    rows = {m["model"]: m for m in resp.json()["models"]}
+    assert rows["fakeai/fake-ok"]["requests"] == 1
+    assert rows["fakeai/fake-ok"]["success_rate"] == 1.0
