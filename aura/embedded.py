@@ -138,7 +138,7 @@ def start_redis(root: Path) -> tuple[str, bool]:
     rdir = root / "redis"
     rdir.mkdir(exist_ok=True)
     sock = rdir / "redis.sock"
-    url = f"unix://{sock}?db=0"
+    url = f"unix://{sock}?db={int(os.environ.get('AURA_REDIS_DB', '0'))}"
     if _redis_alive(sock):
         return url, False
     sock.unlink(missing_ok=True)

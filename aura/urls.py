@@ -15,4 +15,5 @@ urlpatterns = [
     path("api/v1/", include("tenants.urls")),
     path("api/v1/", include("routing.urls")),
     path("api/v1/", include("routing.byok_urls")),
+    path("api/v1/", include("billing.urls")),
 ]

@@ -67,6 +67,8 @@ class RoutingContext:
     targets: dict[str, CallTarget]
     policy_version: int
     built_at: float
+    timezone: str = "UTC"
+    budgets: tuple[Any, ...] = ()  # billing.budgets.BudgetRule, tenant-wide and per key
     counter: int = 0
     extra: dict[str, Any] = field(default_factory=dict)
 
@@ -116,6 +118,9 @@ def _pick_credential(creds: list[Any], tenant_id: int, endpoint: Any) -> Any | N
         if c.tenant_id in (None, tenant_id)
         and (c.endpoint_id is None or (endpoint is not None and c.endpoint_id == endpoint.pk))
     ]
+    if endpoint is not None and endpoint.tenant_id is not None:
+        # A tenant's own endpoint is a URL the tenant chose: never send it a platform key.
+        usable = [c for c in usable if c.tenant_id == endpoint.tenant_id]
     return min(usable, key=rank) if usable else None
 
 
@@ -126,7 +131,13 @@ def build_context(tenant_id: int) -> RoutingContext:
     from routing.credentials import credential_secret
     from routing.models import CatalogModel, Credential, ProviderEndpoint, RoutingPolicy
 
+    from billing.budgets import rules_from_rows
+    from billing.models import Budget
+    from tenants.models import Tenant
+
     policy_row = RoutingPolicy.objects.filter(tenant_id=tenant_id).first()
+    tenant_tz = Tenant.objects.filter(pk=tenant_id).values_list("timezone", flat=True).first()
+    budgets = rules_from_rows(list(Budget.objects.filter(tenant_id=tenant_id, enabled=True)))
     models = list(
         CatalogModel.objects.filter(enabled=True, provider__enabled=True).select_related("provider")
     )
@@ -232,6 +243,8 @@ def build_context(tenant_id: int) -> RoutingContext:
         targets=targets,
         policy_version=policy_row.version if policy_row else 0,
         built_at=time.monotonic(),
+        timezone=tenant_tz or "UTC",
+        budgets=budgets,
     )
 
 

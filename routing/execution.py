@@ -12,14 +12,14 @@ import asyncio
 import logging
 import random
 import time
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from aura.redis import async_client
 from routing.breaker import breakers, stats
 from routing.context import CallTarget, RoutingContext
-from routing.engine import Plan
+from routing.engine import Candidate, Plan
 from routing.providers import get_adapter
 from routing.providers.base import Completion, ProviderError
 
@@ -62,6 +62,7 @@ class Outcome:
     attempts: list[Attempt] = field(default_factory=list)
     target: CallTarget | None = None
     step_index: int = 0
+    reservation: Any = None  # the winning step's budget reservation, settled by the caller
     upstream_ms: float = 0.0
 
     @property
@@ -158,22 +159,26 @@ async def _with_retries(
     return None, last
 
 
-async def complete(
-    plan: Plan, ctx: RoutingContext, body: Mapping[str, Any], out: Outcome | None = None
-) -> tuple[Completion, Outcome]:
-    """Non-streamed chat completion along the plan (hedging the first ``plan.hedge`` steps).
+class StepGuard(Protocol):
+    """Admission per plan step beyond health: budgets reserve the step's worst case."""
 
-    Pass ``out`` to see the attempts made so far if this is cancelled (client gone).
-    """
-    out = Outcome() if out is None else out
+    async def acquire(self, candidate: Candidate) -> Any:
+        """Return a token to release/settle later; raise to refuse the request."""
+
+    async def release(self, token: Any) -> None: ...
+
+
+async def _run_plan(
+    plan: Plan,
+    ctx: RoutingContext,
+    out: Outcome,
+    call: Callable[[CallTarget, Any], Awaitable[Any]],
+    guard: StepGuard | None,
+    start_index: int = 0,
+) -> Any:
+    """Walk the plan: guard (budget), admit (breaker), call with retries, fall back."""
     last: ProviderError | None = None
-    steps = list(plan.steps)
-    start_index = 0
-    if plan.hedge > 1:
-        result = await _hedge(steps[: plan.hedge], ctx, body, out)
-        if result is not None:
-            return result, out
-        start_index = plan.hedge
+    steps = plan.steps
     for index in range(start_index, len(steps)):
         cand = steps[index].candidate
         ct = ctx.targets[cand.key]
@@ -182,70 +187,114 @@ async def complete(
                 Attempt(ct.key, ct.provider, False, "circuit_open", None, "probe in progress")
             )
             continue
+        token = await guard.acquire(cand) if guard is not None else None
         adapter = get_adapter(ct.wire_format)
-        result, err = await _with_retries(
-            ct, cand.endpoint, out, lambda ct=ct, adapter=adapter: adapter.complete(ct.target, body)
-        )
+        try:
+            result, err = await _with_retries(
+                ct, cand.endpoint, out, lambda ct=ct, adapter=adapter: call(ct, adapter)
+            )
+        except BaseException:
+            if guard is not None:
+                await guard.release(token)
+            raise
         if result is not None:
-            out.target, out.step_index = ct, index
-            return result, out
+            out.target, out.step_index, out.reservation = ct, index, token
+            return result
+        if guard is not None:
+            await guard.release(token)
         last = err or last
     raise AllFailed(out, last)
 
 
+async def complete(
+    plan: Plan,
+    ctx: RoutingContext,
+    body: Mapping[str, Any],
+    out: Outcome | None = None,
+    guard: StepGuard | None = None,
+) -> tuple[Completion, Outcome]:
+    """Non-streamed chat completion along the plan (hedging the first ``plan.hedge`` steps).
+
+    Pass ``out`` to see the attempts made so far if this is cancelled (client gone).
+    """
+    out = Outcome() if out is None else out
+
+    async def call(ct: CallTarget, adapter: Any) -> Completion:
+        result: Completion = await adapter.complete(ct.target, body)
+        return result
+
+    start_index = 0
+    if plan.hedge > 1:
+        result = await _hedge(list(plan.steps[: plan.hedge]), ctx, out, call, guard)
+        if result is not None:
+            return result, out
+        start_index = plan.hedge
+    return await _run_plan(plan, ctx, out, call, guard, start_index), out
+
+
 async def _hedge(
-    steps: list[Any], ctx: RoutingContext, body: Mapping[str, Any], out: Outcome
+    steps: list[Any],
+    ctx: RoutingContext,
+    out: Outcome,
+    call: Callable[[CallTarget, Any], Awaitable[Any]],
+    guard: StepGuard | None,
 ) -> Completion | None:
-    """Fire the same request at several models; first success wins, the rest are cancelled."""
+    """Fire the same request at several models; first success wins, the rest are cancelled.
+    Every hedged call reserves its own worst case; the losers' reservations are released."""
+    tokens: dict[int, Any] = {}
 
     async def one(index: int) -> tuple[int, Completion | None]:
         cand = steps[index].candidate
         ct = ctx.targets[cand.key]
         adapter = get_adapter(ct.wire_format)
-        result, _ = await _with_retries(
-            ct, cand.endpoint, out, lambda: adapter.complete(ct.target, body)
-        )
+        if guard is not None:
+            tokens[index] = await guard.acquire(cand)
+        result, _ = await _with_retries(ct, cand.endpoint, out, lambda: call(ct, adapter))
         return index, result
 
     tasks = [asyncio.create_task(one(i)) for i in range(len(steps))]
+    winner: int | None = None
     try:
         for fut in asyncio.as_completed(tasks):
-            try:
-                index, result = await fut
-            except ClientError:
-                raise
+            index, result = await fut
             if result is not None:
+                winner = index
                 out.target, out.step_index = ctx.targets[steps[index].candidate.key], index
+                out.reservation = tokens.get(index)
                 return result
     finally:
         for t in tasks:
             t.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        if guard is not None:
+            for index, token in tokens.items():
+                if index != winner:
+                    await guard.release(token)
     return None
 
 
 async def embed(
-    plan: Plan, ctx: RoutingContext, body: Mapping[str, Any], out: Outcome | None = None
+    plan: Plan,
+    ctx: RoutingContext,
+    body: Mapping[str, Any],
+    out: Outcome | None = None,
+    guard: StepGuard | None = None,
 ) -> tuple[dict[str, Any], Outcome]:
     out = Outcome() if out is None else out
-    last: ProviderError | None = None
-    for index, step in enumerate(plan.steps):
-        cand = step.candidate
-        ct = ctx.targets[cand.key]
-        if not await _admit(ct, cand.endpoint):
-            continue
-        adapter = get_adapter(ct.wire_format)
-        result, err = await _with_retries(
-            ct, cand.endpoint, out, lambda ct=ct, adapter=adapter: adapter.embed(ct.target, body)
-        )
-        if result is not None:
-            out.target, out.step_index = ct, index
-            return result, out
-        last = err or last
-    raise AllFailed(out, last)
+
+    async def call(ct: CallTarget, adapter: Any) -> dict[str, Any]:
+        result: dict[str, Any] = await adapter.embed(ct.target, body)
+        return result
+
+    return await _run_plan(plan, ctx, out, call, guard), out
 
 
 async def open_stream(
-    plan: Plan, ctx: RoutingContext, body: Mapping[str, Any], out: Outcome | None = None
+    plan: Plan,
+    ctx: RoutingContext,
+    body: Mapping[str, Any],
+    out: Outcome | None = None,
+    guard: StepGuard | None = None,
 ) -> tuple[dict[str, Any], AsyncIterator[dict[str, Any]], Outcome]:
     """Start a stream along the plan; fails over only until the first chunk arrives.
 
@@ -255,36 +304,21 @@ async def open_stream(
     see the attempts made so far if this is cancelled.
     """
     out = Outcome() if out is None else out
-    last: ProviderError | None = None
-    for index, step in enumerate(plan.steps):
-        cand = step.candidate
-        ct = ctx.targets[cand.key]
-        if not await _admit(ct, cand.endpoint):
-            out.attempts.append(
-                Attempt(ct.key, ct.provider, False, "circuit_open", None, "probe in progress")
-            )
-            continue
-        adapter = get_adapter(ct.wire_format)
 
-        async def first(ct: CallTarget = ct, adapter: Any = adapter) -> tuple[dict[str, Any], Any]:
-            agen = adapter.stream(ct.target, body)
-            try:
-                chunk = await agen.__anext__()
-            except StopAsyncIteration:
-                raise ProviderError(
-                    f"{ct.provider} closed the stream before any event",
-                    kind="malformed",
-                    retryable=True,
-                ) from None
-            except BaseException:
-                await agen.aclose()
-                raise
-            return chunk, agen
+    async def first(ct: CallTarget, adapter: Any) -> tuple[dict[str, Any], Any]:
+        agen = adapter.stream(ct.target, body)
+        try:
+            chunk = await agen.__anext__()
+        except StopAsyncIteration:
+            raise ProviderError(
+                f"{ct.provider} closed the stream before any event",
+                kind="malformed",
+                retryable=True,
+            ) from None
+        except BaseException:
+            await agen.aclose()
+            raise
+        return chunk, agen
 
-        result, err = await _with_retries(ct, cand.endpoint, out, first)
-        if result is not None:
-            out.target, out.step_index = ct, index
-            chunk, agen = result
-            return chunk, agen, out
-        last = err or last
-    raise AllFailed(out, last)
+    chunk, agen = await _run_plan(plan, ctx, out, first, guard)
+    return chunk, agen, out

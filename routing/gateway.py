@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import json
 import logging
 import random
@@ -26,10 +27,12 @@ import time
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from decimal import Decimal
-from typing import Any
+from typing import Any, TypeVar
 
 from aura.middleware import new_request_id, request_id_var
 from aura.redis import async_client
+from billing.budgets import BudgetExceeded, BudgetUnavailable
+from billing.guard import BudgetGuard, applicable_rules, budget_error_message
 from billing.usage import writer
 from routing import classify, engine, execution
 from routing.breaker import breakers, stats
@@ -45,6 +48,7 @@ from routing.requests import (
 from tenants.auth import ApiKeyTouch, AuthError, KeyPrincipal, bearer_token, resolver
 
 log = logging.getLogger("aura.gateway")
+T = TypeVar("T")
 
 Scope = dict[str, Any]
 Receive = Callable[[], Awaitable[dict[str, Any]]]
@@ -352,6 +356,75 @@ def _last_target(outcome: execution.Outcome) -> tuple[str, str, int | None]:
     return "", "", None
 
 
+_tasks: set[asyncio.Task[Any]] = set()
+
+
+def _background(coro: Awaitable[Any]) -> None:
+    """Run after the response, outside the request's cancellation scope (a client that has
+    gone must not stop its reservation from being settled)."""
+    task = asyncio.ensure_future(coro)
+    _tasks.add(task)
+    task.add_done_callback(_tasks.discard)
+
+
+async def _budgeted(
+    ctx: RoutingContext,
+    principal: KeyPrincipal,
+    rr: engine.RouteRequest,
+    plan: engine.Plan,
+    run: Callable[[engine.Plan, BudgetGuard | None], Awaitable[T]],
+) -> tuple[T, BudgetGuard | None, BudgetExceeded | None]:
+    """Run the plan under the tenant's and key's budgets.
+
+    A ``block`` budget that cannot take the reservation refuses the request (402). A
+    ``downgrade`` budget re-plans with the remaining money as the cost cap, so only models
+    whose worst case fits are tried; the response then says so in ``x-aura-budget``.
+    """
+    rules = applicable_rules(ctx, principal.key_id)
+    if not rules:
+        return await run(plan, None), None, None
+    guard = BudgetGuard(ctx, rules, rr)
+    try:
+        return await run(plan, guard), guard, None
+    except BudgetUnavailable:
+        raise GatewayError(
+            503,
+            "Budgets cannot be checked right now (budget store unreachable); refusing rather "
+            "than risking overspend. Retry shortly.",
+            type="server_error",
+            code="budget_unavailable",
+        ) from None
+    except BudgetExceeded as exc:
+        if exc.rule.mode != "downgrade":
+            raise _budget_error(exc, ctx) from None
+        first = exc
+    cap = float(first.rule.limit_usd if first.rule.period == "request" else first.remaining)
+    cheaper = dataclasses.replace(
+        rr, max_cost=cap if rr.max_cost is None else min(cap, rr.max_cost)
+    )
+    plan = engine.plan(cheaper, ctx.candidates, ctx.policy, await _health(ctx), rng=_rng)
+    if not plan.steps:
+        raise _budget_error(first, ctx)
+    guard = BudgetGuard(ctx, rules, cheaper)
+    try:
+        return await run(plan, guard), guard, first
+    except BudgetExceeded as exc:
+        raise _budget_error(exc, ctx) from None
+
+
+def _budget_error(exc: BudgetExceeded, ctx: RoutingContext) -> GatewayError:
+    headers = []
+    if exc.resets_at is not None:
+        headers.append((b"x-aura-budget-resets-at", exc.resets_at.isoformat().encode()))
+    return GatewayError(
+        402,
+        budget_error_message(exc, ctx.timezone),
+        type="insufficient_quota",
+        code="budget_exceeded",
+        headers=headers,
+    )
+
+
 # --------------------------------------------------------------------------- handlers
 
 
@@ -384,7 +457,9 @@ async def chat_completions(req: Request, send: Send, principal: KeyPrincipal) ->
         return
     outcome = execution.Outcome()
     try:
-        completion, outcome = await execution.complete(plan, ctx, body, outcome)
+        (completion, outcome), guard, downgraded = await _budgeted(
+            ctx, principal, rr, plan, lambda p, g: execution.complete(p, ctx, body, outcome, g)
+        )
     except asyncio.CancelledError:
         _record_cancelled(req, principal, "chat", outcome, ctx, rr.prompt_tokens, stream=False)
         raise
@@ -419,6 +494,8 @@ async def chat_completions(req: Request, send: Send, principal: KeyPrincipal) ->
     cost = ct.cost(prompt_tokens, completion_tokens, cached)
     payload = json.dumps(completion.body).encode()
     headers = _meta_headers(req, ct, cost, outcome.fallbacks)
+    if downgraded is not None:
+        headers.append((b"x-aura-budget", f"downgraded; budget={downgraded.rule.id}".encode()))
     _usage_record(
         req,
         principal,
@@ -433,6 +510,8 @@ async def chat_completions(req: Request, send: Send, principal: KeyPrincipal) ->
         estimated=estimated,
     )
     await _send_json(send, 200, payload, headers)
+    if guard is not None:
+        _background(guard.settle(outcome.reservation, cost))
 
 
 def _completion_text(body: dict[str, Any]) -> str:
@@ -513,7 +592,9 @@ async def _stream(
 ) -> None:
     outcome = execution.Outcome()
     try:
-        first, agen, outcome = await execution.open_stream(plan, ctx, body, outcome)
+        (first, agen, outcome), guard, downgraded = await _budgeted(
+            ctx, principal, rr, plan, lambda p, g: execution.open_stream(p, ctx, body, outcome, g)
+        )
     except asyncio.CancelledError:
         _record_cancelled(req, principal, "chat", outcome, ctx, rr.prompt_tokens, stream=True)
         raise
@@ -539,6 +620,8 @@ async def _stream(
     )
     headers = _meta_headers(req, ct, f"{worst:.10f}", outcome.fallbacks)
     headers.append((b"x-aura-cost-estimate", b"upper-bound"))
+    if downgraded is not None:
+        headers.append((b"x-aura-budget", f"downgraded; budget={downgraded.rule.id}".encode()))
     await send(
         {
             "type": "http.response.start",
@@ -623,6 +706,8 @@ async def _stream(
             ttft_ms=ttft_ms,
             error_code=error_code,
         )
+        if guard is not None:
+            _background(guard.settle(outcome.reservation, cost))
 
 
 async def embeddings(req: Request, send: Send, principal: KeyPrincipal) -> None:
@@ -640,7 +725,9 @@ async def embeddings(req: Request, send: Send, principal: KeyPrincipal) -> None:
         raise _plan_error(plan, rr.model)
     outcome = execution.Outcome()
     try:
-        result, outcome = await execution.embed(plan, ctx, body, outcome)
+        (result, outcome), guard, _ = await _budgeted(
+            ctx, principal, rr, plan, lambda p, g: execution.embed(p, ctx, body, outcome, g)
+        )
     except asyncio.CancelledError:
         _record_cancelled(req, principal, "embeddings", outcome, ctx, rr.prompt_tokens)
         raise
@@ -674,6 +761,8 @@ async def embeddings(req: Request, send: Send, principal: KeyPrincipal) -> None:
         estimated=estimated,
     )
     await _send_json(send, 200, json.dumps(result).encode(), headers)
+    if guard is not None:
+        _background(guard.settle(outcome.reservation, cost))
 
 
 def _visible_models(ctx: RoutingContext) -> list[dict[str, Any]]:

@@ -9,6 +9,7 @@ from typing import Any
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
 
+from billing.services import budgets_sync_from_policy
 from routing import policy_yaml
 from routing.context import config_changed
 from routing.models import RoutingOutcome, RoutingPolicy, WeightHistory
@@ -108,6 +109,9 @@ def policy_update(
         policy.version += 1
         policy.updated_by_id = user.pk if user is not None else None
         policy.save()
+        if replace or "budgets" in changes:
+            # The policy's budgets map is the tenant-wide Budget rows the gateway enforces.
+            budgets_sync_from_policy(tenant=tenant, budgets=after["budgets"])
         if policy_yaml.weights_changed(before, after):
             WeightHistory.objects.create(
                 tenant=tenant,

@@ -19,6 +19,9 @@ os.environ.setdefault("AURA_DATA_DIR", str(ROOT / "var" / "test"))
 os.environ.setdefault("AURA_TESTING", "1")
 # One test database per run, so concurrent runs (several developers' shells) never collide.
 os.environ.setdefault("AURA_TEST_DATABASE_NAME", f"test_aura_{os.getpid()}")
+# ...and its own logical Redis database (1-15) of the shared embedded Redis, since tests
+# flush it.
+os.environ.setdefault("AURA_REDIS_DB", str(1 + os.getpid() % 15))
 
 
 class NetworkBlocked(RuntimeError):

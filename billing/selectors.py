@@ -1,0 +1,315 @@
+"""Reads of money data: budget periods and spend, usage listings, spend summaries.
+
+Budget periods are calendar periods in the tenant's time zone (``zoneinfo``): an hour, a
+day from local midnight, a week from Monday 00:00, a month from the 1st 00:00. Period
+arithmetic is done on local *dates* and converted to UTC afterwards, because adding a
+``timedelta`` to an aware ``zoneinfo`` datetime is wall-clock arithmetic and goes wrong
+across DST changes. Spend summaries read ``DailyRollup`` only, never raw usage records.
+"""
+
+from __future__ import annotations
+
+import zoneinfo
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, time, timedelta, tzinfo
+from decimal import Decimal
+from typing import Any
+
+from django.db.models import F, Q, QuerySet, Sum, Value
+from django.db.models.functions import Coalesce
+from django.utils import timezone
+
+from billing.models import Budget, DailyRollup, UsageRecord
+from tenants.models import ApiKey, Tenant
+
+ZERO = Decimal(0)
+TOP_KEYS = 10
+CSV_MAX_ROWS = 1_000_000
+CSV_CHUNK_ROWS = 5_000
+CSV_COLUMNS: tuple[str, ...] = (
+    "created_at",
+    "request_id",
+    "api_key_id",
+    "kind",
+    "provider",
+    "model",
+    "status",
+    "http_status",
+    "prompt_tokens",
+    "completion_tokens",
+    "cost_usd",
+    "cost_estimated",
+    "latency_ms",
+    "ttft_ms",
+    "cache_status",
+    "fallbacks",
+)
+
+
+# --------------------------------------------------------------------------- periods
+
+
+def tenant_tz(tenant: Tenant) -> tzinfo:
+    try:
+        return zoneinfo.ZoneInfo(tenant.timezone or "UTC")
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+        return UTC
+
+
+def _local_midnight(day: date, tz: tzinfo) -> datetime:
+    return datetime.combine(day, time(0), tzinfo=tz).astimezone(UTC)
+
+
+def _next_month(day: date) -> date:
+    return date(day.year + 1, 1, 1) if day.month == 12 else date(day.year, day.month + 1, 1)
+
+
+def period_bounds(period: str, *, now: datetime, tz: tzinfo) -> tuple[datetime, datetime] | None:
+    """[start, end) in UTC of the ``period`` containing ``now``; None for per-request."""
+    local = now.astimezone(tz)
+    if period == Budget.Period.HOUR:
+        start = local.replace(minute=0, second=0, microsecond=0).astimezone(UTC)
+        return start, start + timedelta(hours=1)
+    today = local.date()
+    if period == Budget.Period.DAY:
+        first, after = today, today + timedelta(days=1)
+    elif period == Budget.Period.WEEK:
+        first = today - timedelta(days=today.weekday())
+        after = first + timedelta(days=7)
+    elif period == Budget.Period.MONTH:
+        first = today.replace(day=1)
+        after = _next_month(first)
+    else:
+        return None
+    return _local_midnight(first, tz), _local_midnight(after, tz)
+
+
+@dataclass(frozen=True, slots=True)
+class CurrentPeriod:
+    start: datetime
+    end: datetime
+    spent_usd: Decimal
+
+
+def budgets_current_periods(
+    *, tenant: Tenant, budgets: Sequence[Budget], now: datetime | None = None
+) -> dict[int, CurrentPeriod | None]:
+    """Each budget's current period and what was spent in it, in one aggregate query.
+
+    The query reads the tenant's usage from the earliest period start on (index
+    ``usage_tenant_time``) and sums per budget with ``FILTER`` clauses.
+    """
+    now = now or timezone.now()
+    tz = tenant_tz(tenant)
+    bounds = {b.pk: period_bounds(b.period, now=now, tz=tz) for b in budgets}
+    sums: dict[str, Any] = {}
+    for b in budgets:
+        window = bounds[b.pk]
+        if window is None:
+            continue
+        cond = Q(created_at__gte=window[0], created_at__lt=window[1])
+        if b.api_key_id is not None:
+            cond &= Q(api_key_id=b.api_key_id)
+        sums[f"b{b.pk}"] = Sum("cost_usd", filter=cond)
+    spent: dict[str, Any] = {}
+    if sums:
+        earliest = min(w[0] for w in bounds.values() if w is not None)
+        spent = UsageRecord.objects.filter(tenant_id=tenant.pk, created_at__gte=earliest).aggregate(
+            **sums
+        )
+    result: dict[int, CurrentPeriod | None] = {}
+    for b in budgets:
+        window = bounds[b.pk]
+        if window is None:
+            result[b.pk] = None
+        else:
+            total = spent.get(f"b{b.pk}") or ZERO
+            result[b.pk] = CurrentPeriod(start=window[0], end=window[1], spent_usd=total)
+    return result
+
+
+# --------------------------------------------------------------------------- usage
+
+
+def usage_records(
+    *,
+    tenant_ids: Iterable[int] | None,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    api_key_id: int | None = None,
+    provider: str | None = None,
+    model: str | None = None,
+    status: str | None = None,
+    kind: str | None = None,
+) -> QuerySet[UsageRecord]:
+    """Usage records, newest first. ``tenant_ids=None`` means every tenant (operators)."""
+    qs = UsageRecord.objects.all()
+    if tenant_ids is not None:
+        qs = qs.filter(tenant_id__in=list(tenant_ids))
+    if since is not None:
+        qs = qs.filter(created_at__gte=since)
+    if until is not None:
+        qs = qs.filter(created_at__lt=until)
+    if api_key_id is not None:
+        qs = qs.filter(api_key_id=api_key_id)
+    if provider:
+        qs = qs.filter(provider=provider)
+    if model:
+        qs = qs.filter(model=model)
+    if status:
+        qs = qs.filter(status=status)
+    if kind:
+        qs = qs.filter(kind=kind)
+    return qs.order_by("-created_at", "-id")
+
+
+def _csv_cell(value: Any) -> Any:
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, datetime):
+        return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
+    return value
+
+
+def usage_csv_chunks(
+    qs: QuerySet[UsageRecord],
+    *,
+    with_tenant: bool = False,
+    max_rows: int = CSV_MAX_ROWS,
+    chunk_rows: int = CSV_CHUNK_ROWS,
+) -> Iterator[list[list[Any]]]:
+    """The rows of ``qs`` (newest first) as CSV cells, ``chunk_rows`` at a time.
+
+    Keyset pagination on (created_at, id) rather than one server-side cursor: each chunk
+    is a short independent query, so a slow client holds no cursor or transaction open.
+    """
+    fields = ["tenant__slug", *CSV_COLUMNS] if with_tenant else list(CSV_COLUMNS)
+    base = qs.order_by("-created_at", "-id")
+    sent = 0
+    last: tuple[datetime, int] | None = None
+    while sent < max_rows:
+        page = base
+        if last is not None:
+            page = page.filter(Q(created_at__lt=last[0]) | Q(created_at=last[0], id__lt=last[1]))
+        size = min(chunk_rows, max_rows - sent)
+        rows = list(page.values_list("created_at", "id", *fields)[:size])
+        if not rows:
+            return
+        yield [[_csv_cell(v) for v in row[2:]] for row in rows]
+        sent += len(rows)
+        if len(rows) < size:
+            return
+        last = (rows[-1][0], rows[-1][1])
+
+
+# --------------------------------------------------------------------------- spend
+
+
+def current_month(tz: tzinfo, *, now: datetime | None = None) -> tuple[date, date]:
+    """First and last day of the month containing ``now`` in ``tz``."""
+    today = (now or timezone.now()).astimezone(tz).date()
+    first = today.replace(day=1)
+    return first, _next_month(first) - timedelta(days=1)
+
+
+# Annotation names must not clash with DailyRollup's own field names.
+_TOTALS: Mapping[str, Any] = {
+    "sum_cost": Coalesce(Sum("cost_usd"), Value(ZERO)),
+    "sum_requests": Coalesce(Sum("requests"), 0),
+    "sum_errors": Coalesce(Sum("errors"), 0),
+    "sum_prompt": Coalesce(Sum("prompt_tokens"), Value(0)),
+    "sum_completion": Coalesce(Sum("completion_tokens"), Value(0)),
+    "sum_cache_hits": Coalesce(Sum("cache_hits"), 0),
+    "sum_savings": Coalesce(Sum("cache_savings_usd"), Value(ZERO)),
+}
+
+
+def _money(value: Any) -> str:
+    # Rollups keep 10 decimal places; summaries show 6 (a millionth of a dollar).
+    return f"{Decimal(value or 0).quantize(Decimal('0.000001')):f}"
+
+
+def _totals(row: Mapping[str, Any]) -> dict[str, Any]:
+    prompt, completion = int(row["sum_prompt"]), int(row["sum_completion"])
+    return {
+        "cost_usd": _money(row["sum_cost"]),
+        "requests": row["sum_requests"],
+        "errors": row["sum_errors"],
+        "prompt_tokens": prompt,
+        "completion_tokens": completion,
+        "total_tokens": prompt + completion,
+        "cache_hits": row["sum_cache_hits"],
+        "cache_savings_usd": _money(row["sum_savings"]),
+    }
+
+
+def _grouped(qs: QuerySet[DailyRollup], *fields: str, order: Sequence[str]) -> list[dict[str, Any]]:
+    return list(qs.values(*fields).annotate(**_TOTALS).order_by(*order))
+
+
+def spend_summary(
+    *, tenant_ids: Sequence[int] | None, since: date, until: date, per_tenant: bool = False
+) -> dict[str, Any]:
+    """Spend of ``tenant_ids`` (None: all tenants) over the days [since, until], inclusive.
+
+    Totals plus breakdowns by day, provider, model and the top API keys by cost, each one
+    ``GROUP BY`` over ``DailyRollup`` (index ``(tenant, day)``); ``per_tenant`` adds a
+    breakdown by tenant for operators.
+    """
+    qs = DailyRollup.objects.filter(day__gte=since, day__lte=until)
+    if tenant_ids is not None:
+        qs = qs.filter(tenant_id__in=list(tenant_ids))
+    totals = qs.aggregate(**_TOTALS)
+    by_day = [
+        {"day": r["day"].isoformat(), **_totals(r)} for r in _grouped(qs, "day", order=["day"])
+    ]
+    by_provider = [
+        {"provider": r["provider"], **_totals(r)}
+        for r in _grouped(qs, "provider", order=["-sum_cost", "provider"])
+    ]
+    by_model = [
+        {"provider": r["provider"], "model": r["model"], **_totals(r)}
+        for r in _grouped(qs, "provider", "model", order=["-sum_cost", "provider", "model"])
+    ]
+    top = list(
+        qs.values("api_key_id")
+        .annotate(**_TOTALS)
+        .order_by(F("sum_cost").desc(), F("api_key_id").asc(nulls_last=True))[:TOP_KEYS]
+    )
+    key_count = qs.order_by().values("api_key_id").distinct().count()
+    keys = {
+        k.pk: k
+        for k in ApiKey.objects.filter(pk__in=[r["api_key_id"] for r in top if r["api_key_id"]])
+        .select_related("tenant")
+        .only("id", "name", "prefix", "tenant__slug")
+    }
+    by_api_key = []
+    for r in top:
+        key = keys.get(r["api_key_id"])
+        entry: dict[str, Any] = {
+            "api_key": r["api_key_id"],
+            "name": key.name if key else None,
+            "masked": key.masked if key else None,
+        }
+        if per_tenant:
+            entry["tenant"] = key.tenant.slug if key else None
+        by_api_key.append({**entry, **_totals(r)})
+    body: dict[str, Any] = {
+        "since": since.isoformat(),
+        "until": until.isoformat(),
+        "totals": _totals(totals),
+        "by_day": by_day,
+        "by_provider": by_provider,
+        "by_model": by_model,
+        "by_api_key": by_api_key,
+        "other_api_keys": key_count - len(top),
+    }
+    if per_tenant:
+        body["by_tenant"] = [
+            {"tenant": r["tenant__slug"], **_totals(r)}
+            for r in _grouped(qs, "tenant__slug", order=["-sum_cost", "tenant__slug"])
+        ]
+    return body

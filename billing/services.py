@@ -1,0 +1,181 @@
+"""Budget writes, and keeping the policy's ``budgets`` map and the Budget rows in step.
+
+Two ways lead to a tenant-wide budget: the budgets API and the routing policy (its
+``budgets: {per_day: 50, ...}`` map, edited through the policy API or a YAML import). The
+Budget rows are what the gateway enforces; ``RoutingPolicy.budgets`` mirrors the enabled
+tenant-wide rows so that a policy export shows them and a re-import gives them back.
+Key-scoped budgets exist only as rows. Every write calls ``config_changed()`` because the
+gateway caches budgets with the routing context.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from decimal import Decimal
+from typing import Any
+
+from django.db import IntegrityError, transaction
+
+from aura.errors import DomainError
+from billing.models import Budget
+from routing.context import config_changed
+from routing.models import RoutingPolicy
+from routing.policy_yaml import BUDGET_KEYS
+from tenants.models import ApiKey, Tenant
+
+# policy key -> Budget.period ("per_day" -> "day")
+POLICY_PERIODS: Mapping[str, str] = {key: key.removeprefix("per_") for key in BUDGET_KEYS}
+_MICRO = Decimal("0.000001")
+_EDITABLE = ("api_key", "period", "limit_usd", "mode", "thresholds", "webhook_url", "enabled")
+
+
+class BudgetError(DomainError):
+    code = "invalid_budget"
+
+
+class BudgetExists(BudgetError):
+    code = "budget_exists"
+
+
+def _scope(api_key: ApiKey | None) -> str:
+    return f"API key {api_key.name!r}" if api_key is not None else "the whole tenant"
+
+
+def _check(budget: Budget) -> None:
+    if budget.api_key is not None and budget.api_key.tenant_id != budget.tenant_id:
+        raise BudgetError("This API key does not belong to the tenant.", param="api_key")
+    clash = Budget.objects.filter(
+        tenant_id=budget.tenant_id, api_key=budget.api_key, period=budget.period
+    ).exclude(pk=budget.pk)
+    if clash.exists():
+        raise BudgetExists(
+            f"There already is a {budget.period} budget for {_scope(budget.api_key)}.",
+            param="period",
+        )
+
+
+def _save(budget: Budget) -> None:
+    _check(budget)
+    try:
+        # Savepoint: a concurrent twin that slipped past _check() hits the unique constraint.
+        with transaction.atomic():
+            budget.save()
+    except IntegrityError:
+        raise BudgetExists(
+            f"There already is a {budget.period} budget for {_scope(budget.api_key)}.",
+            param="period",
+        ) from None
+
+
+def _policy_budgets_refresh(tenant: Tenant) -> None:
+    """Mirror the enabled tenant-wide budgets into RoutingPolicy.budgets (for export)."""
+    wanted = {
+        f"per_{b.period}": float(b.limit_usd)
+        for b in Budget.objects.filter(tenant=tenant, api_key__isnull=True, enabled=True)
+    }
+    wanted = {k: wanted[k] for k in BUDGET_KEYS if k in wanted}
+    RoutingPolicy.objects.get_or_create(tenant=tenant)
+    # Row lock, as policy_update takes: the version must go up by exactly one per change.
+    policy = RoutingPolicy.objects.select_for_update().get(tenant=tenant)
+    if (policy.budgets or {}) == wanted:
+        return
+    policy.budgets = wanted
+    policy.version += 1
+    policy.save(update_fields=["budgets", "version", "updated_at"])
+
+
+def budget_create(
+    *,
+    tenant: Tenant,
+    period: str,
+    limit_usd: Decimal,
+    api_key: ApiKey | None = None,
+    mode: str = Budget.Mode.BLOCK,
+    thresholds: Sequence[int] | None = None,
+    webhook_url: str = "",
+    enabled: bool = True,
+) -> Budget:
+    budget = Budget(
+        tenant=tenant,
+        api_key=api_key,
+        period=period,
+        limit_usd=limit_usd,
+        mode=mode,
+        thresholds=sorted(thresholds) if thresholds else list(Budget.DEFAULT_THRESHOLDS),
+        webhook_url=webhook_url,
+        enabled=enabled,
+    )
+    with transaction.atomic():
+        _save(budget)
+        if api_key is None:
+            _policy_budgets_refresh(tenant)
+        config_changed()
+    return budget
+
+
+def budget_update(*, budget: Budget, changes: Mapping[str, Any]) -> Budget:
+    """Apply ``changes`` (any of api_key, period, limit_usd, mode, thresholds, webhook_url,
+    enabled) to ``budget``; raises BudgetError with nothing saved when they clash."""
+    unknown = set(changes) - set(_EDITABLE)
+    if unknown:
+        raise BudgetError(f"Unknown budget field {sorted(unknown)[0]!r}.", param=sorted(unknown)[0])
+    was_tenant_wide = budget.api_key_id is None
+    with transaction.atomic():
+        for name, value in changes.items():
+            if name == "thresholds":
+                value = sorted(value) if value else list(Budget.DEFAULT_THRESHOLDS)
+            setattr(budget, name, value)
+        _save(budget)
+        if was_tenant_wide or budget.api_key_id is None:
+            _policy_budgets_refresh(budget.tenant)
+        config_changed()
+    return budget
+
+
+def budget_delete(*, budget: Budget) -> None:
+    tenant_wide = budget.api_key_id is None
+    with transaction.atomic():
+        budget.delete()
+        if tenant_wide:
+            _policy_budgets_refresh(budget.tenant)
+        config_changed()
+
+
+def budgets_sync_from_policy(*, tenant: Tenant, budgets: Mapping[str, float]) -> None:
+    """Make the tenant-wide Budget rows match a policy's ``budgets`` map.
+
+    Called by routing.services.policy_update inside its transaction, with the cleaned map
+    (``policy_yaml.BUDGET_KEYS`` -> USD). A period in the map gets a tenant-wide budget
+    with that limit (created in block mode with the default thresholds; an existing one
+    keeps its mode, thresholds and webhook, and is enabled). An enabled tenant-wide budget
+    whose period is not in the map is deleted: the policy replaced it. Disabled ones are
+    left alone, as the policy never lists them.
+    """
+    current = {
+        b.period: b
+        for b in Budget.objects.select_for_update().filter(tenant=tenant, api_key__isnull=True)
+    }
+    changed = False
+    for key, period in POLICY_PERIODS.items():
+        row = current.get(period)
+        if key in budgets:
+            limit = Decimal(str(budgets[key])).quantize(_MICRO)
+            if row is None:
+                Budget.objects.create(
+                    tenant=tenant,
+                    period=period,
+                    limit_usd=limit,
+                    mode=Budget.Mode.BLOCK,
+                    thresholds=list(Budget.DEFAULT_THRESHOLDS),
+                )
+                changed = True
+            elif row.limit_usd != limit or not row.enabled:
+                row.limit_usd = limit
+                row.enabled = True
+                row.save(update_fields=["limit_usd", "enabled", "updated_at"])
+                changed = True
+        elif row is not None and row.enabled:
+            row.delete()
+            changed = True
+    if changed:
+        config_changed()
