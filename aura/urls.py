@@ -15,5 +15,6 @@ urlpatterns = [
     path("api/v1/", include("tenants.urls")),
     path("api/v1/", include("routing.urls")),
     path("api/v1/", include("routing.byok_urls")),
+    path("", include("billing.report_urls")),
     path("api/v1/", include("billing.urls")),
 ]

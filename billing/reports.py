@@ -17,6 +17,7 @@ import zoneinfo
 from collections import defaultdict
 from datetime import date, datetime, time, timedelta
 from decimal import Decimal
+from functools import partial
 from typing import Any
 
 from django.conf import settings
@@ -491,8 +492,5 @@ def weekly_reports_enqueue_due(*, now: datetime | None = None) -> list[tuple[int
 
     queued = [(t.pk, week.isoformat()) for t, week in due_weekly_reports(now=now)]
     for tenant_id, week in queued:
-        transaction.on_commit(
-            lambda tenant_id=tenant_id, week=week: send_weekly_report.delay(tenant_id, week)
-        )
+        transaction.on_commit(partial(send_weekly_report.delay, tenant_id, week))
     return queued
-

@@ -92,7 +92,13 @@ def local_today(tz_name: str, now: datetime | None = None) -> date:
 def rollup_refresh_day(*, tenant_id: int, tz_name: str, day: date) -> tuple[int, int]:
     """Recompute one tenant-local day; returns (rows upserted, rows deleted)."""
     start, end = day_bounds(day, tz_name)
-    params = {"tz": tz_name, "tenant_id": tenant_id, "start": start, "end": end, "day": day}
+    params: dict[str, Any] = {
+        "tz": tz_name,
+        "tenant_id": tenant_id,
+        "start": start,
+        "end": end,
+        "day": day,
+    }
     with transaction.atomic(), connection.cursor() as cursor:
         cursor.execute(_REFRESH_SQL, params)
         upserted, deleted = cursor.fetchone()

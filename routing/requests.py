@@ -83,6 +83,9 @@ def validate_chat(body: Any) -> None:
                         f"'messages[{i}].content[{j}]' must be an object with a 'type'.",
                         f"messages[{i}].content[{j}]",
                     )
+        calls = m.get("tool_calls")
+        if calls is not None:
+            _validate_tool_calls(calls, f"messages[{i}].tool_calls")
         if role == "tool" and not isinstance(m.get("tool_call_id"), str):
             raise InvalidRequest(
                 f"'messages[{i}].tool_call_id' is required for role tool.",
@@ -123,9 +126,33 @@ def validate_chat(body: Any) -> None:
             "'response_format.type' must be one of text, json_object, json_schema.",
             "response_format",
         )
+    if isinstance(rf, dict) and rf.get("type") == "json_schema":
+        js = rf.get("json_schema")
+        if not isinstance(js, dict) or not isinstance(js.get("schema", {}), dict):
+            raise InvalidRequest(
+                "'response_format.json_schema' must be an object with a 'schema' object.",
+                "response_format.json_schema",
+            )
     so = body.get("stream_options")
     if so is not None and not isinstance(so, dict):
         raise InvalidRequest("'stream_options' must be an object.", "stream_options")
+
+
+def _validate_tool_calls(calls: Any, where: str) -> None:
+    if not isinstance(calls, list):
+        raise InvalidRequest(f"'{where}' must be an array.", where)
+    for j, call in enumerate(calls):
+        fn = call.get("function") if isinstance(call, dict) else None
+        if (
+            not isinstance(fn, dict)
+            or not isinstance(fn.get("name"), str)
+            or not isinstance(fn.get("arguments", ""), str)
+        ):
+            raise InvalidRequest(
+                f"'{where}[{j}]' must be {{'id': ..., 'type': 'function', 'function': "
+                "{'name': str, 'arguments': str}}.",
+                f"{where}[{j}]",
+            )
 
 
 def validate_embeddings(body: Any) -> None:

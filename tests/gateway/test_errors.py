@@ -225,7 +225,6 @@ SHAPES_ADAPTERS_CRASH_ON = {
 }
 
 
-@pytest.mark.xfail(strict=True, reason="requests.validate_chat does not check these shapes")
 @pytest.mark.parametrize("provider", ["fakeclaude", "fakegemini", "fakellama"])
 @pytest.mark.parametrize("shape", [*SHAPES_ADAPTERS_CRASH_ON, "json_schema a string"])
 def test_malformed_tool_calls_or_json_schema_are_a_400_on_every_wire_format(gw, provider, shape):

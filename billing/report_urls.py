@@ -1,0 +1,14 @@
+from __future__ import annotations
+
+from django.urls import path
+
+from billing import views
+
+urlpatterns = [
+    path("reports/weekly/", views.weekly_report_page, name="weekly-report"),
+    path(
+        "api/v1/reports/weekly.csv",
+        views.WeeklyReportCSVView.as_view(),
+        name="weekly-report-csv",
+    ),
+]

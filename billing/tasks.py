@@ -1,0 +1,55 @@
+"""Billing's Celery tasks: thin wrappers that take ids, load rows and call a service.
+
+Schedules (django-celery-beat rows, editable in the admin) are created by migration
+``billing/0003_default_schedules``: ``refresh_rollups`` every 10 minutes and
+``send_due_weekly_reports`` hourly.
+"""
+
+from __future__ import annotations
+
+from datetime import date
+from smtplib import SMTPException
+from typing import Any
+
+from celery import shared_task
+
+from billing.alerts import budget_alert_send
+from billing.models import BudgetAlert
+from billing.reports import weekly_report_send, weekly_reports_enqueue_due
+from billing.rollups import rollups_refresh_periodic
+from tenants.models import Tenant
+
+# SMTP trouble is worth retrying; the services release their claim before re-raising.
+_RETRY: dict[str, Any] = {
+    "autoretry_for": (SMTPException, OSError),
+    "retry_backoff": 30,
+    "retry_backoff_max": 600,
+    "max_retries": 5,
+}
+
+
+@shared_task(name="billing.tasks.refresh_rollups")
+def refresh_rollups() -> dict[str, Any] | None:
+    return rollups_refresh_periodic()
+
+
+@shared_task(name="billing.tasks.send_budget_alert", **_RETRY)
+def send_budget_alert(alert_id: int) -> bool:
+    alert = BudgetAlert.objects.filter(pk=alert_id).first()
+    if alert is None:  # budget deleted since: nothing to say
+        return False
+    return budget_alert_send(alert)
+
+
+@shared_task(name="billing.tasks.send_due_weekly_reports")
+def send_due_weekly_reports() -> int:
+    return len(weekly_reports_enqueue_due())
+
+
+@shared_task(name="billing.tasks.send_weekly_report", **_RETRY)
+def send_weekly_report(tenant_id: int, week_start_iso: str, resend: bool = False) -> bool:
+    tenant = Tenant.objects.filter(pk=tenant_id).first()
+    if tenant is None:
+        return False
+    report = weekly_report_send(tenant, date.fromisoformat(week_start_iso), resend=resend)
+    return report is not None
