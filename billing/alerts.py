@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 import zoneinfo
-from datetime import datetime, time, timedelta
+from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
@@ -21,6 +21,7 @@ from django.utils import timezone
 
 from aura import emails
 from aura.errors import DomainError
+from billing.budgets import period_bounds
 from billing.models import Budget, BudgetAlert
 from tenants.models import ADMIN_ROLES, Membership, Tenant
 
@@ -30,31 +31,11 @@ WEBHOOK_TIMEOUT = httpx.Timeout(5.0, connect=3.0)
 
 
 def budget_period_bounds(period: str, tz_name: str, at: datetime) -> tuple[datetime, datetime]:
-    """[start, end) of the calendar period containing ``at`` in the tenant's time zone.
-
-    A per-request budget has no calendar period: its bounds are ``at`` itself.
-    """
-    tz = zoneinfo.ZoneInfo(tz_name)
-    local = at.astimezone(tz)
-    if period == Budget.Period.HOUR:
-        start = local.replace(minute=0, second=0, microsecond=0)
-        # Add the hour in absolute time: DST changes make local wall-clock arithmetic wrong.
-        return start, (start.astimezone(zoneinfo.ZoneInfo("UTC")) + timedelta(hours=1))
-    if period == Budget.Period.DAY:
-        first = local.date()
-        following = first + timedelta(days=1)
-    elif period == Budget.Period.WEEK:
-        first = local.date() - timedelta(days=local.weekday())
-        following = first + timedelta(days=7)
-    elif period == Budget.Period.MONTH:
-        first = local.date().replace(day=1)
-        following = (first + timedelta(days=32)).replace(day=1)
-    else:
+    """[start, end) of the budget period containing ``at`` (the gateway's definition, in
+    ``billing.budgets``). A per-request budget has no calendar period: ``(at, at)``."""
+    if period == Budget.Period.REQUEST:
         return at, at
-    return (
-        datetime.combine(first, time.min, tzinfo=tz),
-        datetime.combine(following, time.min, tzinfo=tz),
-    )
+    return period_bounds(period, at, tz_name)
 
 
 def tenant_alert_recipients(tenant: Tenant) -> list[str]:

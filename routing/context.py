@@ -128,11 +128,10 @@ def build_context(tenant_id: int) -> RoutingContext:
     """Read everything routing needs for one tenant (a handful of queries)."""
     from django.db.models import Q
 
-    from routing.credentials import credential_secret
-    from routing.models import CatalogModel, Credential, ProviderEndpoint, RoutingPolicy
-
     from billing.budgets import rules_from_rows
     from billing.models import Budget
+    from routing.credentials import credential_secret
+    from routing.models import CatalogModel, Credential, ProviderEndpoint, RoutingPolicy
     from tenants.models import Tenant
 
     policy_row = RoutingPolicy.objects.filter(tenant_id=tenant_id).first()

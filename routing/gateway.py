@@ -37,6 +37,7 @@ from billing.usage import writer
 from routing import classify, engine, execution
 from routing.breaker import breakers, stats
 from routing.context import RoutingContext, cache
+from routing.failures import plan_failure
 from routing.providers.base import ProviderError
 from routing.requests import (
     InvalidRequest,
@@ -168,76 +169,11 @@ async def _health(ctx: RoutingContext) -> engine.HealthSnapshot:
     return stats.snapshot(breakers.open_endpoints())
 
 
-_NOT_CANDIDATE_REASONS = frozenset(
-    {"wrong_kind", "provider_denied", "provider_not_allowed", "model_denied",
-     "model_not_allowed", "not_local", "no_credentials"}
-)  # fmt: skip
-
-
 def _plan_error(plan: engine.Plan, model: str) -> GatewayError:
-    if plan.failure == "unknown_model":
-        return GatewayError(
-            404,
-            f"The model '{model}' does not exist or is not in the catalog.",
-            param="model",
-            code="model_not_found",
-        )
-    requested = set(plan.requested)
-    relevant = [e for e in plan.excluded if not requested or e.key in requested] or list(
-        plan.excluded
-    )
-    if not requested:
-        # 'auto': models the policy rules out (or of another kind) were never candidates;
-        # report why the others could not serve the request, not "auto is not allowed".
-        relevant = [e for e in relevant if e.reason not in _NOT_CANDIDATE_REASONS] or relevant
-    if not relevant:
-        return GatewayError(
-            503,
-            "No model is available for this request.",
-            type="server_error",
-            code="no_model_available",
-        )
-    # no_credentials is an operator matter, not the caller's: "unavailable", not "forbidden".
-    statuses = {
-        503 if e.reason == "no_credentials" else engine.exclusion_status(e.reason) for e in relevant
-    }
-    status = (
-        next(iter(statuses))
-        if len(statuses) == 1
-        else next(s for s in (400, 403, 402, 413, 503) if s in statuses)
-    )
-    reasons = "; ".join(f"{e.key}: {e.detail or e.reason}" for e in relevant[:8])
-    if status == 413:
-        return GatewayError(
-            413,
-            f"The request is too long for every allowed model ({reasons}).",
-            param="messages",
-            code="context_length_exceeded",
-        )
-    if status == 403:
-        return GatewayError(
-            403,
-            f"The model '{model}' is not allowed by this tenant's policy ({reasons}).",
-            type="permission_error",
-            param="model",
-            code="model_not_allowed",
-        )
-    if status == 400:
-        return GatewayError(
-            400,
-            f"No allowed model supports this request ({reasons}).",
-            param="model",
-            code="unsupported_request",
-        )
-    if status == 402:
-        return GatewayError(
-            402, f"Every allowed model exceeds the cost cap ({reasons}).", code="max_cost_exceeded"
-        )
+    failure = plan_failure(plan, model)
+    assert failure is not None
     return GatewayError(
-        503,
-        f"No model is available right now ({reasons}).",
-        type="server_error",
-        code="no_model_available",
+        failure.status, failure.message, type=failure.type, param=failure.param, code=failure.code
     )
 
 
@@ -445,6 +381,7 @@ async def chat_completions(req: Request, send: Send, principal: KeyPrincipal) ->
         rr = route_request_for_chat(body, hints)
     except InvalidRequest as exc:
         raise GatewayError(400, exc.message, param=exc.param, code=exc.code) from None
+    body = _without_routing_hints(body)
     ctx = await cache.aget(principal.tenant_id)
     plan = engine.plan(
         rr, ctx.candidates, ctx.policy, await _health(ctx), rng=_rng, counter=ctx.counter
@@ -512,6 +449,18 @@ async def chat_completions(req: Request, send: Send, principal: KeyPrincipal) ->
     await _send_json(send, 200, payload, headers)
     if guard is not None:
         _background(guard.settle(outcome.reservation, cost))
+
+
+def _without_routing_hints(body: dict[str, Any]) -> dict[str, Any]:
+    """Routing hints in `metadata` (aura_*) are ours; providers must not see them."""
+    metadata = body.get("metadata")
+    if not isinstance(metadata, dict) or not any(k.startswith("aura_") for k in metadata):
+        return body
+    rest = {k: v for k, v in metadata.items() if not k.startswith("aura_")}
+    trimmed = {k: v for k, v in body.items() if k != "metadata"}
+    if rest:
+        trimmed["metadata"] = rest
+    return trimmed
 
 
 def _completion_text(body: dict[str, Any]) -> str:

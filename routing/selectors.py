@@ -9,26 +9,7 @@ from typing import Any
 
 from routing import engine
 from routing.context import RoutingContext
-
-# Filter order of engine._Rules.check: when nothing is routable, the exclusion that got
-# furthest through it is the one the caller can act on (a too-long prompt beats "policy
-# denies the other provider"), so it decides the status reported.
-_REASON_ORDER = (
-    "below_requested_tier",
-    "wrong_kind",
-    "provider_denied",
-    "provider_not_allowed",
-    "model_denied",
-    "model_not_allowed",
-    "not_local",
-    "no_credentials",
-    "missing_capability",
-    "context_window",
-    "max_output_tokens",
-    "circuit_open",
-    "over_max_cost",
-    "below_min_quality",
-)
+from routing.failures import plan_failure
 
 # The request GET router/metrics scores every model for.
 METRICS_REQUEST = engine.RouteRequest(
@@ -43,41 +24,16 @@ def health_snapshot(ctx: RoutingContext) -> engine.HealthSnapshot:
     return health_snapshot_sync(ctx)
 
 
-def _reason_rank(reason: str) -> int:
-    base = reason.partition(":")[0]
-    return _REASON_ORDER.index(base) if base in _REASON_ORDER else -1
-
-
-def plan_error(plan: engine.Plan) -> dict[str, Any] | None:
+def plan_error(plan: engine.Plan, model: str = "auto") -> dict[str, Any] | None:
     """``{code, status, message, reason}`` when the plan routes nowhere, else None."""
-    if plan.failure is None:
+    failure = plan_failure(plan, model)
+    if failure is None:
         return None
-    if plan.failure == "unknown_model":
-        miss = plan.excluded[0]
-        return {
-            "code": "model_not_found",
-            "status": engine.exclusion_status("unknown_model"),
-            "message": f"The model {miss.key!r} does not exist or is not available to you.",
-            "reason": "unknown_model",
-        }
-    relevant = [e for e in plan.excluded if not plan.requested or e.key in plan.requested]
-    if not relevant:
-        return {
-            "code": "no_eligible_candidate",
-            "status": 503,
-            "message": "No model is configured for this request.",
-            "reason": None,
-        }
-    nearest = max(relevant, key=lambda e: _reason_rank(e.reason))
-    if plan.failure == "requested_model_excluded":
-        message = f"The requested model cannot serve this request: {nearest.detail}."
-    else:
-        message = f"No model can serve this request; closest miss {nearest.key}: {nearest.detail}."
     return {
-        "code": plan.failure,
-        "status": engine.exclusion_status(nearest.reason),
-        "message": message,
-        "reason": nearest.reason,
+        "code": failure.code,
+        "status": failure.status,
+        "message": failure.message,
+        "reason": failure.reason,
     }
 
 
@@ -129,7 +85,7 @@ def route_explain(
         "excluded": [
             {"model": e.key, "reason": e.reason, "detail": e.detail} for e in plan.excluded
         ],
-        "error": plan_error(plan),
+        "error": plan_error(plan, request.model),
     }
 
 

@@ -218,9 +218,7 @@ def test_alice_patches_a_budget(alice):
 def test_a_patch_that_clashes_with_another_budget_changes_nothing(alice):
     _create(alice, period="day")
     week_id = _create(alice, period="week", limit_usd="70").json()["id"]
-    resp = alice.client.patch(
-        _detail(week_id), {"period": "day", "limit_usd": "1"}, format="json"
-    )
+    resp = alice.client.patch(_detail(week_id), {"period": "day", "limit_usd": "1"}, format="json")
     assert resp.status_code == 400
     assert "period" in resp.json()
     week = Budget.objects.get(pk=week_id)
@@ -280,7 +278,9 @@ def test_bob_reads_budgets_but_may_not_write_them(alice, bob):
     assert bob.client.get(BUDGETS).json()["count"] == 1
     assert bob.client.get(_detail(budget_id)).status_code == 200
     assert _create(bob, period="week").status_code == 403
-    assert bob.client.patch(_detail(budget_id), {"limit_usd": "1"}, format="json").status_code == 403
+    assert (
+        bob.client.patch(_detail(budget_id), {"limit_usd": "1"}, format="json").status_code == 403
+    )
     assert bob.client.delete(_detail(budget_id)).status_code == 403
     assert Budget.objects.get(pk=budget_id).limit_usd == Decimal("10")
 

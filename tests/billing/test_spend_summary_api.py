@@ -31,14 +31,50 @@ def may(alice: Any, charlie: Any) -> dict[str, Any]:
     app, _ = api_key_create(tenant=alice.tenant, name="app")
     batch, _ = api_key_create(tenant=alice.tenant, name="batch")
     t = alice.tenant
-    _rollup(t, date(2025, 5, 1), api_key=app, requests=10, errors=1, prompt_tokens=1000,
-            completion_tokens=500, cost_usd="1.50", cache_hits=2, cache_savings_usd="0.30")
-    _rollup(t, date(2025, 5, 1), provider="anthropic", model="claude-3-5-haiku", requests=4,
-            prompt_tokens=400, completion_tokens=200, cost_usd="0.80")
-    _rollup(t, date(2025, 5, 2), api_key=app, requests=6, errors=2, prompt_tokens=600,
-            completion_tokens=300, cost_usd="0.90", cache_hits=1, cache_savings_usd="0.10")
-    _rollup(t, date(2025, 5, 2), api_key=batch, model="text-embedding-3-small",
-            kind="embeddings", requests=20, prompt_tokens=5000, cost_usd="0.10")
+    _rollup(
+        t,
+        date(2025, 5, 1),
+        api_key=app,
+        requests=10,
+        errors=1,
+        prompt_tokens=1000,
+        completion_tokens=500,
+        cost_usd="1.50",
+        cache_hits=2,
+        cache_savings_usd="0.30",
+    )
+    _rollup(
+        t,
+        date(2025, 5, 1),
+        provider="anthropic",
+        model="claude-3-5-haiku",
+        requests=4,
+        prompt_tokens=400,
+        completion_tokens=200,
+        cost_usd="0.80",
+    )
+    _rollup(
+        t,
+        date(2025, 5, 2),
+        api_key=app,
+        requests=6,
+        errors=2,
+        prompt_tokens=600,
+        completion_tokens=300,
+        cost_usd="0.90",
+        cache_hits=1,
+        cache_savings_usd="0.10",
+    )
+    _rollup(
+        t,
+        date(2025, 5, 2),
+        api_key=batch,
+        model="text-embedding-3-small",
+        kind="embeddings",
+        requests=20,
+        prompt_tokens=5000,
+        cost_usd="0.10",
+    )
     _rollup(t, date(2025, 4, 30), api_key=app, requests=100, cost_usd="50")  # April
     _rollup(charlie.tenant, date(2025, 5, 1), requests=7, cost_usd="9.99")
     return {"app": app, "batch": batch}

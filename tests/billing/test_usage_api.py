@@ -61,14 +61,41 @@ def acme_usage(alice: Any) -> dict[str, Any]:
     key, _ = api_key_create(tenant=alice.tenant, name="app")
     records = {
         "r1": _usage(alice.tenant, "r1", T0, api_key=key),
-        "r2": _usage(alice.tenant, "r2", T0 + timedelta(minutes=1), provider="anthropic",
-                     model="claude-3-5-haiku", cost_usd=Decimal("0.0025"), ttft_ms=80.0),
-        "r3": _usage(alice.tenant, "r3", T0 + timedelta(minutes=2), status="error",
-                     http_status=502, error_code="upstream_error", api_key=key),
-        "r4": _usage(alice.tenant, "r4", T0 + timedelta(minutes=3), kind="embeddings",
-                     model="text-embedding-3-small", completion_tokens=0),
-        "r5": _usage(alice.tenant, "r5", T0 + timedelta(minutes=4), api_key=key,
-                     cache_status="exact", fallbacks=1, cost_estimated=True),
+        "r2": _usage(
+            alice.tenant,
+            "r2",
+            T0 + timedelta(minutes=1),
+            provider="anthropic",
+            model="claude-3-5-haiku",
+            cost_usd=Decimal("0.0025"),
+            ttft_ms=80.0,
+        ),
+        "r3": _usage(
+            alice.tenant,
+            "r3",
+            T0 + timedelta(minutes=2),
+            status="error",
+            http_status=502,
+            error_code="upstream_error",
+            api_key=key,
+        ),
+        "r4": _usage(
+            alice.tenant,
+            "r4",
+            T0 + timedelta(minutes=3),
+            kind="embeddings",
+            model="text-embedding-3-small",
+            completion_tokens=0,
+        ),
+        "r5": _usage(
+            alice.tenant,
+            "r5",
+            T0 + timedelta(minutes=4),
+            api_key=key,
+            cache_status="exact",
+            fallbacks=1,
+            cost_estimated=True,
+        ),
     }
     return {"key": key, **records}
 

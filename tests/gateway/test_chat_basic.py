@@ -90,3 +90,14 @@ def test_gateway_traffic_shows_in_the_router_metrics(gw):
     rows = {m["model"]: m for m in resp.json()["models"]}
     assert rows["fakeai/fake-ok"]["requests"] == 1
     assert rows["fakeai/fake-ok"]["success_rate"] == 1.0
+
+
+def test_routing_hints_in_metadata_are_not_forwarded_to_the_provider(gw):
+    add_model(gw.providers["fakeai"], "fake-ok")
+    gw.client().chat.completions.create(
+        model="fake-ok",
+        messages=[{"role": "user", "content": "hi"}],
+        metadata={"aura_objective": "minimize_cost", "trace": "t-1"},
+    )
+    sent = gw.fakes["openai"].last_call.json
+    assert sent["metadata"] == {"trace": "t-1"}

@@ -206,7 +206,8 @@ def test_a_named_model_ruled_out_by_policy_reports_403(alice, catalog):
     _set_policy(alice.tenant, denied_models=["beta/big"])
     body = alice.client.post(ROUTE, chat(model="beta/big"), format="json").json()
     assert body["model"] is None
-    assert body["error"]["code"] == "requested_model_excluded"
+    # The same code the gateway answers with for this request.
+    assert body["error"]["code"] == "model_not_allowed"
     assert body["error"]["status"] == 403
     assert body["error"]["reason"] == "model_denied"
 
@@ -214,7 +215,7 @@ def test_a_named_model_ruled_out_by_policy_reports_403(alice, catalog):
 def test_when_nothing_fits_the_status_follows_the_closest_miss(alice, catalog):
     body = alice.client.post(ROUTE, chat(max_tokens=200_000), format="json").json()
     assert body["model"] is None
-    assert body["error"]["code"] == "no_eligible_candidate"
+    assert body["error"]["code"] == "context_length_exceeded"
     assert body["error"]["status"] == 413
 
 
