@@ -63,9 +63,14 @@ def _pct(part: Decimal | int, whole: Decimal | int) -> int:
     return max(1, min(100, round(Decimal(part) / Decimal(whole) * 100)))
 
 
+def plain_decimal(value: Decimal) -> str:
+    """3.8000000000 -> "3.8", 1E+2 -> "100": for JSON and CSV."""
+    return f"{value.normalize():f}"
+
+
 def _jsonable(value: Any) -> Any:
     if isinstance(value, Decimal):
-        return str(value)
+        return plain_decimal(value)
     if isinstance(value, date | datetime):
         return value.isoformat()
     if isinstance(value, dict):

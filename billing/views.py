@@ -10,6 +10,7 @@ from __future__ import annotations
 import csv
 import io
 from datetime import date, timedelta
+from decimal import Decimal
 from typing import Any
 
 from django.contrib.auth.decorators import login_required
@@ -19,7 +20,7 @@ from rest_framework import exceptions, renderers, serializers
 from rest_framework.authentication import SessionAuthentication
 from rest_framework.request import Request
 
-from billing.reports import last_full_week_start, weekly_report_data
+from billing.reports import last_full_week_start, plain_decimal, weekly_report_data
 from tenants.models import Membership, Tenant
 from tenants.scoping import TenantScopedAPIView, tenant_context_for
 
@@ -83,6 +84,16 @@ def weekly_report_page(request: HttpRequest) -> HttpResponse:
     return render(request, "billing/weekly_report.html", context)
 
 
+def _csv_value(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, Decimal):
+        return plain_decimal(value)
+    if isinstance(value, date):
+        return value.isoformat()
+    return str(value)
+
+
 class CSVRenderer(renderers.BaseRenderer):
     media_type = "text/csv"
     format = "csv"
@@ -112,7 +123,7 @@ class WeeklyReportCSVView(TenantScopedAPIView):
         writer = csv.writer(buffer)
         writer.writerow(CSV_COLUMNS)
         for row in data["rows"]:
-            writer.writerow(["" if row[c] is None else str(row[c]) for c in CSV_COLUMNS])
+            writer.writerow([_csv_value(row[c]) for c in CSV_COLUMNS])
         response = HttpResponse(buffer.getvalue(), content_type="text/csv; charset=utf-8")
         filename = f"aura-{self.tenant.slug}-week-{week.isoformat()}.csv"
         response["Content-Disposition"] = f'attachment; filename="{filename}"'

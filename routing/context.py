@@ -69,6 +69,7 @@ class RoutingContext:
     built_at: float
     timezone: str = "UTC"
     budgets: tuple[Any, ...] = ()  # billing.budgets.BudgetRule, tenant-wide and per key
+    rate_limits: dict[str, int] = field(default_factory=dict)
     counter: int = 0
     extra: dict[str, Any] = field(default_factory=dict)
 
@@ -244,6 +245,7 @@ def build_context(tenant_id: int) -> RoutingContext:
         built_at=time.monotonic(),
         timezone=tenant_tz or "UTC",
         budgets=budgets,
+        rate_limits=dict(policy_row.rate_limits or {}) if policy_row else {},
     )
 
 

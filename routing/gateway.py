@@ -34,7 +34,7 @@ from aura.redis import async_client
 from billing.budgets import BudgetExceeded, BudgetUnavailable
 from billing.guard import BudgetGuard, applicable_rules, budget_error_message
 from billing.usage import writer
-from routing import classify, engine, execution
+from routing import classify, engine, execution, ratelimit
 from routing.breaker import breakers, stats
 from routing.context import RoutingContext, cache
 from routing.failures import plan_failure
@@ -292,6 +292,42 @@ def _last_target(outcome: execution.Outcome) -> tuple[str, str, int | None]:
     return "", "", None
 
 
+async def _rate_limit(ctx: RoutingContext, principal: KeyPrincipal, prompt_tokens: int) -> None:
+    if not ctx.rate_limits:
+        return
+    refused = await ratelimit.admit(
+        async_client(),
+        ctx.rate_limits,
+        tenant_id=principal.tenant_id,
+        key_id=principal.key_id,
+        tokens=prompt_tokens,
+        now_ms=int(time.time() * 1000),
+    )
+    if refused is not None:
+        raise GatewayError(
+            429,
+            f"Rate limit reached: {refused.name} limit of {refused.limit} per minute. "
+            f"Retry in {refused.retry_after:.0f} s.",
+            type="rate_limit_error",
+            code="rate_limit_exceeded",
+            headers=[(b"retry-after", str(int(refused.retry_after)).encode())],
+        )
+
+
+def _charge_completion(ctx: RoutingContext, principal: KeyPrincipal, tokens: int) -> None:
+    if ctx.rate_limits.get("tpm") or ctx.rate_limits.get("key_tpm"):
+        _background(
+            ratelimit.charge_tokens(
+                async_client(),
+                ctx.rate_limits,
+                tenant_id=principal.tenant_id,
+                key_id=principal.key_id,
+                tokens=tokens,
+                now_ms=int(time.time() * 1000),
+            )
+        )
+
+
 _tasks: set[asyncio.Task[Any]] = set()
 
 
@@ -383,6 +419,7 @@ async def chat_completions(req: Request, send: Send, principal: KeyPrincipal) ->
         raise GatewayError(400, exc.message, param=exc.param, code=exc.code) from None
     body = _without_routing_hints(body)
     ctx = await cache.aget(principal.tenant_id)
+    await _rate_limit(ctx, principal, rr.prompt_tokens)
     plan = engine.plan(
         rr, ctx.candidates, ctx.policy, await _health(ctx), rng=_rng, counter=ctx.counter
     )
@@ -449,6 +486,7 @@ async def chat_completions(req: Request, send: Send, principal: KeyPrincipal) ->
     await _send_json(send, 200, payload, headers)
     if guard is not None:
         _background(guard.settle(outcome.reservation, cost))
+    _charge_completion(ctx, principal, completion_tokens)
 
 
 def _without_routing_hints(body: dict[str, Any]) -> dict[str, Any]:
@@ -657,6 +695,7 @@ async def _stream(
         )
         if guard is not None:
             _background(guard.settle(outcome.reservation, cost))
+        _charge_completion(ctx, principal, completion_tokens)
 
 
 async def embeddings(req: Request, send: Send, principal: KeyPrincipal) -> None:
@@ -667,6 +706,7 @@ async def embeddings(req: Request, send: Send, principal: KeyPrincipal) -> None:
     except InvalidRequest as exc:
         raise GatewayError(400, exc.message, param=exc.param, code=exc.code) from None
     ctx = await cache.aget(principal.tenant_id)
+    await _rate_limit(ctx, principal, rr.prompt_tokens)
     plan = engine.plan(
         rr, ctx.candidates, ctx.policy, await _health(ctx), rng=_rng, counter=ctx.counter
     )

@@ -211,6 +211,9 @@ class RoutingPolicy(TenantOwned):
     hedge_k = models.PositiveSmallIntegerField(default=2)
     aliases = models.JSONField(default=dict, blank=True, help_text="alias -> [model, ...]")
     budgets = models.JSONField(default=dict, blank=True)
+    rate_limits = models.JSONField(
+        default=dict, blank=True, help_text="rpm / tpm (tenant), key_rpm / key_tpm (each key)."
+    )
     allow_private_base_urls = models.BooleanField(
         default=False, help_text="Operator only: let this tenant's endpoints use private addresses."
     )

@@ -54,6 +54,7 @@ DEFAULTS: Mapping[str, Any] = {
     "hedge_k": 2,
     "aliases": {},
     "budgets": {},
+    "rate_limits": {},
 }
 EDITABLE_FIELDS = tuple(DEFAULTS)
 # Key order of an exported entry: what a reader looks for first (spend) comes first.
@@ -169,6 +170,26 @@ def _budgets(value: Any, field: str) -> dict[str, float]:
     return {k: cleaned[k] for k in BUDGET_KEYS if k in cleaned}
 
 
+RATE_LIMIT_KEYS = ("rpm", "tpm", "key_rpm", "key_tpm")
+MAX_RATE_LIMIT = 100_000_000
+
+
+def _rate_limits(value: Any, field: str) -> dict[str, int]:
+    if not isinstance(value, Mapping):
+        raise PolicyError(
+            f"{field} must be an object with any of {', '.join(RATE_LIMIT_KEYS)}.", param=field
+        )
+    cleaned: dict[str, int] = {}
+    for key, limit in value.items():
+        if key not in RATE_LIMIT_KEYS:
+            raise PolicyError(
+                f"{field}: unknown limit {key!r}; expected any of {', '.join(RATE_LIMIT_KEYS)}.",
+                param=f"{field}.{key}",
+            )
+        cleaned[key] = _bounded_int(limit, f"{field}.{key}", 1, MAX_RATE_LIMIT)
+    return {k: cleaned[k] for k in RATE_LIMIT_KEYS if k in cleaned}
+
+
 def clean_policy(
     data: Mapping[str, Any], *, operator: bool = False, prefix: str = ""
 ) -> dict[str, Any]:
@@ -218,6 +239,8 @@ def clean_policy(
             cleaned[key] = _aliases(value, f)
         elif key == "budgets":
             cleaned[key] = _budgets(value, f)
+        elif key == "rate_limits":
+            cleaned[key] = _rate_limits(value, f)
     return cleaned
 
 

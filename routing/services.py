@@ -28,6 +28,7 @@ _PLAIN_FIELDS = (
     "hedge_k",
     "aliases",
     "budgets",
+    "rate_limits",
     "allow_private_base_urls",
 )
 

@@ -5,119 +5,240 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('billing', '0001_initial'),
-        ('tenants', '0001_initial'),
+        ("billing", "0001_initial"),
+        ("tenants", "0001_initial"),
     ]
 
     operations = [
         migrations.CreateModel(
-            name='JobClaim',
+            name="JobClaim",
             fields=[
-                ('name', models.CharField(max_length=100, primary_key=True, serialize=False)),
-                ('next_run_at', models.DateTimeField()),
-                ('last_run_at', models.DateTimeField(blank=True, null=True)),
-                ('last_result', models.JSONField(blank=True, default=dict)),
+                ("name", models.CharField(max_length=100, primary_key=True, serialize=False)),
+                ("next_run_at", models.DateTimeField()),
+                ("last_run_at", models.DateTimeField(blank=True, null=True)),
+                ("last_result", models.JSONField(blank=True, default=dict)),
             ],
         ),
         migrations.CreateModel(
-            name='Budget',
+            name="Budget",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('period', models.CharField(choices=[('request', 'Per request'), ('hour', 'Hour'), ('day', 'Day'), ('week', 'Week (Monday-Sunday)'), ('month', 'Month')], max_length=16)),
-                ('limit_usd', models.DecimalField(decimal_places=6, max_digits=14)),
-                ('mode', models.CharField(choices=[('block', 'Block'), ('downgrade', 'Downgrade to cheaper models'), ('alert_only', 'Alert only')], default='block', max_length=16)),
-                ('thresholds', models.JSONField(blank=True, default=list, help_text='Alert at these % of the limit.')),
-                ('webhook_url', models.URLField(blank=True, max_length=500)),
-                ('enabled', models.BooleanField(default=True)),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
-                ('updated_at', models.DateTimeField(auto_now=True)),
-                ('api_key', models.ForeignKey(blank=True, help_text="Empty: the whole tenant. Set: only this key's requests.", null=True, on_delete=django.db.models.deletion.CASCADE, related_name='+', to='tenants.apikey')),
-                ('tenant', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='+', to='tenants.tenant')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                (
+                    "period",
+                    models.CharField(
+                        choices=[
+                            ("request", "Per request"),
+                            ("hour", "Hour"),
+                            ("day", "Day"),
+                            ("week", "Week (Monday-Sunday)"),
+                            ("month", "Month"),
+                        ],
+                        max_length=16,
+                    ),
+                ),
+                ("limit_usd", models.DecimalField(decimal_places=6, max_digits=14)),
+                (
+                    "mode",
+                    models.CharField(
+                        choices=[
+                            ("block", "Block"),
+                            ("downgrade", "Downgrade to cheaper models"),
+                            ("alert_only", "Alert only"),
+                        ],
+                        default="block",
+                        max_length=16,
+                    ),
+                ),
+                (
+                    "thresholds",
+                    models.JSONField(
+                        blank=True, default=list, help_text="Alert at these % of the limit."
+                    ),
+                ),
+                ("webhook_url", models.URLField(blank=True, max_length=500)),
+                ("enabled", models.BooleanField(default=True)),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
+                ("updated_at", models.DateTimeField(auto_now=True)),
+                (
+                    "api_key",
+                    models.ForeignKey(
+                        blank=True,
+                        help_text="Empty: the whole tenant. Set: only this key's requests.",
+                        null=True,
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="+",
+                        to="tenants.apikey",
+                    ),
+                ),
+                (
+                    "tenant",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="+",
+                        to="tenants.tenant",
+                    ),
+                ),
             ],
             options={
-                'ordering': ['tenant_id', 'period', 'id'],
+                "ordering": ["tenant_id", "period", "id"],
             },
         ),
         migrations.CreateModel(
-            name='BudgetAlert',
+            name="BudgetAlert",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('period_start', models.DateTimeField()),
-                ('threshold', models.PositiveSmallIntegerField()),
-                ('spent_usd', models.DecimalField(decimal_places=6, max_digits=14)),
-                ('limit_usd', models.DecimalField(decimal_places=6, max_digits=14)),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
-                ('emailed_at', models.DateTimeField(blank=True, null=True)),
-                ('webhook_status', models.CharField(blank=True, max_length=64)),
-                ('budget', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='alerts', to='billing.budget')),
-                ('tenant', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='+', to='tenants.tenant')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("period_start", models.DateTimeField()),
+                ("threshold", models.PositiveSmallIntegerField()),
+                ("spent_usd", models.DecimalField(decimal_places=6, max_digits=14)),
+                ("limit_usd", models.DecimalField(decimal_places=6, max_digits=14)),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
+                ("emailed_at", models.DateTimeField(blank=True, null=True)),
+                ("webhook_status", models.CharField(blank=True, max_length=64)),
+                (
+                    "budget",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="alerts",
+                        to="billing.budget",
+                    ),
+                ),
+                (
+                    "tenant",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="+",
+                        to="tenants.tenant",
+                    ),
+                ),
             ],
             options={
-                'ordering': ['-created_at', '-id'],
+                "ordering": ["-created_at", "-id"],
             },
         ),
         migrations.CreateModel(
-            name='DailyRollup',
+            name="DailyRollup",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('day', models.DateField()),
-                ('provider', models.CharField(max_length=64)),
-                ('model', models.CharField(max_length=200)),
-                ('kind', models.CharField(default='chat', max_length=16)),
-                ('requests', models.PositiveIntegerField(default=0)),
-                ('errors', models.PositiveIntegerField(default=0)),
-                ('prompt_tokens', models.BigIntegerField(default=0)),
-                ('completion_tokens', models.BigIntegerField(default=0)),
-                ('cost_usd', models.DecimalField(decimal_places=10, default=0, max_digits=18)),
-                ('cache_hits', models.PositiveIntegerField(default=0)),
-                ('cache_savings_usd', models.DecimalField(decimal_places=10, default=0, max_digits=18)),
-                ('updated_at', models.DateTimeField(auto_now=True)),
-                ('api_key', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to='tenants.apikey')),
-                ('tenant', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='+', to='tenants.tenant')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("day", models.DateField()),
+                ("provider", models.CharField(max_length=64)),
+                ("model", models.CharField(max_length=200)),
+                ("kind", models.CharField(default="chat", max_length=16)),
+                ("requests", models.PositiveIntegerField(default=0)),
+                ("errors", models.PositiveIntegerField(default=0)),
+                ("prompt_tokens", models.BigIntegerField(default=0)),
+                ("completion_tokens", models.BigIntegerField(default=0)),
+                ("cost_usd", models.DecimalField(decimal_places=10, default=0, max_digits=18)),
+                ("cache_hits", models.PositiveIntegerField(default=0)),
+                (
+                    "cache_savings_usd",
+                    models.DecimalField(decimal_places=10, default=0, max_digits=18),
+                ),
+                ("updated_at", models.DateTimeField(auto_now=True)),
+                (
+                    "api_key",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="+",
+                        to="tenants.apikey",
+                    ),
+                ),
+                (
+                    "tenant",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="+",
+                        to="tenants.tenant",
+                    ),
+                ),
             ],
             options={
-                'ordering': ['-day', 'provider', 'model'],
+                "ordering": ["-day", "provider", "model"],
             },
         ),
         migrations.CreateModel(
-            name='WeeklyReport',
+            name="WeeklyReport",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('week_start', models.DateField(help_text='Monday of the reported week (tenant-local).')),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
-                ('sent_at', models.DateTimeField(blank=True, null=True)),
-                ('recipients', models.JSONField(blank=True, default=list)),
-                ('totals', models.JSONField(blank=True, default=dict)),
-                ('tenant', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='+', to='tenants.tenant')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                (
+                    "week_start",
+                    models.DateField(help_text="Monday of the reported week (tenant-local)."),
+                ),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
+                ("sent_at", models.DateTimeField(blank=True, null=True)),
+                ("recipients", models.JSONField(blank=True, default=list)),
+                ("totals", models.JSONField(blank=True, default=dict)),
+                (
+                    "tenant",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="+",
+                        to="tenants.tenant",
+                    ),
+                ),
             ],
             options={
-                'ordering': ['-week_start'],
+                "ordering": ["-week_start"],
             },
         ),
         migrations.AddConstraint(
-            model_name='budget',
-            constraint=models.UniqueConstraint(fields=('tenant', 'api_key', 'period'), name='budget_one_per_scope_period', nulls_distinct=False),
+            model_name="budget",
+            constraint=models.UniqueConstraint(
+                fields=("tenant", "api_key", "period"),
+                name="budget_one_per_scope_period",
+                nulls_distinct=False,
+            ),
         ),
         migrations.AddIndex(
-            model_name='budgetalert',
-            index=models.Index(fields=['tenant', '-created_at'], name='billing_bud_tenant__43251f_idx'),
+            model_name="budgetalert",
+            index=models.Index(
+                fields=["tenant", "-created_at"], name="billing_bud_tenant__43251f_idx"
+            ),
         ),
         migrations.AddConstraint(
-            model_name='budgetalert',
-            constraint=models.UniqueConstraint(fields=('budget', 'period_start', 'threshold'), name='alert_once_per_period'),
+            model_name="budgetalert",
+            constraint=models.UniqueConstraint(
+                fields=("budget", "period_start", "threshold"), name="alert_once_per_period"
+            ),
         ),
         migrations.AddIndex(
-            model_name='dailyrollup',
-            index=models.Index(fields=['tenant', 'day'], name='billing_dai_tenant__6e4d1d_idx'),
+            model_name="dailyrollup",
+            index=models.Index(fields=["tenant", "day"], name="billing_dai_tenant__6e4d1d_idx"),
         ),
         migrations.AddConstraint(
-            model_name='dailyrollup',
-            constraint=models.UniqueConstraint(fields=('tenant', 'day', 'api_key', 'provider', 'model', 'kind'), name='rollup_unique_row', nulls_distinct=False),
+            model_name="dailyrollup",
+            constraint=models.UniqueConstraint(
+                fields=("tenant", "day", "api_key", "provider", "model", "kind"),
+                name="rollup_unique_row",
+                nulls_distinct=False,
+            ),
         ),
         migrations.AddConstraint(
-            model_name='weeklyreport',
-            constraint=models.UniqueConstraint(fields=('tenant', 'week_start'), name='report_once_per_week'),
+            model_name="weeklyreport",
+            constraint=models.UniqueConstraint(
+                fields=("tenant", "week_start"), name="report_once_per_week"
+            ),
         ),
     ]

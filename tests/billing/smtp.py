@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import email
 import email.policy
+import logging
 import socket
 import threading
 import time
@@ -23,6 +24,9 @@ from email.message import EmailMessage
 from typing import Any
 
 from aiosmtpd.controller import Controller
+
+# aiosmtpd logs every SMTP command at INFO.
+logging.getLogger("mail.log").setLevel(logging.WARNING)
 
 
 @dataclass

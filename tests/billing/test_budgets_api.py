@@ -107,6 +107,22 @@ def test_the_list_shows_every_budget_with_its_spend(alice, time_machine):
     assert by_period["request"]["current_period"] is None
 
 
+def test_the_list_costs_the_same_queries_for_one_budget_or_many(alice):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    key, _ = api_key_create(tenant=alice.tenant, name="app")
+    _create(alice, period="day", api_key=key.pk)
+    with CaptureQueriesContext(connection) as one:
+        alice.client.get(BUDGETS)
+    for period in ("hour", "week", "month"):
+        _create(alice, period=period, api_key=key.pk)
+    with CaptureQueriesContext(connection) as four:
+        assert alice.client.get(BUDGETS).json()["count"] == 4
+    # Spend of every listed budget comes from one aggregate query, key names from a join.
+    assert len(four) == len(one)
+
+
 def test_alice_reads_one_budget(alice):
     budget_id = _create(alice, thresholds=[80, 20]).json()["id"]
     resp = alice.client.get(_detail(budget_id))
@@ -140,6 +156,10 @@ def test_a_manage_key_may_create_budgets(alice, alice_manage_key):
         ({"thresholds": "50"}, "thresholds"),
         ({"webhook_url": "ftp://hooks.example.test/x"}, "webhook_url"),
         ({"webhook_url": "not a url"}, "webhook_url"),
+        ({"webhook_url": "http://127.0.0.1:8080/hook"}, "webhook_url"),
+        ({"webhook_url": "http://10.0.0.7/hook"}, "webhook_url"),
+        ({"webhook_url": "http://[::1]/hook"}, "webhook_url"),
+        ({"webhook_url": "http://localhost/hook"}, "webhook_url"),
         ({"api_key": 999999}, "api_key"),
         ({"api_key": "abc"}, "api_key"),
     ],
@@ -170,6 +190,12 @@ def test_an_http_or_https_webhook_is_accepted(alice):
     assert resp.status_code == 201, resp.json()
     assert resp.json()["webhook_url"] == "https://hooks.example.test/aura"
     assert resp.json()["mode"] == "alert_only"
+
+
+def test_an_internal_webhook_is_accepted_when_an_operator_allows_private_urls(alice):
+    RoutingPolicy.objects.create(tenant=alice.tenant, allow_private_base_urls=True)
+    resp = _create(alice, webhook_url="http://10.0.0.7/hook")
+    assert resp.status_code == 201, resp.json()
 
 
 def test_a_second_budget_for_the_same_scope_and_period_is_refused(alice):

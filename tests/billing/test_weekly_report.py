@@ -134,6 +134,15 @@ def smtp(settings: Any) -> Iterator[SmtpSink]:
 
 
 @pytest.fixture
+def eager_celery() -> Iterator[None]:
+    """Tasks run in-process at .delay() (the real worker has its own test module)."""
+    previous = celery_app.conf.task_always_eager
+    celery_app.conf.task_always_eager = True
+    yield
+    celery_app.conf.task_always_eager = previous
+
+
+@pytest.fixture
 def scenario(alice: Persona, bob: Persona) -> Tenant:
     """alice: admin; bob: member (never emailed); dave: admin who opted out."""
     tenant = alice.tenant
@@ -205,7 +214,7 @@ def test_the_report_reaches_admins_and_contacts_by_smtp(scenario: Tenant, smtp: 
     assert report is not None and report.sent_at == SEND_AT
     assert smtp.recipients == ["alice@example.test", "ops@acme.test"]  # not bob, not dave
     assert sorted(report.recipients) == ["alice@example.test", "ops@acme.test"]
-    assert report.totals["cost_usd"] == "3.80"
+    assert report.totals["cost_usd"] == "3.8"
     msg = smtp.to("alice@example.test")[0]
     assert msg.message.get_content_type() == "multipart/alternative"
     assert msg.subject == "AURA weekly report for Acme, week of Mar 3, 2025: $3.80 spent"
@@ -302,11 +311,21 @@ def due_at(moment: datetime) -> list[tuple[str, date]]:
 
 
 def test_reports_are_due_from_monday_8am_tenant_local(scenario: Tenant, tokyo: Tenant) -> None:
+    WeeklyReport.objects.create(
+        tenant=scenario, week_start=WEEK - timedelta(days=7), sent_at=SEND_AT
+    )
     # Monday 08:00 in Tokyo is Sunday 23:00 UTC; in Paris it is Monday 07:00 UTC.
     assert due_at(datetime(2025, 3, 9, 22, 59, tzinfo=UTC)) == []
     assert due_at(datetime(2025, 3, 9, 23, 0, tzinfo=UTC)) == [("globex", WEEK)]
     assert due_at(datetime(2025, 3, 10, 6, 59, tzinfo=UTC)) == [("globex", WEEK)]
     assert due_at(SEND_AT) == [("acme", WEEK), ("globex", WEEK)]
+
+
+def test_a_report_missed_on_monday_is_still_sent_that_week(scenario: Tenant) -> None:
+    # Beat was down all Monday: on Thursday the week just ended is still due, not older ones.
+    assert due_at(SEND_AT + timedelta(days=3)) == [("acme", WEEK)]
+    WeeklyReport.objects.create(tenant=scenario, week_start=WEEK, sent_at=SEND_AT)
+    assert due_at(SEND_AT + timedelta(days=3)) == []
 
 
 def test_sent_suspended_new_and_idle_tenants_are_not_due(
@@ -328,10 +347,9 @@ def test_sent_suspended_new_and_idle_tenants_are_not_due(
 def test_the_hourly_task_sends_each_due_report_once(
     scenario: Tenant,
     smtp: SmtpSink,
-    monkeypatch: pytest.MonkeyPatch,
+    eager_celery: None,
     django_capture_on_commit_callbacks: Any,
 ) -> None:
-    monkeypatch.setattr(celery_app.conf, "task_always_eager", True)
     with time_machine.travel(SEND_AT + timedelta(minutes=5), tick=False):
         with django_capture_on_commit_callbacks(execute=True):
             assert send_due_weekly_reports() == 1

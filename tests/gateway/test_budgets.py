@@ -103,7 +103,11 @@ def test_a_downgrade_budget_routes_to_a_cheaper_model_that_fits_and_says_so(gw):
         gw.providers["fakeai"], "fake-ok", quality=0.95, price_in=Decimal(0), price_out=Decimal(80)
     )
     add_model(
-        gw.providers["fakeclaude"], "fake-ok", quality=0.5, price_in=Decimal(0), price_out=Decimal(8)
+        gw.providers["fakeclaude"],
+        "fake-ok",
+        quality=0.5,
+        price_in=Decimal(0),
+        price_out=Decimal(8),
     )
     gw.policy(objective="maximize_quality")
     _budget(gw, period="day", limit_usd=PER_REQUEST * 3, mode="downgrade")
@@ -134,7 +138,9 @@ def test_an_alert_only_budget_never_blocks_and_records_the_threshold_crossing(gw
     deadline = time.monotonic() + 5
     while BudgetAlert.objects.filter(budget=budget).count() < 2 and time.monotonic() < deadline:
         time.sleep(0.05)
-    assert sorted(BudgetAlert.objects.filter(budget=budget).values_list("threshold", flat=True)) == [
+    assert sorted(
+        BudgetAlert.objects.filter(budget=budget).values_list("threshold", flat=True)
+    ) == [
         50,
         100,
     ]

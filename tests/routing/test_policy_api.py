@@ -378,3 +378,14 @@ def test_a_dry_run_still_reports_errors(alice):
 def test_the_exported_document_is_valid_yaml_for_defaults(alice):
     doc = yaml.safe_load(alice.client.get(EXPORT).content)
     assert doc == {"tenants": {"acme": {"objective": "balanced"}}}
+
+
+def test_rate_limits_are_validated_and_stored(alice):
+    ok = alice.client.patch(
+        "/api/v1/router/policy", {"rate_limits": {"rpm": 60, "key_tpm": 1000}}, format="json"
+    )
+    assert ok.status_code == 200, ok.content
+    assert ok.json()["rate_limits"] == {"rpm": 60, "key_tpm": 1000}
+    bad = alice.client.patch("/api/v1/router/policy", {"rate_limits": {"rpd": 5}}, format="json")
+    assert bad.status_code == 400
+    assert "rpd" in str(bad.json())
