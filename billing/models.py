@@ -169,6 +169,9 @@ class JobClaim(models.Model):
     last_run_at = models.DateTimeField(null=True, blank=True)
     last_result = models.JSONField(default=dict, blank=True)
 
+    def __str__(self) -> str:
+        return f"{self.name} (next {self.next_run_at:%Y-%m-%d %H:%M})"
+
 
 class WeeklyReport(TenantOwned):
     """One weekly cost report per tenant and week; the row is the claim (never sent twice)."""
