@@ -25,7 +25,7 @@ import uuid
 import zoneinfo
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, tzinfo
 from decimal import Decimal
 from typing import Any
 
@@ -127,14 +127,17 @@ def rules_from_rows(rows: Sequence[Any]) -> tuple[BudgetRule, ...]:
     )
 
 
-def period_bounds(period: str, now: datetime, tz_name: str) -> tuple[datetime, datetime]:
-    """[start, end) of the calendar period containing ``now``, in the tenant's zone."""
-    tz = zoneinfo.ZoneInfo(tz_name)
+def period_bounds(period: str, now: datetime, tz_name: str | tzinfo) -> tuple[datetime, datetime]:
+    """[start, end) in UTC of the calendar period containing ``now``, in the tenant's zone.
+
+    Hours are absolute (60 minutes, also across a DST change); days, weeks (Monday) and
+    months run from local midnight to local midnight.
+    """
+    tz = zoneinfo.ZoneInfo(tz_name) if isinstance(tz_name, str) else tz_name
     local = now.astimezone(tz)
     if period == "hour":
-        start = local.replace(minute=0, second=0, microsecond=0)
-        end = start + timedelta(hours=1)
-        return start.astimezone(UTC), end.astimezone(UTC)
+        start = local.replace(minute=0, second=0, microsecond=0).astimezone(UTC)
+        return start, start + timedelta(hours=1)
     day = local.replace(hour=0, minute=0, second=0, microsecond=0, tzinfo=None)
     if period == "day":
         s, e = day, day + timedelta(days=1)

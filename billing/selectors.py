@@ -12,7 +12,7 @@ from __future__ import annotations
 import zoneinfo
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, time, timedelta, tzinfo
+from datetime import UTC, date, datetime, timedelta, tzinfo
 from decimal import Decimal
 from typing import Any
 
@@ -20,6 +20,8 @@ from django.db.models import F, Q, QuerySet, Sum, Value
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
+from billing.budgets import PERIODS
+from billing.budgets import period_bounds as budget_period_bounds
 from billing.models import Budget, DailyRollup, UsageRecord
 from tenants.models import ApiKey, Tenant
 
@@ -57,32 +59,17 @@ def tenant_tz(tenant: Tenant) -> tzinfo:
         return UTC
 
 
-def _local_midnight(day: date, tz: tzinfo) -> datetime:
-    return datetime.combine(day, time(0), tzinfo=tz).astimezone(UTC)
-
-
 def _next_month(day: date) -> date:
     return date(day.year + 1, 1, 1) if day.month == 12 else date(day.year, day.month + 1, 1)
 
 
 def period_bounds(period: str, *, now: datetime, tz: tzinfo) -> tuple[datetime, datetime] | None:
-    """[start, end) in UTC of the ``period`` containing ``now``; None for per-request."""
-    local = now.astimezone(tz)
-    if period == Budget.Period.HOUR:
-        start = local.replace(minute=0, second=0, microsecond=0).astimezone(UTC)
-        return start, start + timedelta(hours=1)
-    today = local.date()
-    if period == Budget.Period.DAY:
-        first, after = today, today + timedelta(days=1)
-    elif period == Budget.Period.WEEK:
-        first = today - timedelta(days=today.weekday())
-        after = first + timedelta(days=7)
-    elif period == Budget.Period.MONTH:
-        first = today.replace(day=1)
-        after = _next_month(first)
-    else:
+    """[start, end) in UTC of the ``period`` containing ``now``; None for per-request.
+
+    The one definition is billing.budgets.period_bounds (the gateway enforces with it)."""
+    if period not in PERIODS:
         return None
-    return _local_midnight(first, tz), _local_midnight(after, tz)
+    return budget_period_bounds(period, now, tz)
 
 
 @dataclass(frozen=True, slots=True)

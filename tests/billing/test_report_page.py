@@ -1,0 +1,184 @@
+"""The weekly report page (members only), its CSV (API auth) and the billing admin."""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+import time_machine
+from django.contrib.auth import get_user_model
+from django.test import Client
+
+from aura.celery import app as celery_app
+from billing.models import WeeklyReport
+from tenants.models import Role, Tenant
+from tenants.services import api_key_create, membership_add
+from tests.billing.test_weekly_report import build_week
+from tests.conftest import Persona, key_client
+
+PAGE = "/reports/weekly/"
+CSV_URL = "/api/v1/reports/weekly.csv"
+
+
+@pytest.fixture
+def week(alice: Persona, bob: Persona) -> Tenant:
+    build_week(alice.tenant)
+    return alice.tenant
+
+
+def test_a_member_sees_the_report_of_the_week(week: Tenant, bob: Persona) -> None:
+    response = bob.client.get(PAGE, {"week": "2025-03-03"})
+
+    assert response.status_code == 200
+    html = response.content.decode()
+    for figure in ("$3.80", "$4.00", "$27.50", "anthropic/claude-big", "alice-app"):
+        assert figure in html
+    assert "<script" not in html.lower()
+    assert "week=2025-02-24" in html and "week=2025-03-10" in html  # navigation
+
+
+def test_an_outsider_gets_404_and_their_own_tenant_only(week: Tenant, charlie: Persona) -> None:
+    assert charlie.client.get(PAGE, {"week": "2025-03-03", "tenant": "acme"}).status_code == 404
+    assert (
+        charlie.client.get(PAGE, {"week": "2025-03-03"}, HTTP_X_AURA_TENANT="acme").status_code
+        == 404
+    )
+    own = charlie.client.get(PAGE, {"week": "2025-03-03"})
+    assert own.status_code == 200
+    assert "Globex" in own.content.decode() and "$3.80" not in own.content.decode()
+
+
+def test_anonymous_visitors_are_sent_to_log_in(week: Tenant) -> None:
+    response = Client().get(PAGE)
+    assert response.status_code == 302
+    assert response["Location"].startswith("/admin/login/")
+
+
+@pytest.mark.parametrize("bad", ["2025-03-04", "last-week"])
+def test_a_week_that_is_not_a_monday_is_refused(week: Tenant, alice: Persona, bad: str) -> None:
+    assert alice.client.get(PAGE, {"week": bad}).status_code == 400
+    assert alice.client.get(CSV_URL, {"week": bad}).status_code == 400
+
+
+def test_the_default_week_is_the_last_full_week(week: Tenant, alice: Persona) -> None:
+    with time_machine.travel(datetime(2025, 3, 12, 12, tzinfo=UTC), tick=False):
+        response = alice.client.get(PAGE)
+    assert response.status_code == 200
+    assert "$3.80" in response.content.decode()
+
+
+def test_a_member_of_several_tenants_picks_one(week: Tenant, globex: Tenant) -> None:
+    user = get_user_model().objects.create_user("multi", "multi@example.test", "pw")
+    membership_add(tenant=week, user=user, role=Role.VIEWER)
+    membership_add(tenant=globex, user=user, role=Role.VIEWER)
+    client = Client()
+    client.force_login(user)
+
+    chooser = client.get(PAGE, {"week": "2025-03-03"})
+    assert chooser.status_code == 400
+    assert "tenant=acme" in chooser.content.decode()
+    assert "tenant=globex" in chooser.content.decode()
+    assert "$3.80" in client.get(PAGE, {"week": "2025-03-03", "tenant": "acme"}).content.decode()
+
+
+def read_csv(response: Any) -> list[dict[str, str]]:
+    assert response["Content-Type"].startswith("text/csv")
+    return list(csv.DictReader(io.StringIO(response.content.decode())))
+
+
+def test_the_csv_has_one_row_per_day_provider_and_model(week: Tenant, alice: Persona) -> None:
+    response = alice.client.get(CSV_URL, {"week": "2025-03-03"})
+
+    assert response.status_code == 200
+    assert "aura-acme-week-2025-03-03.csv" in response["Content-Disposition"]
+    rows = read_csv(response)
+    assert [(r["day"], r["provider"], r["model"]) for r in rows] == [
+        ("2025-03-03", "openai", "gpt-small"),
+        ("2025-03-05", "anthropic", "claude-big"),
+        ("2025-03-06", "openai", "gpt-small"),
+        ("2025-03-09", "openai", "gpt-small"),
+    ]
+    monday = rows[0]
+    assert monday["requests"] == "1" and monday["errors"] == "0"
+    assert (monday["prompt_tokens"], monday["completion_tokens"]) == ("1000000", "500000")
+    assert monday["cost_usd"] == "2"
+    assert monday["baseline_cost_usd"] == "25"
+    assert monday["baseline_savings_usd"] == "23"
+    assert rows[2]["errors"] == "1"
+
+
+def test_the_csv_accepts_a_manage_key_and_refuses_others(week: Tenant, charlie: Persona) -> None:
+    manage = api_key_create(tenant=week, name="exporter", can_manage=True)[1]
+    gateway_only = api_key_create(tenant=week, name="app-only")[1]
+
+    assert len(read_csv(key_client(manage).get(CSV_URL, {"week": "2025-03-03"}))) == 4
+    assert key_client(gateway_only).get(CSV_URL, {"week": "2025-03-03"}).status_code == 403
+    assert charlie.client.get(CSV_URL, {"week": "2025-03-03", "tenant": "acme"}).status_code == 404
+    assert read_csv(charlie.client.get(CSV_URL, {"week": "2025-03-03"})) == []
+
+
+# --------------------------------------------------------------------------- admin
+
+
+@pytest.fixture
+def admin_client_(db: Any) -> Client:
+    user = get_user_model().objects.create_superuser("root", "root@example.test", "pw")
+    client = Client()
+    client.force_login(user)
+    return client
+
+
+@pytest.fixture
+def eager_celery() -> Iterator[None]:
+    previous = celery_app.conf.task_always_eager
+    celery_app.conf.task_always_eager = True
+    yield
+    celery_app.conf.task_always_eager = previous
+
+
+def test_the_billing_admin_pages_open(week: Tenant, admin_client_: Client) -> None:
+    for model in ("budget", "budgetalert", "dailyrollup", "usagerecord", "weeklyreport"):
+        assert admin_client_.get(f"/admin/billing/{model}/").status_code == 200, model
+    assert admin_client_.get("/admin/billing/usagerecord/add/").status_code == 403
+    assert (
+        "Send weekly report now"
+        in admin_client_.get("/admin/billing/weeklyreport/").content.decode()
+    )
+
+
+def test_send_weekly_report_now_sends_the_last_full_week_once_unless_resent(
+    week: Tenant,
+    admin_client_: Client,
+    mailoutbox: list[Any],
+    eager_celery: None,
+    django_capture_on_commit_callbacks: Any,
+) -> None:
+    url = "/admin/billing/weeklyreport/send-now/"
+    assert admin_client_.get(url).status_code == 200
+    # Wednesday: no Monday check, the last full week is 3-9 March.
+    with time_machine.travel(datetime(2025, 3, 12, 12, tzinfo=UTC), tick=False):
+        for resend in ("", "", "on"):
+            with django_capture_on_commit_callbacks(execute=True):
+                response = admin_client_.post(url, {"tenant": week.pk, "resend": resend})
+            assert response.status_code == 302
+
+    assert sorted(m.to[0] for m in mailoutbox) == [
+        "alice@example.test",
+        "alice@example.test",
+        "ops@acme.test",
+        "ops@acme.test",
+    ]
+    assert "$3.80" in mailoutbox[0].subject
+    assert WeeklyReport.objects.get().week_start.isoformat() == "2025-03-03"
+
+
+def test_send_now_refuses_a_week_that_is_not_a_monday(week: Tenant, admin_client_: Client) -> None:
+    response = admin_client_.post(
+        "/admin/billing/weeklyreport/send-now/", {"tenant": week.pk, "week": "2025-03-04"}
+    )
+    assert response.status_code == 200
+    assert "Pick a Monday." in response.content.decode()
