@@ -65,14 +65,16 @@ def budget_alert_enqueue(
 ) -> BudgetAlert | None:
     """Record that ``budget_id`` crossed ``threshold`` % in the period starting at
     ``period_start`` and queue its notification; returns the new alert, or None when this
-    crossing was already recorded (then nothing is queued).
+    crossing was already recorded or the budget no longer exists (then nothing is queued).
 
     Synchronous ORM code: call it through ``sync_to_async`` from async code. The task is
     queued on commit of the caller's transaction (at once outside a transaction).
     """
     from billing.tasks import send_budget_alert
 
-    budget = Budget.objects.only("id", "tenant_id", "limit_usd").get(pk=budget_id)
+    budget = Budget.objects.only("id", "tenant_id", "limit_usd").filter(pk=budget_id).first()
+    if budget is None:  # deleted since the request was admitted
+        return None
     alert, created = BudgetAlert.objects.get_or_create(
         budget_id=budget.pk,
         period_start=period_start,

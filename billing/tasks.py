@@ -11,14 +11,15 @@ from datetime import date
 from smtplib import SMTPException
 from typing import Any
 
-from celery import shared_task
-
+from aura.celery import app
 from billing.alerts import budget_alert_send
 from billing.models import BudgetAlert
 from billing.reports import weekly_report_send, weekly_reports_enqueue_due
 from billing.rollups import rollups_refresh_periodic
 from tenants.models import Tenant
 
+# Bound to AURA's app, not @shared_task: a shared task follows celery's *current* app, which
+# any other Celery() instantiated in the process (e.g. a probe in a test) silently replaces.
 # SMTP trouble is worth retrying; the services release their claim before re-raising.
 _RETRY: dict[str, Any] = {
     "autoretry_for": (SMTPException, OSError),
@@ -28,12 +29,12 @@ _RETRY: dict[str, Any] = {
 }
 
 
-@shared_task(name="billing.tasks.refresh_rollups")
+@app.task(name="billing.tasks.refresh_rollups")
 def refresh_rollups() -> dict[str, Any] | None:
     return rollups_refresh_periodic()
 
 
-@shared_task(name="billing.tasks.send_budget_alert", **_RETRY)
+@app.task(name="billing.tasks.send_budget_alert", **_RETRY)
 def send_budget_alert(alert_id: int) -> bool:
     alert = BudgetAlert.objects.filter(pk=alert_id).first()
     if alert is None:  # budget deleted since: nothing to say
@@ -41,15 +42,30 @@ def send_budget_alert(alert_id: int) -> bool:
     return budget_alert_send(alert)
 
 
-@shared_task(name="billing.tasks.send_due_weekly_reports")
+@app.task(name="billing.tasks.send_due_weekly_reports")
 def send_due_weekly_reports() -> int:
     return len(weekly_reports_enqueue_due())
 
 
-@shared_task(name="billing.tasks.send_weekly_report", **_RETRY)
+@app.task(name="billing.tasks.send_weekly_report", **_RETRY)
 def send_weekly_report(tenant_id: int, week_start_iso: str, resend: bool = False) -> bool:
     tenant = Tenant.objects.filter(pk=tenant_id).first()
     if tenant is None:
         return False
     report = weekly_report_send(tenant, date.fromisoformat(week_start_iso), resend=resend)
     return report is not None
+
+
+@app.task(name="billing.tasks.reconcile_budget_counters")
+def reconcile_budget_counters() -> int | None:
+    """Periodic: bring Redis budget counters up to the usage records (never lowers one)."""
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from billing.budgets import budget_counters_rebuild
+    from billing.rollups import job_claim
+
+    if not job_claim("reconcile_budget_counters", now=timezone.now(), min_gap=timedelta(minutes=1)):
+        return None
+    return budget_counters_rebuild(keep_higher=True)

@@ -42,7 +42,7 @@ class Received:
     def part(self, content_type: str) -> str:
         for part in self.message.walk():
             if part.get_content_type() == content_type and not part.is_multipart():
-                return str(part.get_content())  # type: ignore[attr-defined]
+                return str(part.get_content())
         raise AssertionError(f"no {content_type} part in {self.message.get_content_type()}")
 
     @property
@@ -70,7 +70,7 @@ class SmtpSink:
                 Received(
                     mail_from=envelope.mail_from,
                     rcpt_tos=list(envelope.rcpt_tos),
-                    message=parsed,  # type: ignore[arg-type]
+                    message=parsed,
                 )
             )
         return "250 Message accepted for delivery"

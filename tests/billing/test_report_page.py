@@ -182,3 +182,16 @@ def test_send_now_refuses_a_week_that_is_not_a_monday(week: Tenant, admin_client
     )
     assert response.status_code == 200
     assert "Pick a Monday." in response.content.decode()
+
+
+def test_the_rollup_admin_recomputes_selected_days(week: Tenant, admin_client_: Client) -> None:
+    from billing.models import DailyRollup, UsageRecord
+
+    row = DailyRollup.objects.get(tenant=week, day="2025-03-05")
+    UsageRecord.objects.filter(tenant=week, model="claude-big").update(cost_usd=5)
+    response = admin_client_.post(
+        "/admin/billing/dailyrollup/", {"action": "recompute", "_selected_action": [row.pk]}
+    )
+    assert response.status_code == 302
+    row.refresh_from_db()
+    assert row.cost_usd == 5

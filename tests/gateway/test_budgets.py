@@ -197,3 +197,29 @@ def test_a_streamed_call_costs_the_same_as_the_same_call_without_streaming(gw, p
         plain.completion_tokens,
     )
     assert streamed.cost_usd == plain.cost_usd > 0
+
+
+def test_the_periodic_reconcile_raises_a_lost_counter_but_never_lowers_one(gw):
+    from billing.tasks import reconcile_budget_counters
+
+    add_model(gw.providers["fakeai"], "fake-ok", price_in=Decimal(0), price_out=Decimal(8))
+    budget = _budget(gw, period="month", limit_usd=Decimal(1), mode="block")
+    httpx.post(
+        f"{gw.url}/v1/chat/completions",
+        json=BODY,
+        headers={"Authorization": f"Bearer {gw.plaintext}"},
+    )
+    gw.usage(1)
+    sync_client().flushdb()
+    assert reconcile_budget_counters() == 1
+    assert _counter(gw, budget)["spent"] == PER_REQUEST * 1_000_000_000
+    from billing.models import JobClaim
+
+    JobClaim.objects.all().delete()
+    rule_key = None
+    for key in sync_client().scan_iter("aura:bud:*"):
+        if not key.endswith((b":z", b":a")):
+            rule_key = key
+    sync_client().hset(rule_key, "spent", 10**9)  # Redis ahead of Postgres: kept
+    assert reconcile_budget_counters() == 1
+    assert _counter(gw, budget)["spent"] == 10**9

@@ -32,7 +32,11 @@ def redis_down(settings, dead_socket):
 
 @pytest.fixture
 def broker_down(monkeypatch, dead_socket):
-    monkeypatch.setattr(views, "celery_app", Celery("dead", broker=f"redis+socket://{dead_socket}"))
+    monkeypatch.setattr(
+        views,
+        "celery_app",
+        Celery("dead", broker=f"redis+socket://{dead_socket}", set_as_current=False),
+    )
 
 
 @pytest.fixture
