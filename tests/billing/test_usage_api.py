@@ -291,8 +291,8 @@ def test_the_csv_streams_under_asgi_too(alice, acme_usage):
         client = AsyncClient()
         await client.aforce_login(alice.user)
         resp = await client.get(USAGE, {"format": "csv", "status": "ok"})
-        body = b"".join([part async for part in resp.streaming_content])
-        return resp.status_code, resp.is_async, resp["Content-Type"], body
+        body = b"".join([part async for part in resp.streaming_content])  # type: ignore[attr-defined]
+        return resp.status_code, resp.is_async, resp["Content-Type"], body  # type: ignore[attr-defined]
 
     status, is_async, content_type, body = async_to_sync(fetch)()
     assert status == 200

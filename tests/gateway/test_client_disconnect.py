@@ -70,7 +70,8 @@ class HangingOpenAI(FakeOpenAI):
 
 @pytest.fixture(scope="module")
 def hanging() -> Iterator[HangingOpenAI]:
-    server = HangingOpenAI().start()
+    server = HangingOpenAI()
+    server.start()
     yield server
     server.stop()
 

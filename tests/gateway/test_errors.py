@@ -135,7 +135,7 @@ def test_a_prompt_too_long_for_every_allowed_model_is_a_413(gw):
     gw.usage(1)
 
 
-BAD_BODIES: list[tuple[str, bytes]] = [
+BAD_BODIES: list[tuple[str, str | bytes]] = [
     ("empty body", b""),
     ("not an object", b"[1, 2]"),
     ("a string", b'"hello"'),

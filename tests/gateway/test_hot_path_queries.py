@@ -39,8 +39,8 @@ class Counter:
 @pytest.fixture
 def counter(monkeypatch: pytest.MonkeyPatch) -> Counter:
     c = Counter()
-    real_execute = CursorWrapper._execute
-    real_executemany = CursorWrapper._executemany
+    real_execute = CursorWrapper._execute  # type: ignore[attr-defined]
+    real_executemany = CursorWrapper._executemany  # type: ignore[attr-defined]
     real_build = context.build_context
     real_load = tenants.auth._load
 

@@ -7,7 +7,6 @@ from typing import Any
 
 import pytest
 from django.urls import get_resolver
-from rest_framework.response import Response
 
 from routing.context import build_context
 from routing.credentials import credential_create, credential_secret, endpoint_create
@@ -70,13 +69,13 @@ def fake_dns(monkeypatch: pytest.MonkeyPatch, table: dict[str, list[str]]) -> No
     monkeypatch.setattr(socket, "getaddrinfo", getaddrinfo)
 
 
-def field_named(resp: Response) -> set[str]:
+def field_named(resp: Any) -> set[str]:
     """The fields a 400 names: DRF's {field: [...]} or the domain {"field": ...} shape."""
     body = resp.json()
     return {body["field"]} if "field" in body else set(body)
 
 
-def results(resp: Response) -> list[dict[str, Any]]:
+def results(resp: Any) -> list[dict[str, Any]]:
     assert resp.status_code == 200, resp.json()
     rows: list[dict[str, Any]] = resp.json()["results"]
     return rows
