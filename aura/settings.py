@@ -223,6 +223,9 @@ REST_FRAMEWORK = {
 EMAIL_CONFIG = env.email_url("EMAIL_URL", default="consolemail://")
 vars().update(EMAIL_CONFIG)
 EMAIL_TIMEOUT = env.int("EMAIL_TIMEOUT", default=10)
+
+# Serve requests under `block` budgets when Redis (the reservation store) is unreachable.
+BUDGET_FAIL_OPEN = env.bool("BUDGET_FAIL_OPEN", default=False)
 DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="AURA <aura@localhost>")
 
 # --------------------------------------------------------------------------- logging
