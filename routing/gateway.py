@@ -328,6 +328,37 @@ def _charge_completion(ctx: RoutingContext, principal: KeyPrincipal, tokens: int
         )
 
 
+async def _execute(
+    req: Request,
+    principal: KeyPrincipal,
+    kind: str,
+    ctx: RoutingContext,
+    rr: engine.RouteRequest,
+    plan: engine.Plan,
+    run: Callable[[engine.Plan, execution.Outcome, BudgetGuard | None], Awaitable[T]],
+    *,
+    stream: bool = False,
+) -> tuple[T, BudgetGuard | None, BudgetExceeded | None]:
+    """Run the plan under budgets; every way it can fail becomes a recorded OpenAI error."""
+    outcome = execution.Outcome()
+    try:
+        return await _budgeted(ctx, principal, rr, plan, lambda p, g: run(p, outcome, g))
+    except asyncio.CancelledError:
+        _record_cancelled(req, principal, kind, outcome, ctx, rr.prompt_tokens, stream=stream)
+        raise
+    except execution.ClientError as exc:
+        _record_failure(req, principal, kind, exc.outcome, 400, exc.error.kind)
+        raise GatewayError(
+            400,
+            f"The provider refused the request: {exc.error.message}",
+            code=exc.error.provider_code or "upstream_bad_request",
+        ) from None
+    except execution.AllFailed as exc:
+        err = _all_failed_error(exc)
+        _record_failure(req, principal, kind, exc.outcome, err.status, err.code or "")
+        raise err from None
+
+
 _tasks: set[asyncio.Task[Any]] = set()
 
 
@@ -429,25 +460,15 @@ async def chat_completions(req: Request, send: Send, principal: KeyPrincipal) ->
     if body.get("stream"):
         await _stream(req, send, principal, body, rr, plan, ctx)
         return
-    outcome = execution.Outcome()
-    try:
-        (completion, outcome), guard, downgraded = await _budgeted(
-            ctx, principal, rr, plan, lambda p, g: execution.complete(p, ctx, body, outcome, g)
-        )
-    except asyncio.CancelledError:
-        _record_cancelled(req, principal, "chat", outcome, ctx, rr.prompt_tokens, stream=False)
-        raise
-    except execution.ClientError as exc:
-        _record_failure(req, principal, "chat", exc.outcome, 400, exc.error.kind)
-        raise GatewayError(
-            400,
-            f"The provider refused the request: {exc.error.message}",
-            code=exc.error.provider_code or "upstream_bad_request",
-        ) from None
-    except execution.AllFailed as exc:
-        err = _all_failed_error(exc)
-        _record_failure(req, principal, "chat", exc.outcome, err.status, err.code or "")
-        raise err from None
+    (completion, outcome), guard, downgraded = await _execute(
+        req,
+        principal,
+        "chat",
+        ctx,
+        rr,
+        plan,
+        lambda p, out, g: execution.complete(p, ctx, body, out, g),
+    )
     ct = outcome.target
     assert ct is not None
     usage = completion.usage
@@ -577,25 +598,16 @@ async def _stream(
     plan: engine.Plan,
     ctx: RoutingContext,
 ) -> None:
-    outcome = execution.Outcome()
-    try:
-        (first, agen, outcome), guard, downgraded = await _budgeted(
-            ctx, principal, rr, plan, lambda p, g: execution.open_stream(p, ctx, body, outcome, g)
-        )
-    except asyncio.CancelledError:
-        _record_cancelled(req, principal, "chat", outcome, ctx, rr.prompt_tokens, stream=True)
-        raise
-    except execution.ClientError as exc:
-        _record_failure(req, principal, "chat", exc.outcome, 400, exc.error.kind)
-        raise GatewayError(
-            400,
-            f"The provider refused the request: {exc.error.message}",
-            code=exc.error.provider_code or "upstream_bad_request",
-        ) from None
-    except execution.AllFailed as exc:
-        err = _all_failed_error(exc)
-        _record_failure(req, principal, "chat", exc.outcome, err.status, err.code or "")
-        raise err from None
+    (first, agen, outcome), guard, downgraded = await _execute(
+        req,
+        principal,
+        "chat",
+        ctx,
+        rr,
+        plan,
+        lambda p, out, g: execution.open_stream(p, ctx, body, out, g),
+        stream=True,
+    )
     ct = outcome.target
     assert ct is not None
     ttft_ms = (time.perf_counter() - req.started) * 1000
@@ -712,25 +724,15 @@ async def embeddings(req: Request, send: Send, principal: KeyPrincipal) -> None:
     )
     if not plan.steps:
         raise _plan_error(plan, rr.model)
-    outcome = execution.Outcome()
-    try:
-        (result, outcome), guard, _ = await _budgeted(
-            ctx, principal, rr, plan, lambda p, g: execution.embed(p, ctx, body, outcome, g)
-        )
-    except asyncio.CancelledError:
-        _record_cancelled(req, principal, "embeddings", outcome, ctx, rr.prompt_tokens)
-        raise
-    except execution.ClientError as exc:
-        _record_failure(req, principal, "embeddings", exc.outcome, 400, exc.error.kind)
-        raise GatewayError(
-            400,
-            f"The provider refused the request: {exc.error.message}",
-            code="upstream_bad_request",
-        ) from None
-    except execution.AllFailed as exc:
-        err = _all_failed_error(exc)
-        _record_failure(req, principal, "embeddings", exc.outcome, err.status, err.code or "")
-        raise err from None
+    (result, outcome), guard, _ = await _execute(
+        req,
+        principal,
+        "embeddings",
+        ctx,
+        rr,
+        plan,
+        lambda p, out, g: execution.embed(p, ctx, body, out, g),
+    )
     ct = outcome.target
     assert ct is not None
     usage = result.get("usage") or {}
