@@ -8,8 +8,9 @@ psycopg connection, outside any request and any transaction the request holds.
 
 Durability: a record waits in memory for at most ``FLUSH_INTERVAL`` plus one write. On a
 database error the batch is kept and retried with backoff (bounded by ``MAX_PENDING``; past
-that, records are appended to ``<AURA_DATA_DIR>/usage-spool.jsonl`` and reloaded by the
-``billing`` reconcile task rather than dropped). Graceful shutdown (ASGI lifespan) flushes.
+that, records are appended to ``<AURA_DATA_DIR>/usage-spool.jsonl``, which the writer
+loads back once the database accepts writes again, rather than dropped). A single record
+the database refuses outright goes to ``usage-rejected.jsonl`` for an operator to inspect. Graceful shutdown (ASGI lifespan) flushes.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import os
 from collections.abc import Sequence
 from datetime import datetime
 from decimal import Decimal
@@ -33,6 +35,9 @@ log = logging.getLogger(__name__)
 FLUSH_INTERVAL = 0.05
 MAX_BATCH = 1000
 MAX_PENDING = 100_000
+SPOOL_FILE = "usage-spool.jsonl"
+REJECTED_FILE = "usage-rejected.jsonl"
+SPOOL_CHECK_INTERVAL = 30.0
 
 COLUMNS: tuple[str, ...] = (
     "tenant_id",
@@ -94,6 +99,7 @@ class UsageWriter:
         self._task: asyncio.Task[None] | None = None
         self._conn: psycopg.AsyncConnection[Any] | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._spool_checked_at = float("-inf")
         self.written = 0
 
     def submit(self, record: dict[str, Any]) -> None:
@@ -148,8 +154,8 @@ class UsageWriter:
                     pass
         except (psycopg.errors.IntegrityError, psycopg.errors.DataError):
             pass
-        log.error("usage record %s refused by the database; spilled", rec.get("request_id"))
-        self._spill_records([rec])
+        log.error("usage record %s refused by the database; set aside", rec.get("request_id"))
+        self._spill_records([rec], REJECTED_FILE)
 
     async def _run(self) -> None:
         backoff = 0.1
@@ -166,6 +172,7 @@ class UsageWriter:
             try:
                 await self._write(batch)
                 backoff = 0.1
+                await self._maybe_reload_spool()
             except asyncio.CancelledError:
                 self._queue[:0] = batch
                 raise
@@ -187,11 +194,30 @@ class UsageWriter:
         )
         self._queue = []
 
-    @staticmethod
-    def _spill_records(records: Sequence[dict[str, Any]]) -> Any:
+    async def _maybe_reload_spool(self) -> None:
+        """The database takes writes again: load what an outage spilled (at most every 30 s)."""
+        now = asyncio.get_running_loop().time()
+        if now - self._spool_checked_at < SPOOL_CHECK_INTERVAL:
+            return
+        self._spool_checked_at = now
         from aura.embedded import data_dir
 
-        path = data_dir() / "usage-spool.jsonl"
+        path = data_dir() / SPOOL_FILE
+        if not path.exists():
+            return
+        loading = path.with_name(f"{SPOOL_FILE}.loading-{os.getpid()}")
+        path.rename(loading)  # atomic: new spills start a fresh file meanwhile
+        records = [json.loads(line) for line in loading.read_text().splitlines() if line]
+        for start in range(0, len(records), MAX_BATCH):
+            await self._write(records[start : start + MAX_BATCH])
+        loading.unlink()
+        log.warning("reloaded %d spilled usage records from %s", len(records), path)
+
+    @staticmethod
+    def _spill_records(records: Sequence[dict[str, Any]], name: str = "") -> Any:
+        from aura.embedded import data_dir
+
+        path = data_dir() / (name or SPOOL_FILE)
         with open(path, "a") as fh:
             for rec in records:
                 fh.write(json.dumps(rec, default=_json_default) + "\n")
