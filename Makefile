@@ -28,13 +28,16 @@ run: $(VENV)/.runtime
 test: $(VENV)/.dev
 	$(BIN)/pytest
 
-## test-external: the suite against separately started servers (DATABASE_URL / REDIS_URL)
+## test-external: the suite against separately started servers (DATABASE_URL / REDIS_URL),
+## configured like production (explicit secrets, nothing embedded)
 test-external: $(VENV)/.dev
 	mkdir -p var
 	REDIS_URL=$${EXTERNAL_REDIS_URL:-redis://127.0.0.1:6379/15} AURA_DATA_DIR=var/external \
 	  $(PY) -m aura.embedded start > var/external.env
 	set -a; . ./var/external.env; set +a; \
-	  $(BIN)/pytest; \
+	  SECRET_KEY=external-test-secret API_KEY_PEPPER=external-test-pepper \
+	  FIELD_ENCRYPTION_KEYS=$$($(PY) -c "import base64,os;print(base64.urlsafe_b64encode(os.urandom(32)).decode())") \
+	  AURA_DATA_DIR=var/external-data $(BIN)/pytest; \
 	  status=$$?; AURA_DATA_DIR=var/external $(PY) -m aura.embedded stop; exit $$status
 
 lint: $(VENV)/.dev
