@@ -204,9 +204,16 @@ def _all_failed_error(exc: execution.AllFailed) -> GatewayError:
 
 
 def _meta_headers(
-    req: Request, ctx_target: Any, cost: Decimal | str, fallbacks: int, cache_status: str = "miss"
+    req: Request,
+    ctx_target: Any,
+    cost: Decimal | str,
+    outcome: execution.Outcome,
+    cache_status: str = "miss",
 ) -> list[tuple[bytes, bytes]]:
-    overhead = (time.perf_counter() - req.started) * 1000
+    # AURA's own time so far: everything but the time spent waiting on providers (for a
+    # stream, until its first chunk, which is when these headers go out).
+    overhead = max(0.0, (time.perf_counter() - req.started) * 1000 - outcome.upstream_ms)
+    fallbacks = outcome.fallbacks
     return [
         (b"x-aura-request-id", req.request_id.encode()),
         (b"x-aura-provider", (ctx_target.provider if ctx_target else "").encode()),
@@ -488,7 +495,7 @@ async def chat_completions(req: Request, send: Send, principal: KeyPrincipal) ->
         )
     cost = ct.cost(prompt_tokens, completion_tokens, cached)
     payload = json.dumps(completion.body).encode()
-    headers = _meta_headers(req, ct, cost, outcome.fallbacks)
+    headers = _meta_headers(req, ct, cost, outcome)
     if downgraded is not None:
         headers.append((b"x-aura-budget", f"downgraded; budget={downgraded.rule.id}".encode()))
     _usage_record(
@@ -617,7 +624,7 @@ async def _stream(
         rr.prompt_tokens,
         rr.max_output_tokens,
     )
-    headers = _meta_headers(req, ct, f"{worst:.10f}", outcome.fallbacks)
+    headers = _meta_headers(req, ct, f"{worst:.10f}", outcome)
     headers.append((b"x-aura-cost-estimate", b"upper-bound"))
     if downgraded is not None:
         headers.append((b"x-aura-budget", f"downgraded; budget={downgraded.rule.id}".encode()))
@@ -739,7 +746,7 @@ async def embeddings(req: Request, send: Send, principal: KeyPrincipal) -> None:
     estimated = not usage.get("prompt_tokens")
     prompt_tokens = int(usage.get("prompt_tokens") or rr.prompt_tokens)
     cost = ct.cost(prompt_tokens, 0)
-    headers = _meta_headers(req, ct, cost, outcome.fallbacks)
+    headers = _meta_headers(req, ct, cost, outcome)
     _usage_record(
         req,
         principal,

@@ -101,3 +101,14 @@ def test_routing_hints_in_metadata_are_not_forwarded_to_the_provider(gw):
     )
     sent = gw.fakes["openai"].last_call.json
     assert sent["metadata"] == {"trace": "t-1"}
+
+
+def test_the_overhead_header_excludes_the_time_spent_waiting_on_the_provider(gw):
+    add_model(gw.providers["fakeai"], "fake-slow-first-byte")
+    resp = gw.client().chat.completions.with_raw_response.create(
+        model="fake-slow-first-byte", messages=[{"role": "user", "content": "hi"}]
+    )
+    # The fake waits 0.3 s before answering; AURA's own share is a few milliseconds.
+    assert float(resp.headers["x-aura-overhead-ms"]) < 150
+    row = gw.usage(1)[0]
+    assert row.latency_ms >= 300 and row.overhead_ms < 150
