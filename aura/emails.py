@@ -9,7 +9,7 @@ request. HTML bodies use inline styles only (mail clients drop stylesheets and s
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from django.conf import settings
@@ -39,7 +39,13 @@ def make_message(name: str, *, to: str, context: Mapping[str, Any]) -> EmailMult
     return msg
 
 
-def send(name: str, *, to: Iterable[str], context: Mapping[str, Any]) -> list[str]:
+def send(
+    name: str,
+    *,
+    to: Iterable[str],
+    context: Mapping[str, Any],
+    per_recipient: Callable[[str], Mapping[str, Any]] | None = None,
+) -> list[str]:
     """Send email ``name`` to each address (one message per recipient, so recipients do not
     see each other's addresses) over one SMTP connection; returns the addresses sent to.
 
@@ -48,7 +54,14 @@ def send(name: str, *, to: Iterable[str], context: Mapping[str, Any]) -> list[st
     recipients = _dedupe(to)
     if not recipients:
         return []
-    messages = [make_message(name, to=address, context=context) for address in recipients]
+    messages = [
+        make_message(
+            name,
+            to=address,
+            context={**context, **per_recipient(address)} if per_recipient else context,
+        )
+        for address in recipients
+    ]
     with get_connection() as connection:
         connection.send_messages(messages)
     return recipients

@@ -7,6 +7,11 @@ from billing import views
 urlpatterns = [
     path("reports/weekly/", views.weekly_report_page, name="weekly-report"),
     path(
+        "reports/weekly/opt-out/<str:token>/",
+        views.weekly_report_opt_out,
+        name="weekly-report-opt-out",
+    ),
+    path(
         "api/v1/reports/weekly.csv",
         views.WeeklyReportCSVView.as_view(),
         name="weekly-report-csv",

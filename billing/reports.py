@@ -21,6 +21,7 @@ from functools import partial
 from typing import Any
 
 from django.conf import settings
+from django.core import signing
 from django.db import transaction
 from django.db.models import Exists, OuterRef, Sum
 from django.utils import timezone
@@ -406,6 +407,25 @@ def weekly_report_recipients(tenant: Tenant) -> list[str]:
     return result
 
 
+OPT_OUT_SALT = "aura.weekly-report.opt-out"
+
+
+def weekly_report_opt_out_url(membership_id: int) -> str:
+    """A signed link that lets one admin stop the weekly report (after a confirm click)."""
+    token = signing.dumps({"m": membership_id}, salt=OPT_OUT_SALT)
+    return f"{settings.AURA_PUBLIC_URL}/reports/weekly/opt-out/{token}/"
+
+
+def weekly_report_opt_out_links(tenant: Tenant) -> dict[str, str]:
+    """email (lower-case) -> opt-out link, for the tenant's admins."""
+    admins = Membership.objects.for_tenant(tenant).filter(role__in=list(ADMIN_ROLES))
+    return {
+        m.user.email.lower(): weekly_report_opt_out_url(m.pk)
+        for m in admins.select_related("user")
+        if m.user.email
+    }
+
+
 def weekly_report_url(tenant: Tenant, week_start: date) -> str:
     return (
         f"{settings.AURA_PUBLIC_URL}/reports/weekly/"
@@ -438,7 +458,13 @@ def weekly_report_send(
     data = weekly_report_data(tenant, week_start, now=now)
     context = {**data, "report_url": weekly_report_url(tenant, week_start)}
     try:
-        sent = emails.send("weekly-report", to=weekly_report_recipients(tenant), context=context)
+        links = weekly_report_opt_out_links(tenant)
+        sent = emails.send(
+            "weekly-report",
+            to=weekly_report_recipients(tenant),
+            context=context,
+            per_recipient=lambda address: {"opt_out_url": links.get(address.lower())},
+        )
     except Exception:
         if not resend:
             WeeklyReport.objects.filter(pk=report.pk, sent_at=now).update(sent_at=None)

@@ -14,13 +14,19 @@ from decimal import Decimal
 from typing import Any
 
 from django.contrib.auth.decorators import login_required
+from django.core import signing
 from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest
 from django.shortcuts import render
 from rest_framework import exceptions, renderers, serializers
 from rest_framework.authentication import SessionAuthentication
 from rest_framework.request import Request
 
-from billing.reports import last_full_week_start, plain_decimal, weekly_report_data
+from billing.reports import (
+    OPT_OUT_SALT,
+    last_full_week_start,
+    plain_decimal,
+    weekly_report_data,
+)
 from tenants.models import Membership, Tenant
 from tenants.scoping import TenantScopedAPIView, tenant_context_for
 
@@ -128,3 +134,29 @@ class WeeklyReportCSVView(TenantScopedAPIView):
         filename = f"aura-{self.tenant.slug}-week-{week.isoformat()}.csv"
         response["Content-Disposition"] = f'attachment; filename="{filename}"'
         return response
+
+
+def weekly_report_opt_out(request: HttpRequest, token: str) -> HttpResponse:
+    """The link in a weekly report: GET asks to confirm (mail scanners prefetch links, so a
+    GET must not change anything), POST stops the report for that one membership."""
+    try:
+        data = signing.loads(token, salt=OPT_OUT_SALT)
+    except signing.BadSignature:
+        return HttpResponseBadRequest("This opt-out link is not valid.", content_type="text/plain")
+    membership = (
+        Membership.objects.select_related("tenant", "user").filter(pk=data.get("m")).first()
+    )
+    if membership is None:
+        return HttpResponseBadRequest(
+            "This opt-out link belongs to a membership that no longer exists.",
+            content_type="text/plain",
+        )
+    done = False
+    if request.method == "POST":
+        Membership.objects.filter(pk=membership.pk).update(weekly_report_opt_out=True)
+        done = True
+    return render(
+        request,
+        "billing/weekly_report_opt_out.html",
+        {"membership": membership, "done": done or membership.weekly_report_opt_out},
+    )

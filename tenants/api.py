@@ -6,12 +6,12 @@ from typing import Any
 
 from django.db.models import Q
 from django.utils import timezone
-from rest_framework import serializers, status
+from rest_framework import exceptions, serializers, status
 from rest_framework.pagination import PageNumberPagination
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from tenants.models import ApiKey, Role
+from tenants.models import ApiKey, Membership, Role
 from tenants.scoping import TenantScopedAPIView
 from tenants.services import api_key_create, api_key_revoke
 
@@ -75,6 +75,31 @@ class TenantView(TenantScopedAPIView):
                 "via_api_key": self.ctx.via_key.prefix if self.ctx.via_key else None,
             }
         )
+
+
+class PreferencesView(TenantScopedAPIView):
+    """GET/PATCH /api/v1/tenant/preferences — the caller's own membership settings."""
+
+    def _membership(self, request: Request) -> Membership:
+        if self.ctx.via_key is not None:
+            raise exceptions.PermissionDenied("Preferences belong to a user; sign in to set them.")
+        membership = self.scoped(Membership).filter(user_id=request.user.pk).first()
+        if membership is None:  # an operator acting inside a tenant has no membership
+            raise exceptions.PermissionDenied("You are not a member of this tenant.")
+        return membership
+
+    def get(self, request: Request) -> Response:
+        m = self._membership(request)
+        return Response({"weekly_report_opt_out": m.weekly_report_opt_out})
+
+    def patch(self, request: Request) -> Response:
+        m = self._membership(request)
+        value = request.data.get("weekly_report_opt_out")
+        if not isinstance(value, bool):
+            raise exceptions.ValidationError({"weekly_report_opt_out": ["Must be true or false."]})
+        m.weekly_report_opt_out = value
+        m.save(update_fields=["weekly_report_opt_out"])
+        return Response({"weekly_report_opt_out": m.weekly_report_opt_out})
 
 
 class ApiKeyListCreateView(TenantScopedAPIView):

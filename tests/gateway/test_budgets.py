@@ -196,7 +196,10 @@ def test_a_streamed_call_costs_the_same_as_the_same_call_without_streaming(gw, p
         plain.prompt_tokens,
         plain.completion_tokens,
     )
-    assert streamed.cost_usd == plain.cost_usd > 0
+    # Hand-computed from the fakes' rules: prompt = 10 + 4 words, answer "fake reply: price
+    # me the same" = 6 words; $2 / $8 per 1M tokens.
+    assert (plain.prompt_tokens, plain.completion_tokens) == (14, 6)
+    assert streamed.cost_usd == plain.cost_usd == Decimal(14 * 2 + 6 * 8) / Decimal(1_000_000)
 
 
 def test_the_periodic_reconcile_raises_a_lost_counter_but_never_lowers_one(gw):

@@ -35,6 +35,14 @@ class Command(BaseCommand):
             if not ApiKey.objects.filter(tenant=tenant, name="demo").exists():
                 _, plaintext = api_key_create(tenant=tenant, name="demo", can_manage=True)
 
+        from routing.credentials import catalog_load
+        from routing.models import CatalogModel
+
+        if not CatalogModel.objects.exists():
+            counts = catalog_load()
+            loaded = f"loaded the model catalog ({counts.get('models_created', 0)} models)"
+        else:
+            loaded = "model catalog present (refresh: manage.py load_catalog)"
         out("")
         out("=" * 72)
         out(f"  AURA is starting at {url}")
@@ -51,5 +59,6 @@ class Command(BaseCommand):
                 "  demo key:  created at first start; make another: manage.py create_api_key demo mykey"
             )
         out(f"  health:    {url}/healthz   {url}/readyz")
+        out(f"  catalog:   {loaded}; add provider keys: manage.py add_credential")
         out("=" * 72)
         out("")
