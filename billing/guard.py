@@ -82,7 +82,9 @@ def _enqueue_alert(budget_id: int, period_start: datetime, threshold: int, spent
         except Exception:
             log.exception("could not enqueue the budget alert for budget %s", budget_id)
 
-    asyncio.get_running_loop().run_in_executor(None, enqueue)
+    from routing.gateway import _background
+
+    _background(asyncio.get_running_loop().run_in_executor(None, enqueue))
 
 
 def budget_error_message(exc: BudgetExceeded, tz_name: str) -> str:

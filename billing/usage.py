@@ -100,6 +100,7 @@ class UsageWriter:
         self._conn: psycopg.AsyncConnection[Any] | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._spool_checked_at = float("-inf")
+        self._busy = False
         self.written = 0
 
     def submit(self, record: dict[str, Any]) -> None:
@@ -169,6 +170,7 @@ class UsageWriter:
             if not self._queue:
                 continue
             batch, self._queue = self._queue[:MAX_BATCH], self._queue[MAX_BATCH:]
+            self._busy = True
             try:
                 await self._write(batch)
                 backoff = 0.1
@@ -186,6 +188,8 @@ class UsageWriter:
                     self._spill()
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, 5.0)
+            finally:
+                self._busy = False
 
     def _spill(self) -> None:
         path = self._spill_records(self._queue)
@@ -222,6 +226,15 @@ class UsageWriter:
             for rec in records:
                 fh.write(json.dumps(rec, default=_json_default) + "\n")
         return path
+
+    async def drain(self, seconds: float = 10.0) -> None:
+        """Wait until everything queued so far is written (graceful shutdown, tests)."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + seconds
+        while (self._queue or self._busy) and loop.time() < deadline:
+            if self._wake is not None:
+                self._wake.set()
+            await asyncio.sleep(0.01)
 
     async def flush(self) -> None:
         """Write everything queued now (shutdown, tests)."""

@@ -29,6 +29,7 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any, TypeVar
 
+from aura import lifecycle
 from aura.middleware import new_request_id, request_id_var
 from aura.redis import async_client
 from billing.budgets import BudgetExceeded, BudgetUnavailable
@@ -157,8 +158,10 @@ async def _authenticate(req: Request) -> KeyPrincipal:
         raise GatewayError(401, exc.message, code=exc.code) from None
     if touch:
         # last_used_at: at most once a minute, never in the request's critical path.
-        asyncio.get_running_loop().run_in_executor(
-            None, ApiKeyTouch.touch_releasing, principal.key_id
+        _background(
+            asyncio.get_running_loop().run_in_executor(
+                None, ApiKeyTouch.touch_releasing, principal.key_id
+            )
         )
     return principal
 
@@ -375,6 +378,19 @@ def _background(coro: Awaitable[Any]) -> None:
     task = asyncio.ensure_future(coro)
     _tasks.add(task)
     task.add_done_callback(_tasks.discard)
+
+
+async def drain(seconds: float = 10.0) -> None:
+    """Finish the work requests left behind: settlements, alert hand-offs, usage records.
+    Run at shutdown (ASGI lifespan) so a deploy loses none of it."""
+    if _tasks:
+        await asyncio.wait(list(_tasks), timeout=seconds)
+    await writer.drain(seconds)
+
+
+@lifecycle.on_shutdown
+async def _drain_on_shutdown() -> None:
+    await drain()
 
 
 async def _budgeted(

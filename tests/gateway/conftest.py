@@ -62,6 +62,16 @@ class LiveServer:
                 raise RuntimeError("live gateway did not start")
             time.sleep(0.02)
 
+    def drain(self) -> None:
+        """Let the server finish what requests left behind (settlements, usage records)
+        before the test's tables are flushed: a late write would deadlock the TRUNCATE."""
+        from billing.usage import writer
+        from routing.gateway import drain
+
+        loop = writer._loop
+        if loop is not None and loop.is_running():
+            asyncio.run_coroutine_threadsafe(drain(), loop).result(timeout=15)
+
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
@@ -216,6 +226,7 @@ def gw(live_gateway: LiveServer, fakes: dict[str, Any], transactional_db: Any) -
     tenant = tenant_create(name="Acme", slug="acme")
     key, plaintext = api_key_create(tenant=tenant, name="app")
     yield Env(live_gateway.url, tenant, key, plaintext, fakes, providers)
+    live_gateway.drain()
     cache.clear()
     api_key_cache_forget()
 
