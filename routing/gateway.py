@@ -527,10 +527,12 @@ async def chat_completions(req: Request, send: Send, principal: KeyPrincipal) ->
         cost=cost,
         estimated=estimated,
     )
-    await _send_json(send, 200, payload, headers)
+    # Settle before answering (in the background, so it adds no latency): a client that
+    # goes away during the send must not leave its reservation holding money.
     if guard is not None:
         _background(guard.settle(outcome.reservation, cost))
     _charge_completion(ctx, principal, completion_tokens)
+    await _send_json(send, 200, payload, headers)
 
 
 def _without_routing_hints(body: dict[str, Any]) -> dict[str, Any]:
@@ -774,9 +776,9 @@ async def embeddings(req: Request, send: Send, principal: KeyPrincipal) -> None:
         cost=cost,
         estimated=estimated,
     )
-    await _send_json(send, 200, json.dumps(result).encode(), headers)
     if guard is not None:
         _background(guard.settle(outcome.reservation, cost))
+    await _send_json(send, 200, json.dumps(result).encode(), headers)
 
 
 def _visible_models(ctx: RoutingContext) -> list[dict[str, Any]]:

@@ -94,7 +94,8 @@ class PreferencesView(TenantScopedAPIView):
 
     def patch(self, request: Request) -> Response:
         m = self._membership(request)
-        value = request.data.get("weekly_report_opt_out")
+        data: Any = request.data
+        value = data.get("weekly_report_opt_out") if isinstance(data, dict) else None
         if not isinstance(value, bool):
             raise exceptions.ValidationError({"weekly_report_opt_out": ["Must be true or false."]})
         m.weekly_report_opt_out = value
