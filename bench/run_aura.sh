@@ -3,6 +3,7 @@
 # measured: fake upstreams + wrk on CPU 0, AURA (uvicorn, 1 worker) on CPU 1.
 #
 #   bench/run_aura.sh [LABEL] [extra uvicorn args]      e.g. REPS=1 bench/run_aura.sh
+#   BUDGETS=on bench/run_aura.sh aura-budgets   # every request reserves on 2 budgets
 #
 # AURA's own Postgres and Redis (embedded, in var/bench) are started first, outside the
 # measured process tree, unpinned; auth, routing and usage records are all on.
@@ -21,7 +22,7 @@ mkdir -p var
 set -a; . var/bench.env; set +a
 export AURA_EMBEDDED_DB=1 LOG_LEVEL=WARNING
 "$PY" manage.py migrate --noinput -v 0
-"$PY" manage.py bench_setup --key "$KEY" --port "${UP_PORT:-9100}"
+"$PY" manage.py bench_setup --key "$KEY" --port "${UP_PORT:-9100}" --budgets "${BUDGETS:-off}"
 
 GW_API_KEY=$KEY GW_MODEL=fake-gpt GW_MODEL_500=fake-gpt-500 GW_MODEL_429=fake-gpt-429 \
 GW_VERSION="aura $(git -C "$ROOT" rev-parse --short HEAD)" \

@@ -25,6 +25,12 @@ class Command(BaseCommand):
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--port", type=int, default=9100)
         parser.add_argument("--key", required=True, help="aura-<prefix>.<secret> to accept")
+        parser.add_argument(
+            "--budgets",
+            choices=["on", "off"],
+            default="off",
+            help="on: day and month block budgets (never reached) so every request reserves",
+        )
 
     def handle(self, *args: Any, **opts: Any) -> None:
         parsed = parse_key(opts["key"])
@@ -64,6 +70,20 @@ class Command(BaseCommand):
                 },
             )
         RoutingPolicy.objects.get_or_create(tenant=tenant)
+        from billing.models import Budget
+        from routing.context import config_changed
+
+        if opts["budgets"] == "on":
+            for period in ("day", "month"):
+                Budget.objects.update_or_create(
+                    tenant=tenant,
+                    api_key=None,
+                    period=period,
+                    defaults={"limit_usd": 1_000_000, "mode": "block", "enabled": True},
+                )
+        else:
+            Budget.objects.filter(tenant=tenant).delete()
+        config_changed()
         prefix, secret = parsed
         key = ApiKey.objects.filter(prefix=prefix).first()
         if key is None:
