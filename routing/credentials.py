@@ -305,6 +305,14 @@ def credential_create(
     if not name.strip():
         raise DomainError("name must not be blank", param="name")
     credential_scope_check(provider=provider, tenant=tenant, endpoint=endpoint)
+    if Credential.objects.filter(
+        provider=provider, tenant=tenant, endpoint=endpoint, name=name
+    ).exists():
+        raise DomainError(
+            f"a credential named {name!r} already exists for {provider.slug} here; "
+            "rotate its secret instead",
+            param="name",
+        )
     with transaction.atomic():
         # The AAD names the primary key, so the row must exist before it can be encrypted;
         # inside one transaction nobody ever sees it without its ciphertext.

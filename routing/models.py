@@ -143,7 +143,9 @@ class ProviderEndpoint(models.Model):
         ordering = ["provider__slug", "name"]
         constraints = [
             models.UniqueConstraint(
-                fields=["provider", "tenant", "name"], name="endpoint_unique_name"
+                fields=["provider", "tenant", "name"],
+                name="endpoint_unique_name",
+                nulls_distinct=False,  # two *platform* endpoints may not share a name either
             )
         ]
 
@@ -181,6 +183,13 @@ class Credential(models.Model):
 
     class Meta:
         ordering = ["provider__slug", "name"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["provider", "tenant", "endpoint", "name"],
+                name="credential_unique_name",
+                nulls_distinct=False,
+            )
+        ]
 
     def __str__(self) -> str:
         return f"{self.provider.slug}:{self.name} ({self.masked})"

@@ -388,3 +388,13 @@ def test_a_catalog_model_of_an_unknown_provider_is_refused(db: Any, tmp_path: Pa
     path.write_text(json.dumps({"providers": [], "models": [{"provider": "x", "model_id": "m"}]}))
     with pytest.raises(DomainError, match="model x/m: unknown provider"):
         catalog_load(path)
+
+
+def test_a_second_credential_with_the_same_name_in_the_same_place_is_refused(
+    openai: Provider,
+) -> None:
+    credential_create(provider=openai, name="platform", secret="sk-first-000000000000")
+    with pytest.raises(DomainError) as info:
+        credential_create(provider=openai, name="platform", secret="sk-second-00000000000")
+    assert info.value.param == "name"
+    assert Credential.objects.filter(provider=openai).count() == 1
