@@ -291,6 +291,39 @@ def _usage_record(
     )
 
 
+def _account(
+    req: Request,
+    principal: KeyPrincipal,
+    ctx: RoutingContext,
+    outcome: execution.Outcome,
+    guard: BudgetGuard | None,
+    *,
+    kind: str,
+    status: str,
+    prompt_tokens: int,
+    cost: Decimal,
+    completion_tokens: int = 0,
+    **record: Any,
+) -> None:
+    """Everything a served request owes: its usage record, its budget settlement and its
+    completion tokens against TPM limits (the last two in the background)."""
+    _usage_record(
+        req,
+        principal,
+        kind=kind,
+        outcome=outcome,
+        status=status,
+        http_status=200,
+        prompt_tokens=prompt_tokens,
+        completion_tokens=completion_tokens,
+        cost=cost,
+        **record,
+    )
+    if guard is not None:
+        _background(guard.settle(outcome.reservation, cost))
+    _charge_completion(ctx, principal, completion_tokens)
+
+
 def _last_target(outcome: execution.Outcome) -> tuple[str, str, int | None]:
     """(provider, model, endpoint id) of the answering or, failing that, last tried model."""
     if outcome.target is not None:
@@ -514,24 +547,22 @@ async def chat_completions(req: Request, send: Send, principal: KeyPrincipal) ->
     headers = _meta_headers(req, ct, cost, outcome)
     if downgraded is not None:
         headers.append((b"x-aura-budget", f"downgraded; budget={downgraded.rule.id}".encode()))
-    _usage_record(
+    # Account before answering (settlement runs in the background, adding no latency): a
+    # client that goes away during the send must not leave its reservation holding money.
+    _account(
         req,
         principal,
+        ctx,
+        outcome,
+        guard,
         kind="chat",
-        outcome=outcome,
         status="ok",
-        http_status=200,
         prompt_tokens=prompt_tokens,
         completion_tokens=completion_tokens,
         cached_tokens=cached,
         cost=cost,
         estimated=estimated,
     )
-    # Settle before answering (in the background, so it adds no latency): a client that
-    # goes away during the send must not leave its reservation holding money.
-    if guard is not None:
-        _background(guard.settle(outcome.reservation, cost))
-    _charge_completion(ctx, principal, completion_tokens)
     await _send_json(send, 200, payload, headers)
 
 
@@ -714,13 +745,14 @@ async def _stream(
             completion_tokens = classify.estimate_tokens("".join(delivered))
             cached, estimated = 0, True
         cost = ct.cost(prompt_tokens, completion_tokens, cached)
-        _usage_record(
+        _account(
             req,
             principal,
+            ctx,
+            outcome,
+            guard,
             kind="chat",
-            outcome=outcome,
             status=status,
-            http_status=200,
             prompt_tokens=prompt_tokens,
             completion_tokens=completion_tokens,
             cached_tokens=cached,
@@ -730,9 +762,6 @@ async def _stream(
             ttft_ms=ttft_ms,
             error_code=error_code,
         )
-        if guard is not None:
-            _background(guard.settle(outcome.reservation, cost))
-        _charge_completion(ctx, principal, completion_tokens)
 
 
 async def embeddings(req: Request, send: Send, principal: KeyPrincipal) -> None:
@@ -765,19 +794,18 @@ async def embeddings(req: Request, send: Send, principal: KeyPrincipal) -> None:
     prompt_tokens = int(usage.get("prompt_tokens") or rr.prompt_tokens)
     cost = ct.cost(prompt_tokens, 0)
     headers = _meta_headers(req, ct, cost, outcome)
-    _usage_record(
+    _account(
         req,
         principal,
+        ctx,
+        outcome,
+        guard,
         kind="embeddings",
-        outcome=outcome,
         status="ok",
-        http_status=200,
         prompt_tokens=prompt_tokens,
         cost=cost,
         estimated=estimated,
     )
-    if guard is not None:
-        _background(guard.settle(outcome.reservation, cost))
     await _send_json(send, 200, json.dumps(result).encode(), headers)
 
 
