@@ -21,7 +21,6 @@ import contextlib
 import fcntl
 import logging
 import os
-import shutil
 import signal
 import socket
 import subprocess
@@ -277,12 +276,6 @@ def stop_services(root: Path | None = None) -> None:
         stop_redis(root)
         stop_postgres(root)
         _write_holders(root, set())
-
-
-def reset(root: Path) -> None:
-    """Stop and delete an embedded data folder (used by `make clean`)."""
-    stop_services(root)
-    shutil.rmtree(root, ignore_errors=True)
 
 
 if __name__ == "__main__":  # pragma: no cover - operator helper: python -m aura.embedded stop

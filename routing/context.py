@@ -71,10 +71,6 @@ class RoutingContext:
     budgets: tuple[Any, ...] = ()  # billing.budgets.BudgetRule, tenant-wide and per key
     rate_limits: dict[str, int] = field(default_factory=dict)
     counter: int = 0
-    extra: dict[str, Any] = field(default_factory=dict)
-
-    def chat_candidates(self) -> tuple[engine.Candidate, ...]:
-        return self.candidates
 
 
 def policy_to_engine(row: Any) -> engine.Policy:

@@ -173,3 +173,16 @@ def test_a_breaker_opened_by_another_process_is_honoured_after_the_refresh_inter
     assert headers["x-aura-provider"] == "fakeclaude" and headers["x-aura-fallbacks"] == "0"
     assert len(gw.fakes["openai"].calls) == 1
     gw.usage(2)
+
+
+def test_an_operator_lists_and_closes_an_open_breaker_from_the_command_line(gw, clock, chain):
+    from io import StringIO
+
+    from django.core.management import call_command
+
+    open_breaker(gw, chain)
+    out = StringIO()
+    call_command("breakers", stdout=out)
+    assert chain in out.getvalue() and "open" in out.getvalue()
+    call_command("breakers", reset=chain, stdout=StringIO())
+    assert breakers.state_sync(sync_client(), chain)["state"] == "closed"
