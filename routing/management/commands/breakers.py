@@ -24,11 +24,11 @@ class Command(BaseCommand):
             breakers.reset_sync(redis, name)
             self.stdout.write(f"closed the breaker of {name}")
             return
-        rows = redis.zrange(OPEN_SET, 0, -1, withscores=True)
+        rows: Any = redis.zrange(OPEN_SET, 0, -1)
         if not rows:
             self.stdout.write("no open breakers")
-        for raw, _ in rows:
-            name = raw.decode()
+        for raw in rows:
+            name = raw.decode() if isinstance(raw, bytes) else str(raw)
             state = breakers.state_sync(redis, name)
             label = name
             if name.startswith("ep") and name[2:].isdigit():
