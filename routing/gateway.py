@@ -668,32 +668,32 @@ async def _stream(
     assert ct is not None
     ttft_ms = (time.perf_counter() - req.started) * 1000
     want_usage = bool((body.get("stream_options") or {}).get("include_usage"))
-    worst = engine.estimate_cost(
-        next(s.candidate for s in plan.steps if s.candidate.key == ct.key),
-        rr.prompt_tokens,
-        rr.max_output_tokens,
-    )
+    # The serving model may come from a downgraded plan, so look it up in the context.
+    served = next(c for c in ctx.candidates if c.key == ct.key)
+    worst = engine.estimate_cost(served, rr.prompt_tokens, rr.max_output_tokens)
     headers = _meta_headers(req, ct, f"{worst:.10f}", outcome)
     headers.append((b"x-aura-cost-estimate", b"upper-bound"))
     if downgraded is not None:
         headers.append((b"x-aura-budget", f"downgraded; budget={downgraded.rule.id}".encode()))
-    await send(
-        {
-            "type": "http.response.start",
-            "status": 200,
-            "headers": [
-                (b"content-type", b"text/event-stream; charset=utf-8"),
-                (b"cache-control", b"no-cache"),
-                (b"x-accel-buffering", b"no"),
-                *headers,
-            ],
-        }
-    )
     usage: dict[str, Any] | None = None
     delivered: list[str] = []
     status, error_code = "ok", ""
     chunk: dict[str, Any] | None = first
     try:
+        # Inside the try: a client gone before the headers still gets its stream closed,
+        # its usage recorded and its reservation settled.
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 200,
+                "headers": [
+                    (b"content-type", b"text/event-stream; charset=utf-8"),
+                    (b"cache-control", b"no-cache"),
+                    (b"x-accel-buffering", b"no"),
+                    *headers,
+                ],
+            }
+        )
         while chunk is not None:
             u = chunk.get("usage")
             if u:

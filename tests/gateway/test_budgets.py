@@ -226,3 +226,27 @@ def test_the_periodic_reconcile_raises_a_lost_counter_but_never_lowers_one(gw):
     sync_client().hset(rule_key, "spent", 10**9)  # Redis ahead of Postgres: kept
     assert reconcile_budget_counters() == 1
     assert _counter(gw, budget)["spent"] == 10**9
+
+
+def test_a_downgraded_stream_is_served_by_the_cheaper_model(gw):
+    add_model(
+        gw.providers["fakeai"], "fake-ok", quality=0.95, price_in=Decimal(0), price_out=Decimal(80)
+    )
+    add_model(
+        gw.providers["fakeclaude"], "fake-ok", quality=0.5, price_in=Decimal(0), price_out=Decimal(8)
+    )
+    gw.policy(objective="maximize_quality")
+    _budget(gw, period="day", limit_usd=PER_REQUEST * 3, mode="downgrade")
+    with httpx.stream(
+        "POST",
+        f"{gw.url}/v1/chat/completions",
+        json={**BODY, "model": "auto", "stream": True},
+        headers={"Authorization": f"Bearer {gw.plaintext}"},
+    ) as resp:
+        assert resp.status_code == 200
+        assert resp.headers["x-aura-provider"] == "fakeclaude"
+        assert resp.headers["x-aura-budget"].startswith("downgraded")
+        text = resp.read().decode()
+    assert text.rstrip().endswith("data: [DONE]")
+    row = gw.usage(1)[0]
+    assert row.provider == "fakeclaude" and row.cost_usd == PER_REQUEST
