@@ -235,7 +235,8 @@ def test_a_downgraded_stream_is_served_by_the_cheaper_model(gw):
     add_model(
         gw.providers["fakeclaude"], "fake-ok", quality=0.5, price_in=Decimal(0), price_out=Decimal(8)
     )
-    gw.policy(objective="maximize_quality")
+    # No fallbacks: the cheaper model is not in the first plan at all, only in the re-plan.
+    gw.policy(objective="maximize_quality", fallback_depth=0)
     _budget(gw, period="day", limit_usd=PER_REQUEST * 3, mode="downgrade")
     with httpx.stream(
         "POST",
