@@ -121,6 +121,17 @@ def _pick_credential(creds: list[Any], tenant_id: int, endpoint: Any) -> Any | N
     return min(usable, key=rank) if usable else None
 
 
+def _breaker_name(provider_slug: str, endpoint: Any, credential: Any, tenant_id: int) -> str:
+    """The circuit breaker a call counts toward. A tenant's own key on a shared endpoint
+    gets its own breaker: its 401s or quota 429s must not take the endpoint down for
+    every other tenant."""
+    name = f"ep{endpoint.pk}" if endpoint is not None else f"{provider_slug}-default"
+    shared = endpoint is None or endpoint.tenant_id is None
+    if shared and credential is not None and credential.tenant_id == tenant_id:
+        name += f":t{tenant_id}"
+    return name
+
+
 def build_context(tenant_id: int) -> RoutingContext:
     """Read everything routing needs for one tenant (a handful of queries)."""
     from django.db.models import Q
@@ -195,7 +206,7 @@ def build_context(tenant_id: int) -> RoutingContext:
                 engine.Candidate(
                     key=key,
                     provider=prov.slug,
-                    endpoint=f"ep{ep.pk}" if ep is not None else f"{prov.slug}-default",
+                    endpoint=_breaker_name(prov.slug, ep, cred, tenant_id),
                     model_id=m.model_id,
                     aliases=tuple(m.aliases or ()),
                     input_price=float(m.input_price_per_mtok),

@@ -899,8 +899,9 @@ async def app(scope: Scope, receive: Receive, send: Send) -> None:
 
     try:
         handler = _route(req)
-        await _read_body(req, receive)
+        # Authenticate from the headers first: nobody without a key gets a body buffered.
         principal = await _authenticate(req)
+        await _read_body(req, receive)
         watcher = asyncio.ensure_future(receive())
         watcher.add_done_callback(on_disconnect)
         await handler(req, send, principal)

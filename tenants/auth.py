@@ -13,7 +13,7 @@ import hashlib
 import hmac
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -54,7 +54,7 @@ class KeyPrincipal:
     tenant_slug: str
     tenant_active: bool
     can_manage: bool
-    secret_hash: str
+    secret_hash: str = field(repr=False)
     expires_at: datetime | None
     revoked: bool
 

@@ -186,3 +186,22 @@ def test_an_operator_lists_and_closes_an_open_breaker_from_the_command_line(gw, 
     assert chain in out.getvalue() and "open" in out.getvalue()
     call_command("breakers", reset=chain, stdout=StringIO())
     assert breakers.state_sync(sync_client(), chain)["state"] == "closed"
+
+
+def test_failures_with_a_tenants_own_key_open_only_that_tenants_breaker(gw, clock, chain):
+    from routing.credentials import credential_create
+
+    credential_create(
+        provider=gw.providers["fakeai"],
+        name="acme-own",
+        secret="sk-acme-own-0000000000",
+        tenant=gw.tenant,
+    )
+    cache.clear()
+    for _ in range(5):
+        assert ask(gw)["x-aura-provider"] == "fakeclaude"
+    own = f"{chain}:t{gw.tenant.pk}"
+    assert breakers.state_sync(sync_client(), own)["state"] == "open"
+    # The shared endpoint stays closed for everyone using the platform key.
+    assert breakers.state_sync(sync_client(), chain)["state"] == "closed"
+    assert sync_client().zscore(OPEN_SET, chain) is None
