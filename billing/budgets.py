@@ -237,7 +237,9 @@ class Budgets:
             start, end = period_bounds(rule.period, now, tz_name)
             self.counters.append(Counter(rule, counter_key(rule, start), start, end))
 
-    async def reserve(self, amount_usd: float, now_ms: int) -> Reservation | None:
+    async def reserve(
+        self, amount_usd: float, now_ms: int, ttl_ms: int = RESERVATION_TTL_MS
+    ) -> Reservation | None:
         """Reserve ``amount_usd`` on every applicable budget, or raise BudgetExceeded."""
         needed = Decimal(str(amount_usd))
         for rule in self.per_request:
@@ -249,7 +251,7 @@ class Budgets:
             return None
         amount = to_nano(needed)
         rid = uuid.uuid4().hex
-        args: list[Any] = [now_ms, rid, RESERVATION_TTL_MS]
+        args: list[Any] = [now_ms, rid, ttl_ms]
         for c in self.counters:
             args += [c.rule.limit_nano, int(c.rule.enforced), amount]
         now_s = now_ms / 1000
@@ -337,10 +339,35 @@ def budget_counters_rebuild(
         total = usage.aggregate(total=Sum("cost_usd"))["total"] or Decimal(0)
         key = counter_key(rule, start)
         value = to_nano(total)
-        if keep_higher:
-            current = int(redis.hget(key, "spent") or 0)
-            value = max(value, current)
-        redis.hset(key, "spent", value)
-        redis.expire(key, int((end - now).total_seconds()) + 86400)
+        ttl = int((end - now).total_seconds()) + 86400
+        # Atomic in Redis: a settlement landing between a read and a write here must not
+        # be overwritten (it may not be in Postgres yet).
+        before = int(redis.eval(_RAISE if keep_higher else _SET, 1, key, value, ttl))
+        after = max(before, value) if keep_higher else value
+        for threshold in crossed_thresholds(rule, before, after):
+            _alert_sync(rule.id, start, threshold, Decimal(after) / NANO)
         written += 1
     return written
+
+
+def _alert_sync(budget_id: int, start: datetime, threshold: int, spent: Decimal) -> None:
+    from billing.alerts import budget_alert_enqueue
+
+    budget_alert_enqueue(
+        budget_id=budget_id, period_start=start, threshold=threshold, spent_usd=spent
+    )
+
+
+# Both return the previous value of `spent`.
+_RAISE = """
+local cur = tonumber(redis.call('HGET', KEYS[1], 'spent') or '0')
+if tonumber(ARGV[1]) > cur then redis.call('HSET', KEYS[1], 'spent', ARGV[1]) end
+redis.call('EXPIRE', KEYS[1], ARGV[2])
+return cur
+"""
+_SET = """
+local cur = tonumber(redis.call('HGET', KEYS[1], 'spent') or '0')
+redis.call('HSET', KEYS[1], 'spent', ARGV[1])
+redis.call('EXPIRE', KEYS[1], ARGV[2])
+return cur
+"""

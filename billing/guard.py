@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import time
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -17,16 +18,21 @@ from django.conf import settings
 
 from aura.redis import async_client
 from billing.budgets import (
+    RESERVATION_TTL_MS,
     BudgetExceeded,
     BudgetRule,
     Budgets,
     Reservation,
     crossed_thresholds,
+    to_nano,
 )
 from routing import engine
 from routing.context import RoutingContext
 
 log = logging.getLogger(__name__)
+
+# Reserve prompts at 125 % of the local token estimate (see BudgetGuard.acquire).
+PROMPT_MARGIN = 1.25
 
 
 def applicable_rules(ctx: RoutingContext, key_id: int) -> list[BudgetRule]:
@@ -41,6 +47,7 @@ class BudgetGuard:
     ) -> None:
         self.rr = rr
         self.tz = ctx.timezone
+        self.targets = ctx.targets
         self.budgets = Budgets(
             rules,
             tz_name=ctx.timezone,
@@ -50,21 +57,44 @@ class BudgetGuard:
         )
 
     async def acquire(self, candidate: engine.Candidate) -> Reservation | None:
-        worst = engine.estimate_cost(candidate, self.rr.prompt_tokens, self.rr.max_output_tokens)
-        return await self.budgets.reserve(worst, int(time.time() * 1000))
+        # The prompt is counted locally and providers' tokenizers differ: reserve with a
+        # margin so the settled real cost stays inside the reservation.
+        prompt = math.ceil(self.rr.prompt_tokens * PROMPT_MARGIN)
+        worst = engine.estimate_cost(candidate, prompt, self.rr.max_output_tokens)
+        target = self.targets.get(candidate.key)
+        ttl_ms = RESERVATION_TTL_MS
+        if target is not None:
+            # Held for as long as the step can possibly run, retries included.
+            attempts = target.max_retries + 1
+            ttl_ms = max(ttl_ms, int((target.target.timeouts.total * attempts + 60) * 1000))
+        return await self.budgets.reserve(worst, int(time.time() * 1000), ttl_ms=ttl_ms)
 
-    async def release(self, token: Any) -> None:
-        await self.budgets.release(token)
+    def release(self, token: Any) -> None:
+        if token is not None:
+            _spawn(self.budgets.release(token))
+
+    def abandon(self, token: Any, candidate: engine.Candidate) -> None:
+        if token is not None:
+            prompt_cost = Decimal(self.rr.prompt_tokens) * Decimal(str(candidate.input_price))
+            _spawn(self.settle(token, prompt_cost / Decimal(1_000_000)))
 
     async def settle(self, token: Any, cost: Decimal) -> None:
         """Settle the real cost and enqueue alerts for thresholds this request crossed."""
         results = await self.budgets.settle(token, cost)
-        actual = int(cost * Decimal(1_000_000_000))
+        actual = to_nano(cost)
         for counter, spent_after in results:
             crossed = crossed_thresholds(counter.rule, spent_after - actual, spent_after)
             for threshold in crossed:
                 spent = Decimal(spent_after) / Decimal(1_000_000_000)
                 _enqueue_alert(counter.rule.id, counter.start, threshold, spent)
+
+
+def _spawn(coro: Any) -> None:
+    """Run outside the caller's cancellation scope: a second cancel must not leave a
+    reservation holding money."""
+    from routing.gateway import _background
+
+    _background(coro)
 
 
 def _enqueue_alert(budget_id: int, period_start: datetime, threshold: int, spent: Decimal) -> None:

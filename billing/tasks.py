@@ -66,6 +66,13 @@ def reconcile_budget_counters() -> int | None:
     from billing.budgets import budget_counters_rebuild
     from billing.rollups import job_claim
 
-    if not job_claim("reconcile_budget_counters", now=timezone.now(), min_gap=timedelta(minutes=1)):
+    now = timezone.now()
+    if not job_claim("reconcile_budget_counters", now=now, min_gap=timedelta(minutes=1)):
         return None
+    # Alerts whose send task was never published (broker blip) or gave up: try again.
+    stale = BudgetAlert.objects.filter(
+        emailed_at__isnull=True, created_at__lt=now - timedelta(minutes=2)
+    ).values_list("pk", flat=True)
+    for alert_id in stale[:500]:
+        send_budget_alert.delay(alert_id)
     return budget_counters_rebuild(keep_higher=True)

@@ -174,7 +174,6 @@ class UsageWriter:
             try:
                 await self._write(batch)
                 backoff = 0.1
-                await self._maybe_reload_spool()
             except asyncio.CancelledError:
                 self._queue[:0] = batch
                 raise
@@ -188,6 +187,15 @@ class UsageWriter:
                     self._spill()
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, 5.0)
+            else:
+                # Outside the try above: a failed reload must never re-queue a batch that
+                # was already written (that would record it twice).
+                try:
+                    await self._maybe_reload_spool()
+                except asyncio.CancelledError:
+                    raise
+                except Exception:
+                    log.exception("reloading spilled usage records failed; will retry")
             finally:
                 self._busy = False
 
@@ -211,11 +219,33 @@ class UsageWriter:
             return
         loading = path.with_name(f"{SPOOL_FILE}.loading-{os.getpid()}")
         path.rename(loading)  # atomic: new spills start a fresh file meanwhile
-        records = [json.loads(line) for line in loading.read_text().splitlines() if line]
-        for start in range(0, len(records), MAX_BATCH):
-            await self._write(records[start : start + MAX_BATCH])
-        loading.unlink()
+        records: list[dict[str, Any]] = []
+        torn: list[str] = []
+        for line in loading.read_text().splitlines():
+            try:
+                records.append(json.loads(line))
+            except ValueError:  # a line torn by a crash mid-spill: keep it for an operator
+                torn.append(line)
+        if torn:
+            self._spill_lines(torn, REJECTED_FILE)
+        done = 0
+        try:
+            for start in range(0, len(records), MAX_BATCH):
+                await self._write(records[start : start + MAX_BATCH])
+                done = start + MAX_BATCH
+        finally:
+            # Whatever was not written goes back to the spool for the next attempt.
+            if done < len(records):
+                self._spill_records(records[done:])
+            loading.unlink()
         log.warning("reloaded %d spilled usage records from %s", len(records), path)
+
+    @staticmethod
+    def _spill_lines(lines: Sequence[str], name: str) -> None:
+        from aura.embedded import data_dir
+
+        with open(data_dir() / name, "a") as fh:
+            fh.writelines(line + "\n" for line in lines)
 
     @staticmethod
     def _spill_records(records: Sequence[dict[str, Any]], name: str = "") -> Any:

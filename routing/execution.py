@@ -163,9 +163,20 @@ class StepGuard(Protocol):
     """Admission per plan step beyond health: budgets reserve the step's worst case."""
 
     async def acquire(self, candidate: Candidate) -> Any:
-        """Return a token to release/settle later; raise to refuse the request."""
+        """Return a token to release/settle later; raise StepRefused-like errors to refuse."""
 
-    async def release(self, token: Any) -> None: ...
+    def release(self, token: Any) -> None:
+        """The step failed before the provider charged anything: free its reservation."""
+
+    def abandon(self, token: Any, candidate: Candidate) -> None:
+        """The call was cut off (client gone, hedge lost) after reaching the provider:
+        charge what it was surely billed (the prompt) instead of releasing."""
+
+
+def _is_budget_refusal(exc: BaseException) -> bool:
+    from billing.budgets import BudgetExceeded
+
+    return isinstance(exc, BudgetExceeded)
 
 
 async def _run_plan(
@@ -187,7 +198,17 @@ async def _run_plan(
                 Attempt(ct.key, ct.provider, False, "circuit_open", None, "probe in progress")
             )
             continue
-        token = await guard.acquire(cand) if guard is not None else None
+        token = None
+        if guard is not None:
+            try:
+                token = await guard.acquire(cand)
+            except Exception as exc:
+                # The first step the budget refuses decides (block -> 402, downgrade ->
+                # re-plan); a fallback that does not fit after others failed is skipped.
+                if not _is_budget_refusal(exc) or not out.attempts:
+                    raise
+                out.attempts.append(Attempt(ct.key, ct.provider, False, "budget", None, str(exc)))
+                continue
         adapter = get_adapter(ct.wire_format)
         try:
             result, err = await _with_retries(
@@ -195,13 +216,13 @@ async def _run_plan(
             )
         except BaseException:
             if guard is not None:
-                await guard.release(token)
+                guard.abandon(token, cand)
             raise
         if result is not None:
             out.target, out.step_index, out.reservation = ct, index, token
             return result
         if guard is not None:
-            await guard.release(token)
+            guard.release(token)
         last = err or last
     raise AllFailed(out, last)
 
@@ -269,7 +290,8 @@ async def _hedge(
         if guard is not None:
             for index, token in tokens.items():
                 if index != winner:
-                    await guard.release(token)
+                    # A losing hedge reached its provider: it is billed at least the prompt.
+                    guard.abandon(token, steps[index].candidate)
     return None
 
 

@@ -731,7 +731,8 @@ async def _stream(
         status, error_code = "cancelled", "client_disconnected"
         raise
     finally:
-        await agen.aclose()  # type: ignore[attr-defined]  # adapters return async generators
+        with contextlib.suppress(Exception):  # accounting below must run whatever happens
+            await agen.aclose()  # type: ignore[attr-defined]  # adapters return async generators
         if usage is not None and status == "ok":
             prompt_tokens = int(usage.get("prompt_tokens") or 0)
             completion_tokens = int(usage.get("completion_tokens") or 0)

@@ -63,3 +63,28 @@ def test_records_spilled_during_an_outage_are_loaded_once_the_database_is_back(
     assert ids == ["req_live", "req_spilled_1", "req_spilled_2"]
     assert not (tmp_path / SPOOL_FILE).exists()
     assert {r.cost_usd for r in UsageRecord.objects.all()} == {Decimal("0.000123")}
+
+
+def test_a_torn_spool_line_is_set_aside_and_the_rest_still_loads(acme, tmp_path, monkeypatch):
+    monkeypatch.setattr("aura.embedded.data_dir", lambda: tmp_path)
+    UsageWriter._spill_records([record(acme.pk, "req_ok_1")])
+    with open(tmp_path / SPOOL_FILE, "a") as fh:
+        fh.write('{"tenant_id": 1, "created_at": "20')  # a crash mid-write
+        fh.write("\n")
+
+    async def run() -> None:
+        writer = UsageWriter()
+        writer.submit(record(acme.pk, "req_live"))
+        for _ in range(100):
+            await asyncio.sleep(0.05)
+            if writer.written >= 2:
+                break
+        await writer.close()
+
+    asyncio.run(run())
+    assert sorted(UsageRecord.objects.values_list("request_id", flat=True)) == [
+        "req_live",
+        "req_ok_1",
+    ]
+    assert "created_at" in (tmp_path / "usage-rejected.jsonl").read_text()
+    assert not (tmp_path / SPOOL_FILE).exists()

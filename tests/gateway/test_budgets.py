@@ -233,7 +233,11 @@ def test_a_downgraded_stream_is_served_by_the_cheaper_model(gw):
         gw.providers["fakeai"], "fake-ok", quality=0.95, price_in=Decimal(0), price_out=Decimal(80)
     )
     add_model(
-        gw.providers["fakeclaude"], "fake-ok", quality=0.5, price_in=Decimal(0), price_out=Decimal(8)
+        gw.providers["fakeclaude"],
+        "fake-ok",
+        quality=0.5,
+        price_in=Decimal(0),
+        price_out=Decimal(8),
     )
     # No fallbacks: the cheaper model is not in the first plan at all, only in the re-plan.
     gw.policy(objective="maximize_quality", fallback_depth=0)
@@ -251,3 +255,38 @@ def test_a_downgraded_stream_is_served_by_the_cheaper_model(gw):
     assert text.rstrip().endswith("data: [DONE]")
     row = gw.usage(1)[0]
     assert row.provider == "fakeclaude" and row.cost_usd == PER_REQUEST
+
+
+def test_a_fallback_that_does_not_fit_the_budget_is_skipped_for_one_that_does(gw):
+    # Primary fails (500); the next fallback is too expensive for what is left; the cheap
+    # one after it serves. A block budget refuses only when the first step does not fit.
+    add_model(gw.providers["fakeai"], "fake-500", quality=0.99, price_in=Decimal(0))
+    add_model(
+        gw.providers["fakegemini"],
+        "fake-ok",
+        quality=0.9,
+        price_in=Decimal(0),
+        price_out=Decimal(800),
+    )
+    add_model(
+        gw.providers["fakeclaude"],
+        "fake-ok",
+        quality=0.5,
+        price_in=Decimal(0),
+        price_out=Decimal(8),
+    )
+    from routing.models import ProviderEndpoint
+
+    ProviderEndpoint.objects.filter(provider=gw.providers["fakeai"]).update(max_retries=0)
+    gw.policy(objective="maximize_quality", fallback_depth=2)
+    _budget(gw, period="day", limit_usd=Decimal("0.01"), mode="block")
+    resp = httpx.post(
+        f"{gw.url}/v1/chat/completions",
+        json={**BODY, "model": "auto", "max_tokens": 1000},
+        headers={"Authorization": f"Bearer {gw.plaintext}"},
+    )
+    assert resp.status_code == 200, resp.text
+    assert resp.headers["x-aura-provider"] == "fakeclaude"
+    row = gw.usage(1)[0]
+    kinds = [a.get("error") for a in row.attempts]
+    assert kinds[:2] == ["server", "budget"]
