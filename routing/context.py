@@ -179,7 +179,10 @@ def build_context(tenant_id: int) -> RoutingContext:
         own = [ep for ep in serving if ep.tenant_id == tenant_id]
         chosen: list[Any] = own or serving or ([None] if prov.default_base_url else [])
         for ep in chosen:
-            key = m.key if len(chosen) == 1 else f"{m.key}@{ep.name}"
+            # A tenant's own endpoint gets its own key: per-process latency and load stats
+            # (and the engine's scores built on them) must not mix with the platform's.
+            own_ep = ep is not None and ep.tenant_id is not None
+            key = m.key if len(chosen) == 1 and not own_ep else f"{m.key}@{ep.name}"
             cred = _pick_credential(creds_by_provider.get(prov.pk, []), tenant_id, ep)
             secret: str | None = None
             if cred is not None:
