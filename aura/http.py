@@ -9,8 +9,11 @@ for the whole exchange, stream included).
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import functools
+import ipaddress
 import json
+import socket
 import ssl
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
@@ -20,6 +23,7 @@ from urllib.parse import urlsplit
 
 import httpx
 
+from aura.netguard import refused_reason
 from routing.providers.base import ProviderError, Timeouts
 
 DRAIN_SECONDS = 1.0
@@ -114,6 +118,69 @@ def _timeout_ext(t: Timeouts) -> dict[str, float | None]:
     return ext
 
 
+# Set (by routing.execution) around calls to tenant-controlled endpoints: the request must
+# reach a public address, checked on the address actually connected to.
+public_only: contextvars.ContextVar[bool] = contextvars.ContextVar(
+    "aura_http_public_only", default=False
+)
+PIN_TTL = 30.0
+_pins: dict[tuple[str, int], tuple[str, float]] = {}
+
+
+async def _public_address(host: str, port: int) -> str:
+    """Resolve ``host`` and return one of its addresses, refusing if any is not public.
+
+    The result is cached for PIN_TTL seconds and the connection is made to that very
+    address, so a name re-pointed after the check (DNS rebinding) cannot reach an
+    internal host.
+    """
+    loop = asyncio.get_running_loop()
+    cached = _pins.get((host, port))
+    if cached is not None and cached[1] > loop.time():
+        return cached[0]
+    try:
+        literal: Any = ipaddress.ip_address(host)
+        addresses = [str(literal)]
+    except ValueError:
+        try:
+            infos = await loop.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+        except OSError as exc:
+            raise ProviderError(
+                f"cannot resolve {host}: {exc}", kind="connection", retryable=True
+            ) from None
+        addresses = [str(info[4][0]) for info in infos]
+    for address in addresses:
+        reason = refused_reason(ipaddress.ip_address(address.split("%", 1)[0]))
+        if reason is not None:
+            raise ProviderError(
+                f"{host} resolves to a {reason} address; tenant endpoints must be public",
+                kind="connection",
+                retryable=False,
+            )
+    if len(_pins) > 4096:
+        _pins.clear()
+    _pins[(host, port)] = (addresses[0], loop.time() + PIN_TTL)
+    return addresses[0]
+
+
+async def _request(
+    method: str, url: str, content: bytes | None, headers: dict[str, str], timeouts: Timeouts
+) -> httpx.Request:
+    target = _url(url)
+    extensions: dict[str, Any] = {"timeout": _timeout_ext(timeouts)}
+    if public_only.get():
+        host = target.host
+        address = await _public_address(
+            host, target.port or (443 if target.scheme == "https" else 80)
+        )
+        if address != host:
+            headers = {**headers, "host": target.netloc.decode("ascii")}
+            if target.scheme == "https":
+                extensions["sni_hostname"] = host
+            target = target.copy_with(host=address)
+    return httpx.Request(method, target, content=content, headers=headers, extensions=extensions)
+
+
 async def request_json(
     method: str,
     url: str,
@@ -130,13 +197,7 @@ async def request_json(
     """
     transport = get_client()._transport
     content, hdrs = _encode(json, headers)
-    request = httpx.Request(
-        method,
-        _url(url),
-        content=content,
-        headers=hdrs,
-        extensions={"timeout": _timeout_ext(timeouts)},
-    )
+    request = await _request(method, url, content, hdrs, timeouts)
     try:
         async with asyncio.timeout(timeouts.total):
             resp = await transport.handle_async_request(request)
@@ -213,13 +274,7 @@ async def open_stream(
     transport = get_client()._transport  # see request_json for why not client.send
     content, hdrs = _encode(json, headers)
     deadline = asyncio.get_running_loop().time() + timeouts.total
-    request = httpx.Request(
-        method,
-        _url(url),
-        content=content,
-        headers=hdrs,
-        extensions={"timeout": _timeout_ext(timeouts)},
-    )
+    request = await _request(method, url, content, hdrs, timeouts)
     try:
         async with asyncio.timeout_at(deadline):
             resp = await transport.handle_async_request(request)

@@ -44,6 +44,7 @@ class CallTarget:
     input_price: float
     output_price: float
     cached_input_price: float | None
+    public_only: bool = False  # a tenant-controlled URL: connect to public addresses only
 
     def cost(self, prompt_tokens: int, completion_tokens: int, cached_tokens: int = 0) -> Decimal:
         """USD for the given usage. Cached input tokens are billed at the cached price."""
@@ -143,6 +144,7 @@ def build_context(tenant_id: int) -> RoutingContext:
     from tenants.models import Tenant
 
     policy_row = RoutingPolicy.objects.filter(tenant_id=tenant_id).first()
+    allow_private = bool(policy_row and policy_row.allow_private_base_urls)
     tenant_tz = Tenant.objects.filter(pk=tenant_id).values_list("timezone", flat=True).first()
     budgets = rules_from_rows(list(Budget.objects.filter(tenant_id=tenant_id, enabled=True)))
     models = list(
@@ -240,6 +242,7 @@ def build_context(tenant_id: int) -> RoutingContext:
                     max_output=m.max_output_tokens or None,
                 ),
                 max_retries=ep.max_retries if ep is not None else 2,
+                public_only=ep is not None and ep.tenant_id is not None and not allow_private,
                 input_price=float(m.input_price_per_mtok),
                 output_price=float(m.output_price_per_mtok),
                 cached_input_price=float(m.cached_input_price_per_mtok)

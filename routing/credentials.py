@@ -23,6 +23,7 @@ from django.utils import timezone
 
 from aura import crypto
 from aura.errors import DomainError
+from aura.netguard import refused_reason as _refused_reason
 from routing.models import (
     WIRE_FORMATS,
     CatalogModel,
@@ -58,7 +59,6 @@ MODEL_CATALOG_FIELDS = (
     "price_source_date",
     "notes",
 )
-_NAT64 = ipaddress.ip_network("64:ff9b::/96")
 
 
 def notify_config_changed() -> None:
@@ -70,30 +70,6 @@ def notify_config_changed() -> None:
 
 
 # --------------------------------------------------------------------------- base URLs
-
-
-def _refused_reason(ip: ipaddress.IPv4Address | ipaddress.IPv6Address) -> str | None:
-    if isinstance(ip, ipaddress.IPv6Address):
-        # An IPv6 form that embeds an IPv4 address reaches that IPv4 address.
-        embedded = ip.ipv4_mapped or ip.sixtofour
-        if embedded is None and ip in _NAT64:
-            embedded = ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF)
-        if embedded is not None:
-            return _refused_reason(embedded)
-    for attr, label in (
-        ("is_unspecified", "unspecified"),
-        ("is_loopback", "loopback"),
-        ("is_link_local", "link-local"),
-        ("is_multicast", "multicast"),
-        ("is_private", "private"),
-        ("is_reserved", "reserved"),
-    ):
-        if getattr(ip, attr):
-            return label
-    # Catches the rest of the special-purpose ranges (carrier-grade NAT 100.64/10, ...).
-    if not ip.is_global:
-        return "non-public"
-    return None
 
 
 def _resolve(host: str) -> list[str]:

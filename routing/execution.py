@@ -16,6 +16,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from aura.http import public_only as http_public_only
 from aura.redis import async_client
 from routing.breaker import breakers, stats
 from routing.context import CallTarget, RoutingContext
@@ -125,6 +126,7 @@ async def _with_retries(
             await asyncio.sleep(backoff_delay(attempt - 1, last.retry_after))
         stats.start(ct.key)
         started = time.perf_counter()
+        guard_token = http_public_only.set(ct.public_only)
         try:
             result = await call()
         except ProviderError as exc:
@@ -151,6 +153,8 @@ async def _with_retries(
         except BaseException:
             stats.finish(ct.key, None)
             raise
+        finally:
+            http_public_only.reset(guard_token)
         ms = (time.perf_counter() - started) * 1000
         out.upstream_ms += ms
         out.attempts.append(Attempt(ct.key, ct.provider, True, latency_ms=ms))

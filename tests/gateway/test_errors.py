@@ -17,7 +17,7 @@ import pytest
 
 from billing.models import UsageRecord
 from routing.credentials import credential_create
-from routing.models import ProviderEndpoint
+from routing.models import ProviderEndpoint, RoutingPolicy
 from tenants.services import api_key_create, api_key_revoke, tenant_create
 from tests.gateway.conftest import add_model, add_provider
 
@@ -201,9 +201,10 @@ BAD_BODIES: list[tuple[str, str | bytes]] = [
 
 
 @pytest.mark.parametrize(
-    ("content"), [c if isinstance(c, bytes) else c.encode() for _, c in BAD_BODIES],
+    ("content"),
+    [c if isinstance(c, bytes) else c.encode() for _, c in BAD_BODIES],
     ids=[name for name, _ in BAD_BODIES],
-)  # fmt: skip
+)
 def test_bad_chat_input_is_a_4xx_error_object_never_a_500(gw, ok_model, content):
     resp = call(gw, content=content)
     assert 400 <= resp.status_code < 500, resp.text
@@ -301,13 +302,19 @@ def wait_rows(tenant: Any, expected: int) -> list[UsageRecord]:
 def globex_byok(gw) -> tuple[str, ProviderEndpoint]:
     """Globex brings its own key and endpoint for a provider that has no platform endpoint."""
     globex = tenant_create(name="Globex", slug="globex")
+    # Its endpoint is the fake on loopback: only reachable with the operator's permission.
+    RoutingPolicy.objects.create(tenant=globex, allow_private_base_urls=True)
     _, plaintext = api_key_create(tenant=globex, name="globex-app")
     provider = add_provider("byokai", "openai", gw.fakes["openai"].base_url, secret=None)
     ProviderEndpoint.objects.filter(provider=provider).delete()  # no platform endpoint
     endpoint = ProviderEndpoint.objects.create(
-        provider=provider, tenant=globex, name="globex-own", base_url=gw.fakes["openai"].base_url,
-        extra_headers={"x-owner": "globex"}, max_retries=0,
-    )  # fmt: skip
+        provider=provider,
+        tenant=globex,
+        name="globex-own",
+        base_url=gw.fakes["openai"].base_url,
+        extra_headers={"x-owner": "globex"},
+        max_retries=0,
+    )
     credential_create(
         provider=provider, tenant=globex, endpoint=endpoint, name="own", secret="sk-globex-own-key"
     )
@@ -339,9 +346,11 @@ def test_a_tenant_never_routes_to_another_tenants_byok_endpoint(gw, globex_byok)
 def test_a_platform_endpoint_of_the_same_provider_does_not_leak_the_byok_key(gw, globex_byok):
     globex_key, endpoint = globex_byok
     platform = ProviderEndpoint.objects.create(
-        provider=endpoint.provider, name="platform", base_url=gw.fakes["openai"].base_url,
+        provider=endpoint.provider,
+        name="platform",
+        base_url=gw.fakes["openai"].base_url,
         max_retries=0,
-    )  # fmt: skip
+    )
     credential_create(
         provider=endpoint.provider, endpoint=platform, name="platform", secret="sk-platform-key"
     )
@@ -358,3 +367,25 @@ def test_a_platform_endpoint_of_the_same_provider_does_not_leak_the_byok_key(gw,
     assert gw.fakes["openai"].last_call.headers["authorization"] == "Bearer sk-globex-own-key"
     gw.usage(1)
     assert wait_rows(endpoint.tenant, 1)
+
+
+def test_a_tenant_endpoint_whose_name_now_points_inside_is_refused_at_call_time(gw):
+    # Saved while it looked public (the save-time check is bypassed here, as DNS would be
+    # re-pointed later); at call time it resolves to loopback and must not be contacted.
+    provider = gw.providers["fakeai"]
+    ProviderEndpoint.objects.filter(provider=provider).delete()
+    own = ProviderEndpoint.objects.create(
+        provider=provider,
+        tenant=gw.tenant,
+        name="mine",
+        base_url=gw.fakes["openai"].base_url,
+        max_retries=0,
+    )
+    credential_create(
+        provider=provider, tenant=gw.tenant, endpoint=own, name="own", secret="sk-own-00000000"
+    )
+    add_model(provider, "fake-ok")
+    resp = call(gw, body={"model": "fake-ok", "messages": HI})
+    assert resp.status_code in (502, 503)
+    assert "loopback" in resp.json()["error"]["message"]
+    assert gw.fakes["openai"].calls == []
