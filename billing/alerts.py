@@ -147,15 +147,29 @@ def budget_alert_webhook_payload(alert: BudgetAlert, ctx: dict[str, Any]) -> dic
 
 def budget_alert_webhook(url: str, payload: dict[str, Any], *, tenant: Tenant) -> str:
     """POST the alert; returns what to record as ``webhook_status``. Never raises."""
-    from routing.credentials import base_url_check, tenant_allows_private_base_urls
+    from routing.credentials import (
+        base_url_check,
+        pinned_public_url,
+        tenant_allows_private_base_urls,
+    )
 
+    allow_private = tenant_allows_private_base_urls(tenant)
+    headers = {"user-agent": "AURA-webhook/1"}
+    extensions: dict[str, Any] = {}
     try:
-        base_url_check(url, allow_private=tenant_allows_private_base_urls(tenant))
+        base_url_check(url, allow_private=allow_private)
+        target = httpx.URL(url)
+        if not allow_private:
+            # Connect to the very address that was checked (no second DNS lookup to rebind).
+            target, pinned_headers, extensions = pinned_public_url(target)
+            headers.update(pinned_headers)
     except DomainError as exc:
         return f"refused: {exc.message}"[:64]
     try:
         with httpx.Client(timeout=WEBHOOK_TIMEOUT, trust_env=False) as client:
-            response = client.post(url, json=payload, headers={"user-agent": "AURA-webhook/1"})
+            response = client.request(
+                "POST", target, json=payload, headers=headers, extensions=extensions
+            )
     except httpx.HTTPError as exc:
         log.warning("budget webhook to %s failed: %s", url.split("?")[0], type(exc).__name__)
         return f"error: {type(exc).__name__}"[:64]

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+import httpx
 from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.db.models import QuerySet
@@ -83,6 +84,22 @@ def _resolve(host: str) -> list[str]:
         raise DomainError(f"base_url host {host!r} does not resolve", param="base_url") from exc
     # sockaddr[0] may carry an IPv6 zone ("fe80::1%eth0"), which ipaddress accepts.
     return sorted({str(info[4][0]) for info in infos})
+
+
+def pinned_public_url(url: httpx.URL) -> tuple[httpx.URL, dict[str, str], dict[str, Any]]:
+    """Resolve ``url``'s host once, refuse unless every address is public, and return the
+    URL rewritten to one checked address plus the Host header / TLS SNI that keep it the
+    same request (for synchronous callers; the gateway's calls pin in aura.http)."""
+    host = url.host
+    addresses = _resolve(host)
+    for address in addresses:
+        reason = _refused_reason(ipaddress.ip_address(address.split("%", 1)[0]))
+        if reason is not None:
+            raise DomainError(f"{host} resolves to a {reason} address", param="base_url")
+    if addresses[0] == host:
+        return url, {}, {}
+    extensions: dict[str, Any] = {"sni_hostname": host} if url.scheme == "https" else {}
+    return url.copy_with(host=addresses[0]), {"host": url.netloc.decode("ascii")}, extensions
 
 
 def base_url_check(url: str, *, allow_private: bool) -> None:

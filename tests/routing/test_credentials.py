@@ -398,3 +398,19 @@ def test_a_second_credential_with_the_same_name_in_the_same_place_is_refused(
         credential_create(provider=openai, name="platform", secret="sk-second-00000000000")
     assert info.value.param == "name"
     assert Credential.objects.filter(provider=openai).count() == 1
+
+
+def test_a_pinned_url_goes_to_the_checked_public_address(monkeypatch: pytest.MonkeyPatch) -> None:
+    import httpx
+
+    from routing import credentials
+
+    monkeypatch.setattr(credentials, "_resolve", lambda host: ["93.184.216.34"])
+    url, headers, ext = credentials.pinned_public_url(httpx.URL("https://hooks.example.test/x"))
+    assert (url.host, url.path) == ("93.184.216.34", "/x")
+    assert headers == {"host": "hooks.example.test"} and ext == {
+        "sni_hostname": "hooks.example.test"
+    }
+    monkeypatch.setattr(credentials, "_resolve", lambda host: ["93.184.216.34", "10.1.2.3"])
+    with pytest.raises(DomainError):
+        credentials.pinned_public_url(httpx.URL("https://hooks.example.test/x"))
