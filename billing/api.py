@@ -31,6 +31,7 @@ from rest_framework.views import APIView
 from billing import selectors
 from billing.models import Budget, BudgetAlert, UsageRecord
 from billing.services import BudgetError, budget_create, budget_delete, budget_update
+from billing.usage import COLUMNS
 from routing.credentials import tenant_allows_private_base_urls
 from tenants.auth import KeyPrincipal
 from tenants.models import ApiKey, Role, Tenant
@@ -315,30 +316,10 @@ class UsageFilterInput(serializers.Serializer):
 class UsageOutput(serializers.ModelSerializer):
     class Meta:
         model = UsageRecord
+        # The columns the gateway writes, minus the tenant (implicit here).
         fields = [
             "id",
-            "created_at",
-            "request_id",
-            "api_key",
-            "kind",
-            "provider",
-            "model",
-            "endpoint_id",
-            "status",
-            "http_status",
-            "error_code",
-            "stream",
-            "prompt_tokens",
-            "completion_tokens",
-            "cached_tokens",
-            "cost_usd",
-            "cost_estimated",
-            "latency_ms",
-            "ttft_ms",
-            "overhead_ms",
-            "cache_status",
-            "fallbacks",
-            "attempts",
+            *("api_key" if c == "api_key_id" else c for c in COLUMNS if c != "tenant_id"),
         ]
 
 

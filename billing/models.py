@@ -148,6 +148,17 @@ class DailyRollup(TenantOwned):
     cache_savings_usd = models.DecimalField(max_digits=18, decimal_places=10, default=0)
     updated_at = models.DateTimeField(auto_now=True)
 
+    # The additive figures of a rollup row, in display order (reports, CSV, admin).
+    MEASURES = (
+        "requests",
+        "errors",
+        "prompt_tokens",
+        "completion_tokens",
+        "cost_usd",
+        "cache_hits",
+        "cache_savings_usd",
+    )
+
     class Meta:
         ordering = ["-day", "provider", "model"]
         constraints = [

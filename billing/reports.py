@@ -196,20 +196,7 @@ def weekly_report_data(
     rollups = list(
         DailyRollup.objects.for_tenant(tenant)
         .filter(day__gte=previous_start, day__lt=week_end)
-        .values(
-            "day",
-            "api_key_id",
-            "provider",
-            "model",
-            "kind",
-            "requests",
-            "errors",
-            "prompt_tokens",
-            "completion_tokens",
-            "cost_usd",
-            "cache_hits",
-            "cache_savings_usd",
-        )
+        .values("day", "api_key_id", "provider", "model", "kind", *DailyRollup.MEASURES)
     )
     this_week = [r for r in rollups if r["day"] >= week_start]
     previous_cost = sum((r["cost_usd"] for r in rollups if r["day"] < week_start), Decimal(0))
@@ -274,15 +261,7 @@ def weekly_report_data(
                 "baseline_savings_usd": Decimal(0) if baseline is not None else None,
             },
         )
-        for name in (
-            "requests",
-            "errors",
-            "prompt_tokens",
-            "completion_tokens",
-            "cost_usd",
-            "cache_hits",
-            "cache_savings_usd",
-        ):
+        for name in DailyRollup.MEASURES:
             row[name] += r[name]
         row_baseline = _baseline_cost(baseline, r["prompt_tokens"], r["completion_tokens"])
         if r["kind"] == CatalogModel.Kind.CHAT and row_baseline is not None:

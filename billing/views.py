@@ -21,6 +21,7 @@ from rest_framework import exceptions, renderers, serializers
 from rest_framework.authentication import SessionAuthentication
 from rest_framework.request import Request
 
+from billing.models import DailyRollup
 from billing.reports import (
     OPT_OUT_SALT,
     last_full_week_start,
@@ -34,13 +35,7 @@ CSV_COLUMNS = (
     "day",
     "provider",
     "model",
-    "requests",
-    "errors",
-    "prompt_tokens",
-    "completion_tokens",
-    "cost_usd",
-    "cache_hits",
-    "cache_savings_usd",
+    *DailyRollup.MEASURES,
     "baseline_cost_usd",
     "baseline_savings_usd",
 )
