@@ -35,7 +35,17 @@ NANO = Decimal(1_000_000_000)
 RESERVATION_TTL_MS = 15 * 60 * 1000  # longer than any upstream total timeout
 PERIODS = ("hour", "day", "week", "month")
 
-_RESERVE = """
+# Amounts travel as integer strings and are never negated or formatted by Lua: Lua would
+# turn -0 into "-0" and large values into "1e+15", both refused by HINCRBY.
+_LUA_SUB = """
+local function sub(k, field, amt)
+  if amt and amt ~= '0' then redis.call('HINCRBY', k, field, '-' .. amt) end
+end
+"""
+
+_RESERVE = (
+    _LUA_SUB
+    + """
 local now = tonumber(ARGV[1])
 local rid = ARGV[2]
 local ttl = tonumber(ARGV[3])
@@ -44,8 +54,7 @@ for i = 1, n do
   local k = KEYS[i]
   local expired = redis.call('ZRANGEBYSCORE', k .. ':z', '-inf', now)
   for _, m in ipairs(expired) do
-    local amt = tonumber(redis.call('HGET', k .. ':a', m) or '0')
-    redis.call('HINCRBY', k, 'reserved', -amt)
+    sub(k, 'reserved', redis.call('HGET', k .. ':a', m))
     redis.call('HDEL', k .. ':a', m)
     redis.call('ZREM', k .. ':z', m)
   end
@@ -55,16 +64,16 @@ for i = 1, n do
   local limit = tonumber(ARGV[3 + (i - 1) * 3 + 1])
   local enforce = tonumber(ARGV[3 + (i - 1) * 3 + 2])
   local amount = tonumber(ARGV[3 + (i - 1) * 3 + 3])
-  local spent = tonumber(redis.call('HGET', k, 'spent') or '0')
-  local reserved = tonumber(redis.call('HGET', k, 'reserved') or '0')
-  if enforce == 1 and spent + reserved + amount > limit then
+  local spent = redis.call('HGET', k, 'spent') or '0'
+  local reserved = redis.call('HGET', k, 'reserved') or '0'
+  if enforce == 1 and tonumber(spent) + tonumber(reserved) + amount > limit then
     return {i, spent, reserved}
   end
 end
 for i = 1, n do
   local k = KEYS[i]
-  local amount = tonumber(ARGV[3 + (i - 1) * 3 + 3])
-  local expire_s = tonumber(ARGV[3 + n * 3 + i])
+  local amount = ARGV[3 + (i - 1) * 3 + 3]
+  local expire_s = ARGV[3 + n * 3 + i]
   redis.call('HINCRBY', k, 'reserved', amount)
   redis.call('ZADD', k .. ':z', now + ttl, rid)
   redis.call('HSET', k .. ':a', rid, amount)
@@ -74,16 +83,19 @@ for i = 1, n do
 end
 return {0}
 """
+)
 
-_SETTLE = """
+_SETTLE = (
+    _LUA_SUB
+    + """
 local rid = ARGV[1]
-local actual = tonumber(ARGV[2])
+local actual = ARGV[2]
 local out = {}
 for i = 1, #KEYS do
   local k = KEYS[i]
   local amt = redis.call('HGET', k .. ':a', rid)
   if amt then
-    redis.call('HINCRBY', k, 'reserved', -tonumber(amt))
+    sub(k, 'reserved', amt)
     redis.call('HDEL', k .. ':a', rid)
     redis.call('ZREM', k .. ':z', rid)
   end
@@ -91,6 +103,7 @@ for i = 1, #KEYS do
 end
 return out
 """
+)
 
 
 @dataclass(frozen=True, slots=True)
