@@ -32,6 +32,7 @@ from typing import Any, TypeVar
 from aura import lifecycle
 from aura.middleware import new_request_id, request_id_var
 from aura.redis import async_client
+from aura.text import has_surrogate_escape, lone_surrogate_path
 from billing.budgets import BudgetExceeded, BudgetUnavailable
 from billing.guard import BudgetGuard, applicable_rules, budget_error_message
 from billing.usage import writer
@@ -127,13 +128,17 @@ async def _read_body(req: Request, receive: Receive) -> None:
     req.body = chunks[0] if len(chunks) == 1 else b"".join(chunks)
 
 
+def _refuse_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not valid JSON (numbers must be finite)")
+
+
 def _json_body(req: Request) -> Any:
     if not req.body:
         raise GatewayError(
             400, "The request body is empty; send a JSON object.", code="invalid_json"
         )
     try:
-        return json.loads(req.body)
+        body = json.loads(req.body, parse_constant=_refuse_constant)
     except (ValueError, UnicodeDecodeError) as exc:
         raise GatewayError(
             400, f"The request body is not valid JSON: {exc}.", code="invalid_json"
@@ -142,6 +147,16 @@ def _json_body(req: Request) -> Any:
         raise GatewayError(
             400, "The request body is nested too deeply.", code="invalid_json"
         ) from None
+    if has_surrogate_escape(req.body):
+        where = lone_surrogate_path(body)
+        if where is not None:
+            raise GatewayError(
+                400,
+                f"'{where}' contains a lone UTF-16 surrogate, which is not valid Unicode text.",
+                param=where,
+                code="invalid_json",
+            )
+    return body
 
 
 async def _authenticate(req: Request) -> KeyPrincipal:

@@ -7,6 +7,7 @@ offending field (OpenAI's ``param``).
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from typing import Any
 
@@ -58,7 +59,7 @@ def validate_chat(body: Any) -> None:
         if not isinstance(m, dict):
             raise InvalidRequest(f"'messages[{i}]' must be an object.", f"messages[{i}]")
         role = m.get("role")
-        if role not in ROLES:
+        if not isinstance(role, str) or role not in ROLES:
             raise InvalidRequest(
                 f"'messages[{i}].role' must be one of {', '.join(sorted(ROLES))}.",
                 f"messages[{i}].role",
@@ -121,7 +122,11 @@ def validate_chat(body: Any) -> None:
                     f"tools[{i}]",
                 )
     rf = body.get("response_format")
-    if rf is not None and (not isinstance(rf, dict) or rf.get("type") not in RESPONSE_FORMATS):
+    if rf is not None and (
+        not isinstance(rf, dict)
+        or not isinstance(rf.get("type"), str)
+        or rf["type"] not in RESPONSE_FORMATS
+    ):
         raise InvalidRequest(
             "'response_format.type' must be one of text, json_object, json_schema.",
             "response_format",
@@ -213,7 +218,9 @@ def route_request_for_chat(
     raw_metadata = body.get("metadata")
     metadata: Mapping[str, Any] = raw_metadata if isinstance(raw_metadata, dict) else {}
     objective = hints.get("objective") or metadata.get("aura_objective")
-    if objective is not None and objective not in engine.OBJECTIVES:
+    if objective is not None and (
+        not isinstance(objective, str) or objective not in engine.OBJECTIVES
+    ):
         raise InvalidRequest(
             f"objective must be one of {', '.join(engine.OBJECTIVES)}.", "x-aura-objective"
         )
@@ -223,7 +230,14 @@ def route_request_for_chat(
         try:
             max_cost = float(max_cost_raw)
         except (TypeError, ValueError):
-            raise InvalidRequest("max cost must be a number of USD.", "x-aura-max-cost") from None
+            max_cost = math.nan
+        if isinstance(max_cost_raw, bool) or not (math.isfinite(max_cost) and max_cost >= 0):
+            raise InvalidRequest(
+                "max cost must be a non-negative number of USD.", "x-aura-max-cost"
+            ) from None
+    session_id = hints.get("session_id") or metadata.get("session_id") or body.get("user")
+    if session_id is not None and not isinstance(session_id, str):
+        raise InvalidRequest("'user' and 'metadata.session_id' must be strings.", "user")
     return engine.RouteRequest(
         model=body["model"],
         prompt_tokens=tokens,
@@ -231,7 +245,7 @@ def route_request_for_chat(
         needs=_needs(body),
         category=category,
         tier=hints["tier"] if hints.get("tier") in engine.TIERS else tier,
-        session_id=hints.get("session_id") or metadata.get("session_id") or body.get("user"),
+        session_id=session_id,
         objective=objective,
         max_cost=max_cost,
         kind="chat",
