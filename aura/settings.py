@@ -227,6 +227,9 @@ EMAIL_TIMEOUT = env.int("EMAIL_TIMEOUT", default=10)
 # Serve requests under `block` budgets when Redis (the reservation store) is unreachable.
 BUDGET_FAIL_OPEN = env.bool("BUDGET_FAIL_OPEN", default=False)
 DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="AURA <aura@localhost>")
+# Operators' addresses for platform alerts (e.g. usage records the database refuses).
+# Empty: the emails of active superusers.
+OPERATOR_EMAILS = env.list("OPERATOR_EMAILS", default=[])
 
 # --------------------------------------------------------------------------- logging
 

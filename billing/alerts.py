@@ -205,3 +205,44 @@ def budget_alert_send(alert: BudgetAlert) -> bool:
         )
         BudgetAlert.objects.filter(pk=alert.pk).update(webhook_status=status)
     return True
+
+
+# --------------------------------------------------------------------------- operators
+
+USAGE_REJECTED_ALERT_KEY = "aura:alert:usage-rejected"
+USAGE_REJECTED_ALERT_EVERY = 3600
+
+
+def operator_recipients() -> list[str]:
+    """``OPERATOR_EMAILS``, or else the emails of active superusers."""
+    from django.conf import settings
+    from django.contrib.auth import get_user_model
+
+    configured = list(getattr(settings, "OPERATOR_EMAILS", []) or [])
+    if configured:
+        return _dedupe(configured)
+    users = get_user_model().objects.filter(is_superuser=True, is_active=True).exclude(email="")
+    return _dedupe(list(users.order_by("pk").values_list("email", flat=True)))
+
+
+def usage_rejected_alert_send(*, count: int, reason: str, path: str, host: str) -> bool:
+    """Tell operators that usage records are refused by the database (at most hourly):
+    billed requests are missing from usage, spend and reports until they are stored."""
+    from aura.redis import sync_client
+
+    if not sync_client().set(USAGE_REJECTED_ALERT_KEY, "1", nx=True, ex=USAGE_REJECTED_ALERT_EVERY):
+        return False
+    recipients = operator_recipients()
+    if not recipients:
+        log.error("no operator email (OPERATOR_EMAILS or a superuser's) for the usage alert")
+        return False
+    try:
+        emails.send(
+            "usage-rejected",
+            to=recipients,
+            context={"count": count, "reason": reason, "path": path, "host": host},
+        )
+    except Exception:
+        sync_client().delete(USAGE_REJECTED_ALERT_KEY)  # let the next refusal try again
+        raise
+    return True

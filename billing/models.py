@@ -1,4 +1,4 @@
-"""Usage records: one append-only row per request that reached a provider."""
+"""Usage records: one append-only row per gateway request (served, refused or failed)."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ class UsageRecord(TenantOwned):
         ERROR = "error", "Error"
         CUT = "cut", "Stream cut"
         CANCELLED = "cancelled", "Client disconnected"
+        INTERRUPTED = "interrupted", "Gateway process died mid-request"
 
     id = models.BigAutoField(primary_key=True)
     created_at = models.DateTimeField(db_index=False)
@@ -41,6 +42,8 @@ class UsageRecord(TenantOwned):
     cache_status = models.CharField(max_length=16, default="miss")  # miss | exact | semantic
     fallbacks = models.PositiveSmallIntegerField(default=0)
     attempts = models.JSONField(default=list, blank=True)
+    # Set by the gateway's writer: replays of its journal insert each record at most once.
+    record_uid = models.UUIDField(null=True, blank=True, unique=True, editable=False)
 
     class Meta:
         ordering = ["-created_at", "-id"]

@@ -76,3 +76,14 @@ def reconcile_budget_counters() -> int | None:
     for alert_id in stale[:500]:
         send_budget_alert.delay(alert_id)
     return budget_counters_rebuild(keep_higher=True)
+
+
+@app.task(name="billing.tasks.usage_rejected_alert", **_RETRY)
+def usage_rejected_alert(count: int, reason: str, path: str, host: str = "") -> bool:
+    import socket
+
+    from billing.alerts import usage_rejected_alert_send
+
+    return usage_rejected_alert_send(
+        count=count, reason=reason, path=path, host=host or socket.gethostname()
+    )

@@ -89,7 +89,19 @@ class GatewayError(Exception):
 
 
 class Request:
-    __slots__ = ("body", "disconnected", "headers", "method", "path", "request_id", "started")
+    __slots__ = (
+        "body",
+        "disconnected",
+        "headers",
+        "kind",
+        "method",
+        "model",
+        "path",
+        "record_uid",
+        "recorded",
+        "request_id",
+        "started",
+    )
 
     def __init__(self, scope: Scope, started: float) -> None:
         self.method: str = scope["method"]
@@ -101,6 +113,10 @@ class Request:
         self.request_id = new_request_id(self.headers.get("x-request-id"))
         self.body = b""
         self.disconnected = False
+        self.kind = "chat"
+        self.model = ""  # as requested, once the body is read
+        self.record_uid = ""  # set when a provisional record is journaled
+        self.recorded = False  # its final usage record was handed to the writer
 
 
 async def _read_body(req: Request, receive: Receive) -> None:
@@ -263,7 +279,7 @@ def _usage_record(
     kind: str,
     outcome: execution.Outcome,
     status: str,
-    http_status: int,
+    http_status: int | None,
     prompt_tokens: int = 0,
     completion_tokens: int = 0,
     cached_tokens: int = 0,
@@ -272,37 +288,92 @@ def _usage_record(
     stream: bool = False,
     ttft_ms: float | None = None,
     error_code: str = "",
+    provisional: bool = False,
 ) -> None:
+    """Hand the request's usage record to the writer (journaled before this returns).
+
+    ``provisional``: what to record if this process dies before the final record; it
+    shares the final record's id, so recovery stores exactly one of them.
+    """
     ct = _last_target(outcome)
     latency = (time.perf_counter() - req.started) * 1000
-    writer.submit(
-        {
-            "tenant_id": principal.tenant_id,
-            "created_at": datetime.now(UTC),
-            "request_id": req.request_id,
-            "api_key_id": principal.key_id,
-            "kind": kind,
-            "provider": ct[0],
-            "model": ct[1],
-            "endpoint_id": ct[2],
-            "status": status,
-            "http_status": http_status,
-            "error_code": error_code,
-            "stream": stream,
-            "prompt_tokens": prompt_tokens,
-            "completion_tokens": completion_tokens,
-            "cached_tokens": cached_tokens,
-            "cost_usd": cost,
-            "cost_estimated": estimated,
-            "latency_ms": round(latency, 3),
-            "ttft_ms": ttft_ms,
-            "overhead_ms": round(max(0.0, latency - outcome.upstream_ms), 3),
-            "cache_status": "miss",
-            "fallbacks": outcome.fallbacks,
-            "attempts": [a.as_dict() for a in outcome.attempts]
-            if len(outcome.attempts) > 1 or status != "ok"
-            else [],
-        }
+    if not req.record_uid:
+        req.record_uid = writer.new_uid()
+    record = {
+        "record_uid": req.record_uid,
+        "tenant_id": principal.tenant_id,
+        "created_at": datetime.now(UTC),
+        "request_id": req.request_id,
+        "api_key_id": principal.key_id,
+        "kind": kind,
+        "provider": ct[0],
+        "model": ct[1] or req.model,
+        "endpoint_id": ct[2],
+        "status": status,
+        "http_status": http_status,
+        "error_code": error_code,
+        "stream": stream,
+        "prompt_tokens": prompt_tokens,
+        "completion_tokens": completion_tokens,
+        "cached_tokens": cached_tokens,
+        "cost_usd": cost,
+        "cost_estimated": estimated,
+        "latency_ms": round(latency, 3),
+        "ttft_ms": ttft_ms,
+        "overhead_ms": round(max(0.0, latency - outcome.upstream_ms), 3),
+        "cache_status": "miss",
+        "fallbacks": outcome.fallbacks,
+        "attempts": [a.as_dict() for a in outcome.attempts]
+        if len(outcome.attempts) > 1 or status != "ok"
+        else [],
+    }
+    if provisional:
+        writer.provisional(record)
+        return
+    req.recorded = True
+    writer.submit(record)
+
+
+def _record_provisional(
+    req: Request,
+    principal: KeyPrincipal,
+    kind: str,
+    ctx: RoutingContext,
+    rr: engine.RouteRequest,
+    plan: engine.Plan,
+    *,
+    stream: bool,
+) -> None:
+    """Before anything goes upstream: if this process dies from here on, the request is
+    recorded as interrupted, charged its prompt at the primary's price (estimated)."""
+    primary = ctx.targets[plan.steps[0].candidate.key]
+    outcome = execution.Outcome(target=primary)
+    _usage_record(
+        req,
+        principal,
+        kind=kind,
+        outcome=outcome,
+        status="interrupted",
+        http_status=None,
+        prompt_tokens=rr.prompt_tokens,
+        cost=primary.cost(rr.prompt_tokens, 0),
+        estimated=True,
+        stream=stream,
+        error_code="gateway_interrupted",
+        provisional=True,
+    )
+
+
+def _record_refusal(req: Request, principal: KeyPrincipal, status: int, code: str) -> None:
+    """A request answered with an error before (or without) reaching a provider."""
+    _usage_record(
+        req,
+        principal,
+        kind=req.kind,
+        outcome=execution.Outcome(),
+        status="cancelled" if status == 499 else "error",
+        http_status=status,
+        error_code=code,
     )
 
 
@@ -399,6 +470,7 @@ async def _execute(
 ) -> tuple[T, BudgetGuard | None, BudgetExceeded | None]:
     """Run the plan under budgets; every way it can fail becomes a recorded OpenAI error."""
     outcome = execution.Outcome()
+    _record_provisional(req, principal, kind, ctx, rr, plan, stream=stream)
     try:
         return await _budgeted(ctx, principal, rr, plan, lambda p, g: run(p, outcome, g))
     except asyncio.CancelledError:
@@ -504,6 +576,8 @@ def _budget_error(exc: BudgetExceeded, ctx: RoutingContext) -> GatewayError:
 
 async def chat_completions(req: Request, send: Send, principal: KeyPrincipal) -> None:
     body = _json_body(req)
+    if isinstance(body, dict) and isinstance(body.get("model"), str):
+        req.model = body["model"]
     try:
         validate_chat(body)
         hints = {
@@ -615,11 +689,9 @@ def _record_cancelled(
     *,
     stream: bool = False,
 ) -> None:
-    """Cancelled (client gone) while waiting on a provider: the request reached it, so it is
-    recorded, charged for the prompt by local count and flagged estimated."""
-    if not outcome.attempts:
-        return
-    target = ctx.targets.get(outcome.attempts[-1].key)
+    """Cancelled (client gone) while executing. If it reached a provider it is charged for
+    the prompt by local count and flagged estimated."""
+    target = ctx.targets.get(outcome.attempts[-1].key) if outcome.attempts else None
     cost = target.cost(prompt_tokens, 0) if target is not None else Decimal(0)
     _usage_record(
         req,
@@ -628,9 +700,9 @@ def _record_cancelled(
         outcome=outcome,
         status="cancelled",
         http_status=499,  # nginx's "client closed request": no response was sent
-        prompt_tokens=prompt_tokens,
+        prompt_tokens=prompt_tokens if target is not None else 0,
         cost=cost,
-        estimated=True,
+        estimated=target is not None,
         stream=stream,
         error_code="client_disconnected" if req.disconnected else "cancelled",
     )
@@ -644,16 +716,15 @@ def _record_failure(
     status: int,
     code: str,
 ) -> None:
-    if outcome.attempts:  # only requests that reached a provider are recorded
-        _usage_record(
-            req,
-            principal,
-            kind=kind,
-            outcome=outcome,
-            status="error",
-            http_status=status,
-            error_code=code,
-        )
+    _usage_record(
+        req,
+        principal,
+        kind=kind,
+        outcome=outcome,
+        status="error",
+        http_status=status,
+        error_code=code,
+    )
 
 
 def _sse(obj: dict[str, Any]) -> bytes:
@@ -781,7 +852,10 @@ async def _stream(
 
 
 async def embeddings(req: Request, send: Send, principal: KeyPrincipal) -> None:
+    req.kind = "embeddings"
     body = _json_body(req)
+    if isinstance(body, dict) and isinstance(body.get("model"), str):
+        req.model = body["model"]
     try:
         validate_embeddings(body)
         rr = route_request_for_embeddings(body)
@@ -864,6 +938,7 @@ def _visible_models(ctx: RoutingContext) -> list[dict[str, Any]]:
 
 
 async def models(req: Request, send: Send, principal: KeyPrincipal) -> None:
+    req.kind = "models"
     ctx = await cache.aget(principal.tenant_id)
     data = _visible_models(ctx)
     if req.path.startswith("/v1/models/"):
@@ -913,6 +988,7 @@ async def app(scope: Scope, receive: Receive, send: Send) -> None:
             req.disconnected = True
             task.cancel()
 
+    principal: KeyPrincipal | None = None
     try:
         handler = _route(req)
         # Authenticate from the headers first: nobody without a key gets a body buffered.
@@ -922,16 +998,23 @@ async def app(scope: Scope, receive: Receive, send: Send) -> None:
         watcher.add_done_callback(on_disconnect)
         await handler(req, send, principal)
     except GatewayError as exc:
+        if principal is not None and not req.recorded:
+            _record_refusal(req, principal, exc.status, exc.code or exc.type)
         headers = [(b"x-aura-request-id", req.request_id.encode()), *exc.headers]
         await _send_json(send, exc.status, exc.body(), headers)
     except asyncio.CancelledError:
         if not req.disconnected:
             raise
         # Client went away: the upstream call was cancelled with us; nothing to answer.
+        if principal is not None and req.record_uid and not req.recorded:
+            _record_refusal(req, principal, 499, "client_disconnected")
         if task is not None:
             task.uncancel()
     except Exception:
         log.exception("unhandled gateway error")
+        if principal is not None and not req.recorded:
+            with contextlib.suppress(Exception):
+                _record_refusal(req, principal, 500, "internal_error")
         err = GatewayError(
             500,
             f"Internal server error (request id {req.request_id}).",

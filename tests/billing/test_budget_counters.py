@@ -20,8 +20,8 @@ def _rule(limit: str, rule_id: int = 9001) -> BudgetRule:
     return BudgetRule(rule_id, None, "day", Decimal(limit), "block", (50, 100))
 
 
-def _counter(budgets: Budgets) -> dict[bytes, bytes]:
-    return sync_client().hgetall(budgets.counters[0].key)
+def _counter(budgets: Budgets) -> dict[Any, Any]:
+    return dict(sync_client().hgetall(budgets.counters[0].key))
 
 
 def _run(body: Any) -> Any:

@@ -29,6 +29,7 @@ Streams carry exactly the same text (split after each word) and usage as the non
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import json
 import re
@@ -39,7 +40,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, ClassVar
-from urllib.parse import parse_qsl, unquote, urlsplit
+from urllib.parse import parse_qsl, quote, unquote, urlsplit
 
 BASE_PROMPT_TOKENS = 10
 TOOL_CALL_TOKENS = 7
@@ -57,6 +58,8 @@ ERROR_STATUS = {
     "fake-503": 503,
     "fake-529": 529,
     "fake-context-length": 400,
+    "fake-500-nul": 500,  # OpenAI wire only: a NUL character in the error message
+    "fake-500-echo": 500,  # OpenAI wire only: echoes the key it got, raw and encoded
 }
 SCENARIOS = frozenset(
     {
@@ -70,6 +73,7 @@ SCENARIOS = frozenset(
         "fake-no-usage",
         "fake-tools",
         "fake-json",
+        "fake-overbill",
         *ERROR_STATUS,
     }
 )
@@ -156,7 +160,12 @@ def make_answer(prompt: Prompt, scenario: str) -> Answer:
         index, stop_sequence = min(hits)
         text, finish = text[:index], "stop_sequence"
     words = text.split()
-    if prompt.max_tokens is not None and len(words) > prompt.max_tokens:
+    # "fake-overbill" ignores max_tokens: the whole answer, billed in full.
+    if (
+        prompt.max_tokens is not None
+        and len(words) > prompt.max_tokens
+        and scenario != "fake-overbill"
+    ):
         text, finish, stop_sequence = " ".join(words[: prompt.max_tokens]), "length", None
     return Answer(text, finish, prompt_tokens, count_words(text), stop_sequence)
 
@@ -627,6 +636,14 @@ class FakeOpenAI(FakeUpstream):
                 "invalid_request_error",
                 "context_length_exceeded",
                 "This model's maximum context length is 8192 tokens. However, your messages resulted in 9001 tokens.",
+            ),
+            "fake-500-nul": ("server_error", None, "boom\u0000boom"),
+            "fake-500-echo": (
+                "server_error",
+                "key_trouble",
+                f"upstream failed for key={key} (as sent: {quote(key)}, "
+                f"basic {base64.b64encode(f'user:{key}'.encode()).decode()}, "
+                f"b64 {base64.b64encode(key.encode()).decode()})",
             ),
         }[scenario]
         body = {"error": {"message": message, "type": etype, "param": None, "code": code}}

@@ -69,8 +69,16 @@ def test_200_concurrent_requests_never_overshoot_a_budget_that_fits_50(gw):
     assert {r.status_code for r in refused} == {402}
     assert all(r.json()["error"]["code"] == "budget_exceeded" for r in refused)
     assert "daily budget" in refused[0].json()["error"]["message"]
-    rows = gw.usage(50)
+    records = gw.usage(200)
+    rows = [r for r in records if r.status == "ok"]
     assert len(rows) == 50
+    # Every refusal is recorded too, with its status and code, and costs nothing.
+    refusals = [r for r in records if r.status != "ok"]
+    assert len(refusals) == 150
+    assert {(r.status, r.http_status, r.error_code) for r in refusals} == {
+        ("error", 402, "budget_exceeded")
+    }
+    assert sum(r.cost_usd for r in refusals) == 0
     spent = sum(r.cost_usd for r in rows)
     assert spent <= budget.limit_usd
     assert spent == PER_REQUEST * 50
