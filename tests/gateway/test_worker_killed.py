@@ -1,0 +1,165 @@
+"""A gateway process killed with SIGKILL under load loses no usage record.
+
+The gateway here is a real uvicorn process (as ``make run`` starts it) on the test
+database and Redis. It is killed mid-load; a second one is started on the same data folder,
+as a supervisor would, and recovers the first one's journal. Every request the upstream
+received is recorded (answered ones as ``ok``, those the process died in as
+``interrupted``), none twice.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import httpx
+from django.conf import settings
+
+from billing.models import UsageRecord
+from tests.billing.test_celery_worker import database_url
+from tests.gateway.conftest import add_model
+
+ROOT = Path(__file__).resolve().parents[2]
+REQUESTS = int(os.environ.get("AURA_KILL_TEST_REQUESTS", "240"))
+CONCURRENCY = 24
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@contextmanager
+def gateway_process() -> Iterator[tuple[subprocess.Popen[bytes], str, Path]]:
+    port = _free_port()
+    env = {
+        **os.environ,
+        "DATABASE_URL": database_url(),
+        "REDIS_URL": settings.REDIS_URL,
+        "AURA_EMBEDDED_DB": os.environ.get("AURA_EMBEDDED_DB", "1"),
+        "DJANGO_SETTINGS_MODULE": "aura.settings",
+    }
+    log = Path(tempfile.mkstemp(prefix="aura-gw-", suffix=".log")[1])
+    with log.open("wb") as out:
+        proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "uvicorn",
+                "aura.asgi:application",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(port),
+                "--lifespan",
+                "on",
+                "--log-level",
+                "warning",
+                "--no-access-log",
+            ],
+            cwd=ROOT,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            assert proc.poll() is None, log.read_text()[-3000:]
+            assert time.monotonic() < deadline, "gateway did not start"
+            time.sleep(0.1)
+        yield proc, url, log
+    finally:
+        if proc.poll() is None:
+            proc.terminate()
+            try:
+                proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait(timeout=5)
+        log.unlink(missing_ok=True)
+
+
+async def _load(url: str, key: str, answered: list[str]) -> None:
+    """Keep CONCURRENCY requests in flight until REQUESTS were sent or the server died."""
+    sent = 0
+    limits = httpx.Limits(max_connections=CONCURRENCY)
+    async with httpx.AsyncClient(timeout=30, limits=limits) as client:
+
+        async def one() -> None:
+            nonlocal sent
+            while sent < REQUESTS:
+                sent += 1
+                try:
+                    resp = await client.post(
+                        f"{url}/v1/chat/completions",
+                        json={
+                            "model": "fake-slow-first-byte",
+                            "messages": [{"role": "user", "content": "count me"}],
+                        },
+                        headers={"Authorization": f"Bearer {key}"},
+                    )
+                except httpx.HTTPError:
+                    return  # the process is gone
+                if resp.status_code == 200:
+                    answered.append(resp.headers["x-aura-request-id"])
+
+        await asyncio.gather(*(one() for _ in range(CONCURRENCY)))
+
+
+def test_a_killed_gateway_loses_no_usage_record(gw) -> None:
+    add_model(gw.providers["fakeai"], "fake-slow-first-byte")  # the fake waits 0.3 s
+    gw.fakes["openai"].slow_first_byte = 0.05
+    answered: list[str] = []
+    with gateway_process() as (proc, url, _):
+
+        async def load_then_kill() -> None:
+            task = asyncio.create_task(_load(url, gw.plaintext, answered))
+            while len(gw.fakes["openai"].calls) < REQUESTS // 2:  # noqa: ASYNC110
+                await asyncio.sleep(0.01)
+            os.kill(proc.pid, signal.SIGKILL)  # mid-load, requests in flight
+            await task
+
+        asyncio.run(load_then_kill())
+        proc.wait(timeout=10)
+    reached = len(gw.fakes["openai"].calls)
+    assert 0 < len(answered) < reached, "the kill came mid-load"
+
+    # A supervisor starts a new process on the same data: it recovers the journal.
+    with gateway_process():
+        deadline = time.monotonic() + 30
+        while UsageRecord.objects.filter(tenant=gw.tenant).count() < reached:
+            assert time.monotonic() < deadline, (
+                f"{UsageRecord.objects.count()} records for {reached} upstream calls"
+            )
+            time.sleep(0.1)
+    rows = list(UsageRecord.objects.filter(tenant=gw.tenant))
+    by_request = {r.request_id: r for r in rows}
+    assert len(by_request) == len(rows), "a record was written twice"
+    assert all(by_request[rid].status == "ok" for rid in answered)
+    interrupted = [r for r in rows if r.status == "interrupted"]
+    print(
+        f"upstream calls {reached}, answered 200 {len(answered)}, records {len(rows)} "
+        f"(ok {sum(r.status == 'ok' for r in rows)}, interrupted {len(interrupted)})"
+    )
+    # Requests the process died in: recorded, their prompt charged, flagged estimated.
+    assert all(r.cost_estimated and r.cost_usd > 0 for r in interrupted)
+    assert len(rows) >= reached
+    # At most the requests in flight at the kill are without an upstream call.
+    assert len(rows) - reached <= CONCURRENCY
