@@ -34,7 +34,13 @@ from aura.middleware import new_request_id, request_id_var
 from aura.redis import async_client
 from aura.text import has_surrogate_escape, lone_surrogate_path
 from billing.budgets import BudgetExceeded, BudgetUnavailable
-from billing.guard import BudgetGuard, applicable_rules, budget_error_message
+from billing.guard import (
+    BudgetGuard,
+    applicable_rules,
+    budget_error_message,
+    overruns,
+    stream_output_cap,
+)
 from billing.usage import writer
 from routing import classify, engine, execution, ratelimit
 from routing.breaker import breakers, stats
@@ -631,6 +637,8 @@ async def chat_completions(req: Request, send: Send, principal: KeyPrincipal) ->
             usage.completion_tokens,
             usage.cached_tokens,
         )
+    if usage is not None:
+        overruns.observe(ct.key, rr.max_output_tokens, completion_tokens)
     cost = ct.cost(prompt_tokens, completion_tokens, cached)
     payload = json.dumps(completion.body).encode()
     headers = _meta_headers(req, ct, cost, outcome)
@@ -727,6 +735,28 @@ def _record_failure(
     )
 
 
+async def _send_capped_end(
+    send: Send,
+    last: dict[str, Any],
+    rr: engine.RouteRequest,
+    delivered: list[str],
+    want_usage: bool,
+) -> None:
+    """End a stream AURA cut at max_tokens as the model would have: finish "length"."""
+    base = {k: last[k] for k in ("id", "object", "created", "model") if k in last}
+    done = {**base, "choices": [{"index": 0, "delta": {}, "finish_reason": "length"}]}
+    body = _sse(done)
+    if want_usage:
+        completion = classify.estimate_tokens("".join(delivered))
+        usage = {
+            "prompt_tokens": rr.prompt_tokens,
+            "completion_tokens": completion,
+            "total_tokens": rr.prompt_tokens + completion,
+        }
+        body += _sse({**base, "choices": [], "usage": usage})
+    await send({"type": "http.response.body", "body": body + b"data: [DONE]\n\n"})
+
+
 def _sse(obj: dict[str, Any]) -> bytes:
     return b"data: " + json.dumps(obj, separators=(",", ":")).encode() + b"\n\n"
 
@@ -780,6 +810,9 @@ async def _stream(
                 ],
             }
         )
+        # A provider that ignores max_tokens is cut off where the budget reservation ends.
+        cap = stream_output_cap(rr.max_output_tokens) if rr.max_output_tokens else None
+        counted = 0
         while chunk is not None:
             u = chunk.get("usage")
             if u:
@@ -789,6 +822,7 @@ async def _stream(
                         chunk = await anext(agen, None)
                         continue
                     chunk = {k: v for k, v in chunk.items() if k != "usage"}
+            pieces = len(delivered)
             for choice in chunk.get("choices") or ():
                 delta = choice.get("delta") or {}
                 if delta.get("content"):
@@ -797,6 +831,12 @@ async def _stream(
                     fn = call.get("function") or {}
                     delivered.append((fn.get("name") or "") + (fn.get("arguments") or ""))
             await send({"type": "http.response.body", "body": _sse(chunk), "more_body": True})
+            if cap is not None and not u:
+                counted += sum(classify.estimate_tokens(p) for p in delivered[pieces:])
+                if counted >= cap:
+                    status, error_code = "ok", "max_tokens_enforced"
+                    await _send_capped_end(send, chunk, rr, delivered, want_usage)
+                    return
             chunk = await anext(agen, None)
         await send({"type": "http.response.body", "body": b"data: [DONE]\n\n", "more_body": False})
     except ProviderError as exc:
@@ -817,8 +857,8 @@ async def _stream(
         status, error_code = "cancelled", "client_disconnected"
         raise
     finally:
-        with contextlib.suppress(Exception):  # accounting below must run whatever happens
-            await agen.aclose()  # type: ignore[attr-defined]  # adapters return async generators
+        # Account first (no await before it): a client that closes the connection once the
+        # stream has ended cancels this task, and nothing may cancel the accounting.
         if usage is not None and status == "ok":
             prompt_tokens = int(usage.get("prompt_tokens") or 0)
             completion_tokens = int(usage.get("completion_tokens") or 0)
@@ -849,6 +889,8 @@ async def _stream(
             ttft_ms=ttft_ms,
             error_code=error_code,
         )
+        with contextlib.suppress(Exception):
+            await agen.aclose()  # type: ignore[attr-defined]  # adapters return async generators
 
 
 async def embeddings(req: Request, send: Send, principal: KeyPrincipal) -> None:

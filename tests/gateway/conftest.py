@@ -20,6 +20,7 @@ import pytest
 import uvicorn
 
 from aura.redis import sync_client
+from billing.guard import overruns
 from billing.models import UsageRecord
 from routing.breaker import breakers, stats
 from routing.context import cache
@@ -213,6 +214,7 @@ def gw(live_gateway: LiveServer, fakes: dict[str, Any], transactional_db: Any) -
     breakers._pending_ok.clear()
     breakers._refreshed_at = float("-inf")
     stats.latency_ms.clear()
+    overruns.clear()
     for f in fakes.values():
         f.reset()
     providers = {
