@@ -195,7 +195,7 @@ def build_context(tenant_id: int) -> RoutingContext:
                         log.exception("credential %s could not be decrypted", cred.pk)
                         secrets[cred.pk] = None
                 secret = secrets[cred.pk]
-            needs_key = not (prov.is_local or prov.wire_format == "ollama")
+            needs_key = ep.needs_api_key if ep is not None else prov.needs_api_key
             has_credentials = secret is not None or not needs_key
             base_url = ep.base_url if ep is not None else prov.default_base_url
             deployment = (ep.deployments or {}).get(m.model_id) if ep is not None else None

@@ -42,7 +42,13 @@ ENDPOINT_TIMEOUT_FIELDS = frozenset(
     {"connect_timeout", "first_byte_timeout", "total_timeout", "max_retries", "weight"}
 )
 CREATED_MODEL_CAPABILITIES = ["chat", "streaming", "tools", "json"]
-PROVIDER_CATALOG_FIELDS = ("name", "wire_format", "default_base_url", "is_local")
+PROVIDER_CATALOG_FIELDS = (
+    "name",
+    "wire_format",
+    "default_base_url",
+    "is_local",
+    "requires_api_key",
+)
 MODEL_CATALOG_FIELDS = (
     "display_name",
     "kind",
@@ -151,8 +157,11 @@ def provider_upsert(
     default_base_url: str = "",
     name: str = "",
     is_local: bool = False,
+    requires_api_key: bool | None = None,
 ) -> tuple[Provider, bool]:
-    """Create or update a provider by slug; returns (provider, created)."""
+    """Create or update a provider by slug; returns (provider, created).
+
+    ``requires_api_key`` None means by wire format (Ollama: no key, every other: a key)."""
     if wire_format not in dict(WIRE_FORMATS):
         raise DomainError(
             f"wire_format must be one of {', '.join(dict(WIRE_FORMATS))}", param="wire_format"
@@ -165,6 +174,7 @@ def provider_upsert(
     provider.wire_format = wire_format
     provider.default_base_url = default_base_url
     provider.is_local = is_local
+    provider.requires_api_key = requires_api_key
     _full_clean(provider)
     provider.save()
     notify_config_changed()
@@ -183,8 +193,10 @@ def endpoint_create(
     models: list[str] | None = None,
     api_version: str = "",
     deployments: dict[str, str] | None = None,
+    requires_api_key: bool | None = None,
     **timeouts: float,
 ) -> ProviderEndpoint:
+    """``requires_api_key`` None means as the provider says; False: a keyless server."""
     unknown_options = sorted(set(timeouts) - ENDPOINT_TIMEOUT_FIELDS)
     if unknown_options:
         raise DomainError(f"unknown endpoint option(s): {', '.join(unknown_options)}")
@@ -211,6 +223,7 @@ def endpoint_create(
         base_url=base_url,
         api_version=api_version,
         deployments=deployments,
+        requires_api_key=requires_api_key,
         **timeouts,
     )
     _full_clean(endpoint)

@@ -24,8 +24,8 @@ def parse_deployments(values: list[str]) -> dict[str, str]:
 class Command(BaseCommand):
     help = (
         "Add an endpoint (a base URL) to a provider, for the platform or one tenant. "
-        "Example, a vLLM server: add_endpoint vllm gpu1 --base-url http://10.0.0.5:8000/v1 "
-        "--model meta-llama/Llama-3.1-8B-Instruct --create-models"
+        "Example, a keyless vLLM server: add_endpoint vllm gpu1 --base-url "
+        "http://10.0.0.5:8000/v1 --no-api-key --model meta-llama/Llama-3.1-8B-Instruct --create-models"
     )
 
     def add_arguments(self, parser: CommandParser) -> None:
@@ -51,6 +51,14 @@ class Command(BaseCommand):
             default=[],
             metavar="MODEL=DEPLOYMENT",
             help="Azure: catalog model id -> deployment name",
+        )
+        parser.add_argument(
+            "--no-api-key",
+            dest="requires_api_key",
+            action="store_const",
+            const=False,
+            default=None,
+            help="the server needs no credential (default: as the provider says)",
         )
         parser.add_argument(
             "--create-models",
@@ -83,6 +91,7 @@ class Command(BaseCommand):
                     models=opts["models"],
                     api_version=opts["api_version"],
                     deployments=deployments,
+                    requires_api_key=opts["requires_api_key"],
                 )
         except DomainError as exc:
             raise CommandError(exc.message) from exc
@@ -91,4 +100,15 @@ class Command(BaseCommand):
                 f"Created catalog model {model.key} (zero price: set it in the admin)"
             )
         served = ", ".join(opts["models"]) or f"every {provider.slug} model"
-        self.stdout.write(f"Created endpoint {endpoint} at {endpoint.base_url} serving {served}")
+        keyless = "" if endpoint.needs_api_key else " (no credential needed)"
+        self.stdout.write(
+            f"Created endpoint {endpoint} at {endpoint.base_url} serving {served}{keyless}"
+        )
+        if (
+            endpoint.needs_api_key
+            and not provider.credentials.filter(tenant=tenant, enabled=True).exists()
+        ):
+            self.stdout.write(
+                f"  needs a credential before it is routable: manage.py add_credential "
+                f"{provider.slug} NAME --secret-env VAR, or --no-api-key for a keyless server"
+            )
