@@ -35,7 +35,8 @@ test-external: $(VENV)/.dev
 	REDIS_URL=$${EXTERNAL_REDIS_URL:-redis://127.0.0.1:6379/15} AURA_DATA_DIR=var/external \
 	  $(PY) -m aura.embedded start > var/external.env
 	set -a; . ./var/external.env; set +a; \
-	  SECRET_KEY=external-test-secret API_KEY_PEPPER=external-test-pepper \
+	  SECRET_KEY=$$($(PY) -c "import secrets;print(secrets.token_urlsafe(32))") \
+	  API_KEY_PEPPER=$$($(PY) -c "import secrets;print(secrets.token_urlsafe(32))") \
 	  FIELD_ENCRYPTION_KEYS=$$($(PY) -c "import base64,os;print(base64.urlsafe_b64encode(os.urandom(32)).decode())") \
 	  AURA_DATA_DIR=var/external-data $(BIN)/pytest; \
 	  status=$$?; AURA_DATA_DIR=var/external $(PY) -m aura.embedded stop; exit $$status
