@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 PY     := $(BIN)/python
 
-.PHONY: run test test-external lint fmt bench clean stop install dev-install
+.PHONY: run test test-external compose-check lint fmt bench clean stop install dev-install
 
 $(VENV)/.runtime: pyproject.toml
 	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "AURA needs Python >= 3.11"'
@@ -35,10 +35,16 @@ test-external: $(VENV)/.dev
 	REDIS_URL=$${EXTERNAL_REDIS_URL:-redis://127.0.0.1:6379/15} AURA_DATA_DIR=var/external \
 	  $(PY) -m aura.embedded start > var/external.env
 	set -a; . ./var/external.env; set +a; \
-	  SECRET_KEY=external-test-secret API_KEY_PEPPER=external-test-pepper \
+	  SECRET_KEY=$$($(PY) -c "import secrets;print(secrets.token_urlsafe(32))") \
+	  API_KEY_PEPPER=$$($(PY) -c "import secrets;print(secrets.token_urlsafe(32))") \
 	  FIELD_ENCRYPTION_KEYS=$$($(PY) -c "import base64,os;print(base64.urlsafe_b64encode(os.urandom(32)).decode())") \
 	  AURA_DATA_DIR=var/external-data $(BIN)/pytest; \
 	  status=$$?; AURA_DATA_DIR=var/external $(PY) -m aura.embedded stop; exit $$status
+
+## compose-check: run every aura service of docker-compose.yml without Docker (a separate
+## Postgres and the machine's Redis, as test-external), then stop and delete everything
+compose-check: $(VENV)/.runtime
+	$(PY) .ci/compose_check.py
 
 lint: $(VENV)/.dev
 	$(BIN)/ruff check .

@@ -30,15 +30,41 @@ if not os.environ.get("DATABASE_URL") or not os.environ.get("REDIS_URL"):
 EMBEDDED = os.environ.get("AURA_EMBEDDED_DB") == "1"
 
 
+_HOW_TO_GENERATE = 'python -c "import secrets; print(secrets.token_urlsafe(32))"'
+_MIN_SECRET_LENGTH = 32
+# Values copied from examples and docs. SECRET_KEY signs sessions and the pepper keys API-key
+# hashes: a value anyone can read in this repository would let them forge either.
+_PLACEHOLDER_PREFIXES = ("change-me", "changeme", "change_me", "replace-me", "django-insecure")
+
+
+def _weak_secret_reason(value: str) -> str | None:
+    lowered = value.strip().lower()
+    if lowered.startswith(_PLACEHOLDER_PREFIXES):
+        return "is a placeholder"
+    if len(value) < _MIN_SECRET_LENGTH:
+        return f"is shorter than {_MIN_SECRET_LENGTH} characters"
+    if len(set(value)) < 8:
+        return "has fewer than 8 different characters"
+    return None
+
+
 def _dev_secret(name: str, nbytes: int = 32) -> str:
-    """A secret persisted in the embedded data folder; production must set the variable."""
+    """A secret persisted in the embedded data folder; production must set the variable.
+
+    A value that is set is refused if it is a placeholder or weak, in every mode."""
     value = os.environ.get(name)
     if value:
+        reason = _weak_secret_reason(value)
+        if reason is not None:
+            raise ImproperlyConfigured(
+                f"{name} {reason}; set a random value of at least {_MIN_SECRET_LENGTH} "
+                f"characters (generate one with: {_HOW_TO_GENERATE})"
+            )
         return value
     if not EMBEDDED:
         raise ImproperlyConfigured(
             f"{name} is required when DATABASE_URL is set (production). "
-            f'Generate one with: python -c "import secrets; print(secrets.token_urlsafe(32))"'
+            f"Generate one with: {_HOW_TO_GENERATE}"
         )
     path = embedded.data_dir() / f".{name.lower()}"
     if not path.exists():
@@ -72,9 +98,22 @@ if not FIELD_ENCRYPTION_KEYS:
         _key_path.write_text(base64.urlsafe_b64encode(os.urandom(32)).decode())
         _key_path.chmod(0o600)
     FIELD_ENCRYPTION_KEYS = [_key_path.read_text().strip()]
-from aura.crypto import validate_keys  # noqa: E402
 
-validate_keys(FIELD_ENCRYPTION_KEYS)
+
+def _refuse_weak_encryption_keys(raw: list[str]) -> None:
+    from aura.crypto import GENERATE_HINT, parse_keys
+
+    # parse_keys refuses empty, non-base64 and wrong-length entries. A valid length is not
+    # enough: an all-zero key ("AAAA…=") copied from an example decrypts as well.
+    for position, key in enumerate(parse_keys(raw), start=1):
+        if len(set(key.material)) < 8:
+            raise ImproperlyConfigured(
+                f"FIELD_ENCRYPTION_KEYS entry #{position} is not random (a placeholder?); "
+                f"{GENERATE_HINT}"
+            )
+
+
+_refuse_weak_encryption_keys(FIELD_ENCRYPTION_KEYS)
 
 ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["localhost", "127.0.0.1", "[::1]", "testserver"])
 CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
@@ -165,7 +204,8 @@ CACHES = {
     }
 }
 
-CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default=_broker_from_redis(REDIS_URL))
+# Empty (as a copied .env.example may leave it) means unset: Celery would fall back to amqp.
+CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default="") or _broker_from_redis(REDIS_URL)
 CELERY_TASK_IGNORE_RESULT = True
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_TASK_ACKS_LATE = True

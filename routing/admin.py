@@ -64,7 +64,15 @@ def _owner(obj: Any) -> str:
 
 @admin.register(Provider)
 class ProviderAdmin(ConfigChangedMixin, admin.ModelAdmin):
-    list_display = ["slug", "name", "wire_format", "default_base_url", "is_local", "enabled"]
+    list_display = [
+        "slug",
+        "name",
+        "wire_format",
+        "default_base_url",
+        "is_local",
+        "requires_api_key",
+        "enabled",
+    ]
     list_filter = ["wire_format", "is_local", "enabled"]
     search_fields = ["slug", "name"]
     formfield_overrides = URL_FIELD_OVERRIDES
@@ -120,6 +128,7 @@ class ProviderEndpointForm(forms.ModelForm):
             "total_timeout",
             "max_retries",
             "weight",
+            "requires_api_key",
             "enabled",
         ]
 

@@ -246,6 +246,8 @@ class EndpointFieldsInput(serializers.Serializer):
     first_byte_timeout = _timeout_field()
     total_timeout = _timeout_field()
     max_retries = serializers.IntegerField(min_value=0, max_value=MAX_RETRIES, required=False)
+    # null: as the provider says; false: a keyless server, routable without a credential.
+    requires_api_key = serializers.BooleanField(allow_null=True, required=False)
     enabled = serializers.BooleanField(required=False)
 
 
@@ -273,6 +275,7 @@ class EndpointOutput(serializers.ModelSerializer):
             "first_byte_timeout",
             "total_timeout",
             "max_retries",
+            "requires_api_key",
             "enabled",
             "created_at",
         ]
@@ -292,6 +295,7 @@ _ENDPOINT_SIMPLE_FIELDS = (
     "first_byte_timeout",
     "total_timeout",
     "max_retries",
+    "requires_api_key",
     "enabled",
 )
 

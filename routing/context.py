@@ -150,8 +150,10 @@ def build_context(tenant_id: int) -> RoutingContext:
     models = list(
         CatalogModel.objects.filter(enabled=True, provider__enabled=True).select_related("provider")
     )
+    # Disabled endpoints too: a model that a disabled platform endpoint serves must not be
+    # reached through the provider's default base URL instead (see `chosen` below).
     endpoints = list(
-        ProviderEndpoint.objects.filter(enabled=True, provider__enabled=True)
+        ProviderEndpoint.objects.filter(provider__enabled=True)
         .filter(Q(tenant__isnull=True) | Q(tenant_id=tenant_id))
         .select_related("provider")
         .prefetch_related("served_models")
@@ -178,8 +180,11 @@ def build_context(tenant_id: int) -> RoutingContext:
             for ep in eps_by_provider.get(prov.pk, [])
             if not ep.served_models.all() or any(s.pk == m.pk for s in ep.served_models.all())
         ]
+        configured = any(ep.tenant_id is None for ep in serving)
+        serving = [ep for ep in serving if ep.enabled]
         own = [ep for ep in serving if ep.tenant_id == tenant_id]
-        chosen: list[Any] = own or serving or ([None] if prov.default_base_url else [])
+        default = [None] if prov.default_base_url and not configured else []
+        chosen: list[Any] = own or serving or default
         for ep in chosen:
             # A tenant's own endpoint gets its own key: per-process latency and load stats
             # (and the engine's scores built on them) must not mix with the platform's.
@@ -195,7 +200,7 @@ def build_context(tenant_id: int) -> RoutingContext:
                         log.exception("credential %s could not be decrypted", cred.pk)
                         secrets[cred.pk] = None
                 secret = secrets[cred.pk]
-            needs_key = not (prov.is_local or prov.wire_format == "ollama")
+            needs_key = ep.needs_api_key if ep is not None else prov.needs_api_key
             has_credentials = secret is not None or not needs_key
             base_url = ep.base_url if ep is not None else prov.default_base_url
             deployment = (ep.deployments or {}).get(m.model_id) if ep is not None else None

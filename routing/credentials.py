@@ -26,6 +26,7 @@ from aura import crypto
 from aura.errors import DomainError
 from aura.netguard import refused_reason as _refused_reason
 from routing.models import (
+    CAPABILITIES,
     WIRE_FORMATS,
     CatalogModel,
     Credential,
@@ -41,8 +42,19 @@ LAST4_MIN_LENGTH = 12
 ENDPOINT_TIMEOUT_FIELDS = frozenset(
     {"connect_timeout", "first_byte_timeout", "total_timeout", "max_retries", "weight"}
 )
-CREATED_MODEL_CAPABILITIES = ["chat", "streaming", "tools", "json"]
-PROVIDER_CATALOG_FIELDS = ("name", "wire_format", "default_base_url", "is_local")
+# What a model created from the command line claims unless told more: a model that is said
+# to do tools or JSON and cannot would fail requests the router sent it on that promise.
+CREATED_MODEL_CAPABILITIES = {"chat": ["chat"], "embeddings": ["embeddings"]}
+CHAT_ONLY_CAPABILITIES = frozenset(CAPABILITIES) - {"embeddings"}
+# The catalog's price columns: DecimalField(max_digits=12, decimal_places=6).
+MAX_PRICE_PER_MTOK = Decimal("999999.999999")
+PROVIDER_CATALOG_FIELDS = (
+    "name",
+    "wire_format",
+    "default_base_url",
+    "is_local",
+    "requires_api_key",
+)
 MODEL_CATALOG_FIELDS = (
     "display_name",
     "kind",
@@ -151,8 +163,11 @@ def provider_upsert(
     default_base_url: str = "",
     name: str = "",
     is_local: bool = False,
+    requires_api_key: bool | None = None,
 ) -> tuple[Provider, bool]:
-    """Create or update a provider by slug; returns (provider, created)."""
+    """Create or update a provider by slug; returns (provider, created).
+
+    ``requires_api_key`` None means by wire format (Ollama: no key, every other: a key)."""
     if wire_format not in dict(WIRE_FORMATS):
         raise DomainError(
             f"wire_format must be one of {', '.join(dict(WIRE_FORMATS))}", param="wire_format"
@@ -165,6 +180,7 @@ def provider_upsert(
     provider.wire_format = wire_format
     provider.default_base_url = default_base_url
     provider.is_local = is_local
+    provider.requires_api_key = requires_api_key
     _full_clean(provider)
     provider.save()
     notify_config_changed()
@@ -183,8 +199,10 @@ def endpoint_create(
     models: list[str] | None = None,
     api_version: str = "",
     deployments: dict[str, str] | None = None,
+    requires_api_key: bool | None = None,
     **timeouts: float,
 ) -> ProviderEndpoint:
+    """``requires_api_key`` None means as the provider says; False: a keyless server."""
     unknown_options = sorted(set(timeouts) - ENDPOINT_TIMEOUT_FIELDS)
     if unknown_options:
         raise DomainError(f"unknown endpoint option(s): {', '.join(unknown_options)}")
@@ -211,6 +229,7 @@ def endpoint_create(
         base_url=base_url,
         api_version=api_version,
         deployments=deployments,
+        requires_api_key=requires_api_key,
         **timeouts,
     )
     _full_clean(endpoint)
@@ -222,9 +241,29 @@ def endpoint_create(
     return endpoint
 
 
-def catalog_models_ensure(*, provider: Provider, model_ids: list[str]) -> list[CatalogModel]:
-    """Create the models the catalog lacks with zero prices and basic chat capabilities,
-    so a self-hosted deployment (e.g. vLLM) can be configured from a script."""
+def catalog_models_ensure(
+    *,
+    provider: Provider,
+    model_ids: list[str],
+    kind: str = CatalogModel.Kind.CHAT,
+    capabilities: list[str] | None = None,
+    input_price: Decimal = Decimal(0),
+    output_price: Decimal = Decimal(0),
+    context_window: int | None = None,
+    max_output_tokens: int | None = None,
+) -> list[CatalogModel]:
+    """Create the models the catalog lacks, so a self-hosted deployment (e.g. vLLM) can be
+    configured from a script. Unless told more they claim only what every model of their
+    kind does (chat, or embeddings) and cost nothing. Models already in the catalog are
+    left as they are."""
+    values = _created_model_values(
+        kind=kind,
+        capabilities=capabilities,
+        input_price=input_price,
+        output_price=output_price,
+        context_window=context_window,
+        max_output_tokens=max_output_tokens,
+    )
     existing = set(
         provider.models.filter(model_id__in=model_ids).values_list("model_id", flat=True)
     )
@@ -236,16 +275,88 @@ def catalog_models_ensure(*, provider: Provider, model_ids: list[str]) -> list[C
             provider=provider,
             model_id=model_id,
             display_name=model_id,
-            capabilities=list(CREATED_MODEL_CAPABILITIES),
             is_local=provider.is_local,
-            notes="Created by add_endpoint --create-models; set prices and quality.",
+            notes="Created by add_endpoint --create-models; check prices and set quality.",
+            **values,
         )
-        _full_clean(model, exclude_unique=True)
+        _full_clean(model, label=f"model {model_id}", exclude_unique=True)
         model.save()
         created.append(model)
     if created:
         notify_config_changed()
     return created
+
+
+def _created_model_values(
+    *,
+    kind: str,
+    capabilities: list[str] | None,
+    input_price: Decimal,
+    output_price: Decimal,
+    context_window: int | None,
+    max_output_tokens: int | None,
+) -> dict[str, Any]:
+    if kind not in CatalogModel.Kind.values:
+        raise DomainError(
+            f"kind must be one of {', '.join(CatalogModel.Kind.values)}, not {kind!r}",
+            param="kind",
+        )
+    caps = list(dict.fromkeys(capabilities or CREATED_MODEL_CAPABILITIES[kind]))
+    unknown = [c for c in caps if c not in CAPABILITIES]
+    if unknown:
+        raise DomainError(
+            f"unknown capabilities: {', '.join(unknown)} (known: {', '.join(CAPABILITIES)})",
+            param="capabilities",
+        )
+    if kind == CatalogModel.Kind.EMBEDDINGS:
+        chatty = [c for c in caps if c in CHAT_ONLY_CAPABILITIES]
+        if chatty:
+            raise DomainError(
+                f"an embeddings model cannot claim {', '.join(chatty)}", param="capabilities"
+            )
+    elif "embeddings" in caps:
+        raise DomainError(
+            "a chat model cannot claim embeddings; create it with kind embeddings",
+            param="capabilities",
+        )
+    for name, price in (("input price", input_price), ("output price", output_price)):
+        if not price.is_finite() or not Decimal(0) <= price <= MAX_PRICE_PER_MTOK:
+            raise DomainError(
+                f"{name} must be between 0 and {MAX_PRICE_PER_MTOK} USD per 1M tokens",
+                param=name.replace(" ", "_"),
+            )
+        if price != price.quantize(Decimal("0.000001")):
+            raise DomainError(
+                f"{name} has more than 6 decimal places (USD per 1M tokens)",
+                param=name.replace(" ", "_"),
+            )
+    if context_window is None:
+        context_window = CatalogModel._meta.get_field("context_window").default
+    if max_output_tokens is None:
+        # Embeddings produce no tokens; the catalog's embeddings models say 0.
+        max_output_tokens = (
+            0
+            if kind == CatalogModel.Kind.EMBEDDINGS
+            else min(CatalogModel._meta.get_field("max_output_tokens").default, context_window)
+        )
+    window, max_output = context_window, max_output_tokens
+    if window < 1:
+        raise DomainError("context window must be at least 1 token", param="context_window")
+    if max_output < 0 or max_output > window:
+        raise DomainError(
+            f"max output tokens must be between 0 and the context window ({window})",
+            param="max_output_tokens",
+        )
+    if kind == CatalogModel.Kind.CHAT and max_output == 0:
+        raise DomainError("a chat model needs max output tokens above 0", param="max_output_tokens")
+    return {
+        "kind": kind,
+        "capabilities": caps,
+        "input_price_per_mtok": input_price,
+        "output_price_per_mtok": output_price,
+        "context_window": window,
+        "max_output_tokens": max_output,
+    }
 
 
 # --------------------------------------------------------------------------- credentials

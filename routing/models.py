@@ -17,6 +17,10 @@ WIRE_FORMATS = [
     ("gemini", "Google Gemini"),
     ("ollama", "Ollama"),
 ]
+# Wire formats whose servers have no authentication of their own (a key configured anyway
+# is still sent: it means a proxy in front expects one).
+KEYLESS_WIRE_FORMATS = frozenset({"ollama"})
+API_KEY_CHOICES = [(True, "Yes"), (False, "No: keyless, routable without a credential")]
 CAPABILITIES = ("chat", "tools", "vision", "json", "streaming", "embeddings")
 CATEGORIES = ("code", "math", "reasoning", "extraction", "summarization", "creative", "chat")
 TIERS = [("eco", "Eco"), ("balanced", "Balanced"), ("premium", "Premium")]
@@ -44,6 +48,12 @@ class Provider(models.Model):
     wire_format = models.CharField(max_length=16, choices=WIRE_FORMATS)
     default_base_url = models.URLField(max_length=500, blank=True)
     is_local = models.BooleanField(default=False, help_text="Runs on our own hardware (privacy).")
+    requires_api_key = models.BooleanField(
+        null=True,
+        blank=True,
+        choices=API_KEY_CHOICES,
+        help_text="Calls need a credential. Empty: by wire format (Ollama: no, others: yes).",
+    )
     enabled = models.BooleanField(default=True)
 
     class Meta:
@@ -51,6 +61,12 @@ class Provider(models.Model):
 
     def __str__(self) -> str:
         return self.slug
+
+    @property
+    def needs_api_key(self) -> bool:
+        if self.requires_api_key is None:
+            return self.wire_format not in KEYLESS_WIRE_FORMATS
+        return self.requires_api_key
 
 
 class CatalogModel(models.Model):
@@ -136,6 +152,12 @@ class ProviderEndpoint(models.Model):
     total_timeout = models.FloatField(default=300.0)
     max_retries = models.PositiveSmallIntegerField(default=2)
     weight = models.FloatField(default=1.0, help_text="Weighted round robin share.")
+    requires_api_key = models.BooleanField(
+        null=True,
+        blank=True,
+        choices=API_KEY_CHOICES,
+        help_text="Calls need a credential. Empty: as the provider says.",
+    )
     enabled = models.BooleanField(default=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
@@ -152,6 +174,12 @@ class ProviderEndpoint(models.Model):
     def __str__(self) -> str:
         owner = self.tenant.slug if self.tenant is not None else "platform"
         return f"{self.provider.slug}:{self.name} ({owner})"
+
+    @property
+    def needs_api_key(self) -> bool:
+        if self.requires_api_key is None:
+            return self.provider.needs_api_key
+        return self.requires_api_key
 
 
 class Credential(models.Model):

@@ -20,6 +20,14 @@ class Command(BaseCommand):
         parser.add_argument(
             "--local", action="store_true", help="runs on our own hardware (privacy routing)"
         )
+        parser.add_argument(
+            "--no-api-key",
+            dest="requires_api_key",
+            action="store_const",
+            const=False,
+            default=None,
+            help="its servers need no credential (default: by wire format; Ollama needs none)",
+        )
 
     def handle(self, *args: Any, **opts: Any) -> None:
         try:
@@ -29,10 +37,13 @@ class Command(BaseCommand):
                 default_base_url=opts["base_url"],
                 name=opts["name"],
                 is_local=opts["local"],
+                requires_api_key=opts["requires_api_key"],
             )
         except DomainError as exc:
             raise CommandError(exc.message) from exc
         verb = "Created" if created else "Updated"
+        key = "a credential" if provider.needs_api_key else "no credential"
         self.stdout.write(
-            f"{verb} provider {provider.slug} ({provider.wire_format}, {provider.default_base_url})"
+            f"{verb} provider {provider.slug} ({provider.wire_format}, "
+            f"{provider.default_base_url}; calls need {key})"
         )

@@ -36,6 +36,7 @@ class Command(BaseCommand):
                 _, plaintext = api_key_create(tenant=tenant, name="demo", can_manage=True)
 
         from routing.credentials import catalog_load
+        from routing.local_endpoints import describe, local_endpoints_ensure
         from routing.models import CatalogModel
 
         if not CatalogModel.objects.exists():
@@ -43,6 +44,10 @@ class Command(BaseCommand):
             loaded = f"loaded the model catalog ({counts.get('models_created', 0)} models)"
         else:
             loaded = "model catalog present (refresh: manage.py load_catalog)"
+        # Every start, not only the first: an older data folder gets its local endpoints too.
+        local = [
+            describe(s) for s in local_endpoints_ensure() if s.created or not s.endpoint.enabled
+        ]
         out("")
         out("=" * 72)
         out(f"  AURA is starting at {url}")
@@ -60,5 +65,7 @@ class Command(BaseCommand):
             )
         out(f"  health:    {url}/healthz   {url}/readyz")
         out(f"  catalog:   {loaded}; add provider keys: manage.py add_credential")
+        for line in local:
+            out(f"  local:     {line}")
         out("=" * 72)
         out("")
