@@ -109,6 +109,9 @@ def shape_problems(compose: dict[str, Any]) -> list[str]:
         problems.append("redis must persist: command: redis-server --appendonly yes")
     if not any(str(v).endswith(":/data") for v in redis_service.get("volumes", [])):
         problems.append("redis must keep /data in a volume")
+    web_volumes = services.get("web", {}).get("volumes", [])
+    if not any(str(v).endswith(":/app/var") for v in web_volumes):
+        problems.append("web must keep /app/var (the usage journal) in a volume")
     ignore_path = ROOT / ".dockerignore"
     ignored = set()
     if ignore_path.exists():
