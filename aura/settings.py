@@ -82,6 +82,17 @@ API_KEY_CACHE_TTL = env.float("API_KEY_CACHE_TTL", default=30.0)
 if not 0 <= API_KEY_CACHE_TTL <= 3600:
     raise ImproperlyConfigured("API_KEY_CACHE_TTL must be between 0 and 3600 seconds")
 
+# Failed API-key attempts per client address and minute before it gets 429 (0: no limit).
+AUTH_FAILURES_PER_MINUTE = env.int("AUTH_FAILURES_PER_MINUTE", default=30)
+# Reverse proxies (addresses or CIDR networks) whose X-Forwarded-For names the client.
+TRUSTED_PROXIES = env.list("TRUSTED_PROXIES", default=[])
+try:
+    import ipaddress as _ipaddress
+
+    TRUSTED_PROXY_NETWORKS = [_ipaddress.ip_network(p, strict=False) for p in TRUSTED_PROXIES]
+except ValueError as _exc:
+    raise ImproperlyConfigured(f"TRUSTED_PROXIES: {_exc}") from None
+
 # Provider credentials are encrypted with the first of these keys (AES-256-GCM, url-safe
 # base64 of 32 bytes); older keys stay listed to decrypt until `manage.py reencrypt_credentials`.
 FIELD_ENCRYPTION_KEYS = env.list("FIELD_ENCRYPTION_KEYS", default=[])

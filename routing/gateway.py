@@ -22,6 +22,7 @@ import contextlib
 import dataclasses
 import json
 import logging
+import math
 import random
 import time
 from collections.abc import Awaitable, Callable
@@ -54,7 +55,15 @@ from routing.requests import (
     validate_chat,
     validate_embeddings,
 )
-from tenants.auth import ApiKeyTouch, AuthError, KeyPrincipal, bearer_token, resolver
+from tenants.auth import (
+    ApiKeyTouch,
+    AuthError,
+    AuthThrottled,
+    KeyPrincipal,
+    bearer_token,
+    client_address,
+    resolver,
+)
 
 log = logging.getLogger("aura.gateway")
 T = TypeVar("T")
@@ -103,6 +112,7 @@ class Request:
         "method",
         "model",
         "path",
+        "peer",
         "record_uid",
         "recorded",
         "request_id",
@@ -116,6 +126,8 @@ class Request:
             k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]
         }
         self.started = started
+        client = scope.get("client")
+        self.peer: str | None = client[0] if client else None
         self.request_id = new_request_id(self.headers.get("x-request-id"))
         self.body = b""
         self.disconnected = False
@@ -189,8 +201,17 @@ async def _authenticate(req: Request) -> KeyPrincipal:
             "You didn't provide an API key. Send it as 'Authorization: Bearer aura-…'.",
             code="missing_api_key",
         )
+    address = client_address(req.peer, req.headers.get("x-forwarded-for"))
     try:
-        principal, touch = await resolver.aresolve(token)
+        principal, touch = await resolver.aresolve(token, address)
+    except AuthThrottled as exc:
+        raise GatewayError(
+            429,
+            exc.message,
+            type="rate_limit_error",
+            code=exc.code,
+            headers=[(b"retry-after", str(math.ceil(exc.retry_after)).encode())],
+        ) from None
     except AuthError as exc:
         raise GatewayError(401, exc.message, code=exc.code) from None
     if touch:

@@ -8,9 +8,9 @@ from django.db.models import QuerySet
 from django.http import HttpRequest
 from django.utils import timezone
 
-from tenants.auth import api_key_cache_forget
+from tenants.auth import api_keys_changed
 from tenants.models import ApiKey, Membership, Tenant
-from tenants.services import api_key_material, api_key_plaintext
+from tenants.services import api_key_material, api_key_plaintext, tenant_set_status
 
 
 class MembershipInline(admin.TabularInline):
@@ -28,6 +28,23 @@ class TenantAdmin(admin.ModelAdmin):
     search_fields = ["name", "slug"]
     prepopulated_fields = {"slug": ["name"]}
     inlines = [MembershipInline]
+    actions = ["suspend", "reactivate"]
+
+    def save_model(self, request: HttpRequest, obj: Tenant, form: Any, change: bool) -> None:
+        super().save_model(request, obj, form, change)
+        if change and "status" in form.changed_data:
+            # Its keys' cached "tenant active" must not outlive the change anywhere.
+            api_keys_changed(tenant_ids=[obj.pk])
+
+    @admin.action(description="Suspend selected tenants (their API keys stop working)")
+    def suspend(self, request: HttpRequest, queryset: QuerySet[Tenant]) -> None:
+        n = sum(tenant_set_status(tenant=t, status=Tenant.Status.SUSPENDED) for t in queryset)
+        self.message_user(request, f"Suspended {n} tenant(s).")
+
+    @admin.action(description="Reactivate selected tenants")
+    def reactivate(self, request: HttpRequest, queryset: QuerySet[Tenant]) -> None:
+        n = sum(tenant_set_status(tenant=t, status=Tenant.Status.ACTIVE) for t in queryset)
+        self.message_user(request, f"Reactivated {n} tenant(s).")
 
 
 @admin.register(Membership)
@@ -78,7 +95,7 @@ class ApiKeyAdmin(admin.ModelAdmin):
     def save_model(self, request: HttpRequest, obj: ApiKey, form: Any, change: bool) -> None:
         if change:
             super().save_model(request, obj, form, change)
-            api_key_cache_forget(obj.prefix)
+            api_keys_changed(prefixes=[obj.prefix])
             return
         prefix, secret, secret_hash = api_key_material()
         obj.prefix, obj.secret_hash = prefix, secret_hash
@@ -93,18 +110,16 @@ class ApiKeyAdmin(admin.ModelAdmin):
     # Deleting is the other way out: forget the key here at once, as revoking does.
     def delete_model(self, request: HttpRequest, obj: ApiKey) -> None:
         super().delete_model(request, obj)
-        api_key_cache_forget(obj.prefix)
+        api_keys_changed(prefixes=[obj.prefix])
 
     def delete_queryset(self, request: HttpRequest, queryset: QuerySet[ApiKey]) -> None:
         prefixes = list(queryset.values_list("prefix", flat=True))
         super().delete_queryset(request, queryset)
-        for prefix in prefixes:
-            api_key_cache_forget(prefix)
+        api_keys_changed(prefixes=prefixes)
 
     @admin.action(description="Revoke selected API keys")
     def revoke_keys(self, request: HttpRequest, queryset: QuerySet[ApiKey]) -> None:
         prefixes = list(queryset.filter(revoked_at__isnull=True).values_list("prefix", flat=True))
         queryset.filter(revoked_at__isnull=True).update(revoked_at=timezone.now())
-        for prefix in prefixes:
-            api_key_cache_forget(prefix)
+        api_keys_changed(prefixes=prefixes)
         self.message_user(request, f"Revoked {len(prefixes)} key(s).")

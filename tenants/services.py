@@ -13,7 +13,7 @@ from django.utils import timezone
 from django.utils.text import slugify
 
 from aura.errors import DomainError
-from tenants.auth import api_key_cache_forget, hash_secret
+from tenants.auth import api_keys_changed, hash_secret
 from tenants.models import ApiKey, Membership, Role, Tenant
 
 KEY_PREFIX_BYTES = 6  # 12 hex chars: visible, indexed, unique
@@ -113,7 +113,21 @@ def api_key_create(
 
 
 def api_key_revoke(*, key: ApiKey) -> bool:
-    """Revoke; effective at once in this process, elsewhere within API_KEY_CACHE_TTL."""
+    """Revoke; effective at once in this process, in every other within about a second."""
     changed = key.revoke()
-    api_key_cache_forget(key.prefix)
+    api_keys_changed(prefixes=[key.prefix])
     return changed
+
+
+def tenant_set_status(*, tenant: Tenant, status: str) -> bool:
+    """Suspend or reactivate a tenant: its keys stop (or start) working everywhere within
+    about a second. Returns whether the status changed."""
+    if status not in Tenant.Status.values:
+        raise DomainError(
+            f"status must be one of {', '.join(Tenant.Status.values)}", param="status"
+        )
+    changed = Tenant.objects.filter(pk=tenant.pk).exclude(status=status).update(status=status)
+    tenant.status = status
+    if changed:
+        api_keys_changed(tenant_ids=[tenant.pk])
+    return bool(changed)

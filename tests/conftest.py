@@ -26,11 +26,23 @@ class Persona:
     client: APIClient
 
 
+def _forget_failed_attempts() -> None:
+    from aura.redis import sync_client
+    from tenants.auth import FAILURES_KEY, throttle
+
+    throttle.clear()
+    client = sync_client()
+    for key in client.scan_iter(f"{FAILURES_KEY}:*"):
+        client.delete(key)
+
+
 @pytest.fixture(autouse=True)
 def _fresh_key_cache() -> Any:
     api_key_cache_forget()
+    _forget_failed_attempts()
     yield
     api_key_cache_forget()
+    _forget_failed_attempts()
 
 
 @pytest.fixture

@@ -66,6 +66,7 @@ def test_a_cold_lookup_reads_key_and_tenant_in_one_query_then_records_first_use(
 def test_a_cold_async_lookup_is_exactly_one_query(alice_key, clock, django_assert_num_queries):
     _, plaintext = alice_key
     resolver = ApiKeyResolver(clock=clock)
+    resolver.thread_sensitive = True  # run the lookup in this thread, where queries are counted
     # 1. SELECT api key JOIN tenant WHERE prefix = … (touching is left to the caller)
     with django_assert_num_queries(1):
         principal, needs_touch = async_to_sync(resolver.aresolve)(plaintext)
@@ -82,18 +83,39 @@ def test_a_cold_async_lookup_is_exactly_one_query(alice_key, clock, django_asser
 def test_an_expired_cache_entry_is_read_again(alice_key, clock, django_assert_num_queries):
     _, plaintext = alice_key
     resolver = ApiKeyResolver(clock=clock)
+    resolver.thread_sensitive = True  # run the lookup in this thread, where queries are counted
     async_to_sync(resolver.aresolve)(plaintext)
     clock.advance(TTL + 1)
     with django_assert_num_queries(1):
         async_to_sync(resolver.aresolve)(plaintext)
 
 
-def test_a_revoked_key_keeps_working_elsewhere_only_until_the_ttl(alice_key, clock):
+@pytest.mark.django_db(transaction=True)  # the change is published on commit
+def test_a_revoked_key_stops_working_elsewhere_at_the_next_change_check(alice_key, clock):
     key, plaintext = alice_key
     other_process = ApiKeyResolver(clock=clock)
     other_process.resolve(plaintext)
 
     api_key_revoke(key=key)
+
+    assert other_process.resolve(plaintext).key_id == key.pk  # checked less than 1 s ago
+    clock.advance(auth.AUTH_VERSION_CHECK_INTERVAL)
+    with pytest.raises(AuthError) as refused:
+        other_process.resolve(plaintext)
+    assert refused.value.code == "revoked_api_key"
+
+
+def test_a_revocation_nobody_published_takes_effect_within_the_ttl(alice_key, clock):
+    # E.g. Redis was unreachable when it was revoked: the TTL is the bound.
+    from django.utils import timezone
+
+    from tenants.models import ApiKey
+
+    key, plaintext = alice_key
+    other_process = ApiKeyResolver(clock=clock)
+    other_process.resolve(plaintext)
+
+    ApiKey.objects.filter(pk=key.pk).update(revoked_at=timezone.now())
 
     clock.advance(TTL - 1)
     assert other_process.resolve(plaintext).key_id == key.pk  # stale, but bounded
