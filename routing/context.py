@@ -45,6 +45,8 @@ class CallTarget:
     output_price: float
     cached_input_price: float | None
     public_only: bool = False  # a tenant-controlled URL: connect to public addresses only
+    # The tenant's own endpoint or key: its errors may be shown to the tenant verbatim.
+    tenant_owned: bool = False
 
     def cost(self, prompt_tokens: int, completion_tokens: int, cached_tokens: int = 0) -> Decimal:
         """USD for the given usage. Cached input tokens are billed at the cached price."""
@@ -248,6 +250,8 @@ def build_context(tenant_id: int) -> RoutingContext:
                 ),
                 max_retries=ep.max_retries if ep is not None else 2,
                 public_only=ep is not None and ep.tenant_id is not None and not allow_private,
+                tenant_owned=(ep is not None and ep.tenant_id is not None)
+                or (cred is not None and cred.tenant_id is not None),
                 input_price=float(m.input_price_per_mtok),
                 output_price=float(m.output_price_per_mtok),
                 cached_input_price=float(m.cached_input_price_per_mtok)

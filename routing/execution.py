@@ -21,8 +21,9 @@ from aura.redis import async_client
 from routing.breaker import breakers, stats
 from routing.context import CallTarget, RoutingContext
 from routing.engine import Candidate, Plan
+from routing.failures import attempt_message
 from routing.providers import get_adapter
-from routing.providers.base import Completion, ProviderError
+from routing.providers.base import Completion, ProviderError, redact
 
 log = logging.getLogger(__name__)
 
@@ -111,7 +112,14 @@ async def _record(endpoint: str, key: str, ok: bool, kind: str | None, ms: float
 
 
 def _fail(out: Outcome, ct: CallTarget, exc: ProviderError, ms: float) -> None:
-    out.attempts.append(Attempt(ct.key, ct.provider, False, exc.kind, exc.status, exc.message, ms))
+    # The provider's own text is for operators (redacted of the key sent, in any encoding);
+    # the attempt (shown to the tenant in errors and usage) says what a tenant may see.
+    raw = redact(exc.message, ct.target.api_key)
+    log.warning("upstream %s failed (%s, HTTP %s): %s", ct.key, exc.kind, exc.status, raw)
+    shown = attempt_message(
+        exc.kind, exc.status, exc.provider_code, raw, tenant_owned=ct.tenant_owned
+    )
+    out.attempts.append(Attempt(ct.key, ct.provider, False, exc.kind, exc.status, shown, ms))
 
 
 async def _with_retries(
@@ -199,7 +207,14 @@ async def _run_plan(
         ct = ctx.targets[cand.key]
         if not await _admit(ct, cand.endpoint):
             out.attempts.append(
-                Attempt(ct.key, ct.provider, False, "circuit_open", None, "probe in progress")
+                Attempt(
+                    ct.key,
+                    ct.provider,
+                    False,
+                    "circuit_open",
+                    None,
+                    "circuit open: a probe is in progress",
+                )
             )
             continue
         token = None

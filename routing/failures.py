@@ -111,3 +111,34 @@ def plan_failure(plan: engine.Plan, model: str) -> PlanFailure | None:
         f"No model is available right now ({why}).",
         type="server_error",
     )
+
+
+# What a tenant is told about a failed call to a platform endpoint: the kind of failure
+# and the provider's status and code, never the provider's own text (it may echo a
+# platform key or describe the platform's account). Errors about the request itself
+# (bad_request, context_length, content_filter) keep the provider's text, redacted: it
+# says what to fix. A tenant's own endpoint or key gets the provider's text, redacted.
+_KIND_TEXT = {
+    "rate_limit": "rate limited by the provider",
+    "server": "provider error",
+    "timeout": "timed out",
+    "connection": "could not connect to the provider",
+    "auth": "the provider refused the platform's credentials",
+    "not_found": "the provider does not serve this model",
+    "malformed": "malformed response from the provider",
+    "bad_request": "the provider refused the request",
+    "context_length": "the request is too long for the model",
+    "content_filter": "refused by the provider's content filter",
+}
+_REQUEST_KINDS = frozenset({"bad_request", "context_length", "content_filter"})
+
+
+def attempt_message(
+    kind: str, status: int | None, code: str | None, text: str, *, tenant_owned: bool
+) -> str:
+    """The tenant-facing description of one failed provider call."""
+    shown = text if tenant_owned or kind in _REQUEST_KINDS else _KIND_TEXT.get(kind, kind)
+    details = [f"HTTP {status}"] if status else []
+    if code:
+        details.append(f"provider code '{code}'")
+    return f"{shown} ({', '.join(details)})" if details else shown

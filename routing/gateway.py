@@ -46,8 +46,8 @@ from billing.usage import writer
 from routing import classify, engine, execution, ratelimit
 from routing.breaker import breakers, stats
 from routing.context import RoutingContext, cache
-from routing.failures import plan_failure
-from routing.providers.base import ProviderError
+from routing.failures import attempt_message, plan_failure
+from routing.providers.base import ProviderError, redact
 from routing.requests import (
     InvalidRequest,
     route_request_for_chat,
@@ -239,10 +239,7 @@ def _plan_error(plan: engine.Plan, model: str) -> GatewayError:
 
 
 def _all_failed_error(exc: execution.AllFailed) -> GatewayError:
-    tried = "; ".join(
-        f"{a.key}: {a.kind} {a.status or ''} {a.message[:120]}".strip()
-        for a in exc.outcome.attempts
-    )
+    tried = "; ".join(f"{a.key}: {a.message[:200]}" for a in exc.outcome.attempts)
     last = exc.last
     if last is not None and last.kind == "rate_limit":
         retry = str(int(last.retry_after or 1))
@@ -507,7 +504,7 @@ async def _execute(
         _record_failure(req, principal, kind, exc.outcome, 400, exc.error.kind)
         raise GatewayError(
             400,
-            f"The provider refused the request: {exc.error.message}",
+            f"The provider refused the request: {exc.outcome.attempts[-1].message}",
             code=exc.error.provider_code or "upstream_bad_request",
         ) from None
     except execution.AllFailed as exc:
@@ -866,7 +863,14 @@ async def _stream(
         status, error_code = "cut", exc.kind
         event = {
             "error": {
-                "message": f"Upstream stream failed: {exc.message}",
+                "message": "Upstream stream failed: "
+                + attempt_message(
+                    exc.kind,
+                    exc.status,
+                    exc.provider_code,
+                    redact(exc.message, ct.target.api_key),
+                    tenant_owned=ct.tenant_owned,
+                ),
                 "type": "server_error",
                 "param": None,
                 "code": "upstream_stream_error",

@@ -9,13 +9,17 @@ retry, fall back or give up without knowing anything about the provider.
 from __future__ import annotations
 
 import abc
+import base64
+import binascii
 import email.utils
 import json
+import re
 import time
 import uuid
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
+from urllib.parse import quote, quote_plus
 
 
 @dataclass(frozen=True, slots=True)
@@ -162,11 +166,34 @@ class Adapter(abc.ABC):
 FINISH_LENGTH = "length"
 
 
+_BASE64_RUN = re.compile(r"[A-Za-z0-9+/_-]{16,}={0,2}")
+# Shapes of well-known provider keys, redacted even when they are not the key we sent.
+_KEY_SHAPES = re.compile(
+    r"\b(?:sk-(?:ant-|proj-)?[A-Za-z0-9_-]{16,}|AIza[0-9A-Za-z_-]{30,}|gsk_[A-Za-z0-9]{20,}"
+    r"|xai-[A-Za-z0-9]{20,}|aura-[a-z0-9]{6,16}\.[A-Za-z0-9_-]{16,})"
+)
+
+
 def redact(text: str, api_key: str | None) -> str:
-    # Upstreams sometimes echo the key back ("Incorrect API key provided: sk-...").
+    """``text`` without ``api_key`` in any form an upstream might echo it in: as sent,
+    URL-encoded, inside base64 (e.g. Basic auth, at any offset), and without anything
+    shaped like a well-known provider key."""
     if api_key and len(api_key) >= 4:
-        text = text.replace(api_key, "***")
-    return text
+        for form in {api_key, quote(api_key, safe=""), quote_plus(api_key)}:
+            text = text.replace(form, "***")
+        text = _BASE64_RUN.sub(lambda m: _redact_base64(m.group(0), api_key), text)
+    return _KEY_SHAPES.sub("***", text)
+
+
+def _redact_base64(run: str, api_key: str) -> str:
+    for decode in (base64.b64decode, base64.urlsafe_b64decode):
+        try:
+            decoded = decode(run + "=" * (-len(run) % 4))
+        except (ValueError, binascii.Error):
+            continue
+        if api_key.encode() in decoded:
+            return "***"
+    return run
 
 
 def parse_retry_after(headers: Mapping[str, str]) -> float | None:
