@@ -266,13 +266,14 @@ def _meta_headers(
     ctx_target: Any,
     cost: Decimal | str,
     outcome: execution.Outcome,
+    plan: engine.Plan | None = None,
     cache_status: str = "miss",
 ) -> list[tuple[bytes, bytes]]:
     # AURA's own time so far: everything but the time spent waiting on providers (for a
     # stream, until its first chunk, which is when these headers go out).
     overhead = max(0.0, (time.perf_counter() - req.started) * 1000 - outcome.upstream_ms)
     fallbacks = outcome.fallbacks
-    return [
+    headers = [
         (b"x-aura-request-id", req.request_id.encode()),
         (b"x-aura-provider", (ctx_target.provider if ctx_target else "").encode()),
         (b"x-aura-model", (ctx_target.model_id if ctx_target else "").encode()),
@@ -281,6 +282,21 @@ def _meta_headers(
         (b"x-aura-overhead-ms", f"{overhead:.2f}".encode()),
         (b"x-aura-fallbacks", str(fallbacks).encode()),
     ]
+    if req.model and req.model != "auto":
+        headers.append((b"x-aura-requested-model", _header_text(req.model)))
+    substituted = plan is not None and bool(plan.requested) and ctx_target is not None
+    substituted = substituted and ctx_target.key not in plan.requested  # type: ignore[union-attr]
+    if fallbacks or substituted:
+        # Which model answered is x-aura-model; this says why it was not the first choice.
+        failed = [f"{a.key}: {a.message}" for a in outcome.attempts if not a.ok]
+        why = "; ".join(failed) or "the requested model is unavailable (circuit open)"
+        headers.append((b"x-aura-fallback-reason", _header_text(why)))
+    return headers
+
+
+def _header_text(text: str, limit: int = 300) -> bytes:
+    """A header-safe (ASCII, one line) rendering of ``text``."""
+    return " ".join(text.split())[:limit].encode("ascii", "replace")
 
 
 async def _send_json(
@@ -659,7 +675,7 @@ async def chat_completions(req: Request, send: Send, principal: KeyPrincipal) ->
         overruns.observe(ct.key, rr.max_output_tokens, completion_tokens)
     cost = ct.cost(prompt_tokens, completion_tokens, cached)
     payload = json.dumps(completion.body).encode()
-    headers = _meta_headers(req, ct, cost, outcome)
+    headers = _meta_headers(req, ct, cost, outcome, plan)
     if downgraded is not None:
         headers.append((b"x-aura-budget", f"downgraded; budget={downgraded.rule.id}".encode()))
     # Account before answering (settlement runs in the background, adding no latency): a
@@ -805,7 +821,7 @@ async def _stream(
     # The serving model may come from a downgraded plan, so look it up in the context.
     served = next(c for c in ctx.candidates if c.key == ct.key)
     worst = engine.estimate_cost(served, rr.prompt_tokens, rr.max_output_tokens)
-    headers = _meta_headers(req, ct, f"{worst:.10f}", outcome)
+    headers = _meta_headers(req, ct, f"{worst:.10f}", outcome, plan)
     headers.append((b"x-aura-cost-estimate", b"upper-bound"))
     if downgraded is not None:
         headers.append((b"x-aura-budget", f"downgraded; budget={downgraded.rule.id}".encode()))
@@ -950,7 +966,7 @@ async def embeddings(req: Request, send: Send, principal: KeyPrincipal) -> None:
     estimated = not usage.get("prompt_tokens")
     prompt_tokens = int(usage.get("prompt_tokens") or rr.prompt_tokens)
     cost = ct.cost(prompt_tokens, 0)
-    headers = _meta_headers(req, ct, cost, outcome)
+    headers = _meta_headers(req, ct, cost, outcome, plan)
     _account(
         req,
         principal,

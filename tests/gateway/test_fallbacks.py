@@ -207,3 +207,50 @@ def test_fallbacks_stop_at_the_policys_fallback_depth(gw):
     rows = gw.usage(2)
     assert [r.status for r in rows] == ["error", "ok"]
     assert rows[1].fallbacks == 2 and len(rows[1].attempts) == 5
+
+
+def test_a_substituted_model_says_which_was_asked_for_and_why(gw):
+    import httpx
+
+    add_model(gw.providers["fakeai"], "fake-500", tier="premium")
+    add_model(gw.providers["fakeclaude"], "fake-ok", tier="premium")
+    gw.policy(model_fallback="any_model")
+    resp = httpx.post(
+        f"{gw.url}/v1/chat/completions",
+        json={"model": "fake-500", "messages": HELLO},
+        headers={"authorization": f"Bearer {gw.plaintext}"},
+    )
+    assert resp.status_code == 200
+    assert resp.headers["x-aura-requested-model"] == "fake-500"
+    assert resp.headers["x-aura-model"] == "fake-ok"
+    failed = "fakeai/fake-500: provider error (HTTP 500, provider code 'server_error')"
+    assert resp.headers["x-aura-fallback-reason"] == f"{failed}; {failed}"  # two attempts
+
+
+def test_the_same_model_elsewhere_answers_with_the_reason_in_a_header(gw):
+    import httpx
+
+    add_model(gw.providers["fakeai"], "shared-model")
+    add_model(gw.providers["fakeclaude"], "shared-model")
+    gw.fakes["openai"].set_default("fake-503")
+    gw.fakes["anthropic"].set_default("fake-ok")
+    gw.policy(aliases={"pair": ["fakeai/shared-model", "fakeclaude/shared-model"]})
+    resp = httpx.post(
+        f"{gw.url}/v1/chat/completions",
+        json={"model": "pair", "messages": HELLO},
+        headers={"authorization": f"Bearer {gw.plaintext}"},
+    )
+    assert resp.status_code == 200
+    assert resp.headers["x-aura-model"] == "shared-model"
+    assert resp.headers["x-aura-provider"] == "fakeclaude"
+    assert resp.headers["x-aura-requested-model"] == "pair"
+    assert resp.headers["x-aura-fallback-reason"].startswith(
+        "fakeai/shared-model: provider error (HTTP 503, provider code 'server_error')"
+    )
+
+
+def test_a_request_answered_by_its_first_choice_has_no_fallback_reason(gw):
+    add_model(gw.providers["fakeai"], "fake-ok")
+    raw = gw.client().chat.completions.with_raw_response.create(model="fake-ok", messages=HELLO)
+    assert raw.headers["x-aura-requested-model"] == "fake-ok"
+    assert "x-aura-fallback-reason" not in raw.headers
