@@ -20,7 +20,7 @@ from pathlib import Path
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "aura.settings")
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from billing.usage import FINAL, PROVISIONAL, Journal  # noqa: E402
+from billing.usage import FINAL, PROVISIONAL, Journal
 
 
 def record(i: int) -> dict:
