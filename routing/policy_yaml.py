@@ -27,6 +27,7 @@ from typing import Any
 import yaml
 
 from aura.errors import DomainError
+from aura.parsers import check_tree
 from routing import engine
 
 OBJECTIVE_NAMES = (*engine.OBJECTIVES, "custom")
@@ -38,6 +39,7 @@ WEIGHT_SUM_TOLERANCE = 1e-6
 # max_cost_per_request is a DecimalField(max_digits=12, decimal_places=6).
 MAX_COST_LIMIT = 1_000_000.0
 MAX_DOCUMENT_CHARS = 1_000_000
+MAX_DOCUMENT_DEPTH = 32
 
 DEFAULTS: Mapping[str, Any] = {
     "objective": "balanced",
@@ -343,6 +345,15 @@ def parse_document(text: str, *, operator: bool = False) -> dict[str, dict[str, 
         mark = getattr(exc, "problem_mark", None)
         where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark else ""
         raise PolicyError(f"The document is not valid YAML{where}.", param="yaml") from None
+    except RecursionError:  # PyYAML composes nested nodes recursively
+        raise PolicyError(
+            f"The document is nested deeper than {MAX_DOCUMENT_DEPTH} levels.", param="yaml"
+        ) from None
+    try:
+        # Deep (but parseable) nesting and lone surrogates ("\ud800") fail later otherwise.
+        check_tree(doc, max_depth=MAX_DOCUMENT_DEPTH, what="The document")
+    except DomainError as exc:
+        raise PolicyError(exc.message, param=exc.param or "yaml") from None
     if not isinstance(doc, Mapping):
         raise PolicyError("The document must be a mapping with a 'tenants' key.", param="yaml")
     unknown = [str(k) for k in doc if k != "tenants"]

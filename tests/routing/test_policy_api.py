@@ -347,6 +347,27 @@ def test_import_refuses_bad_documents_naming_the_key(alice, text, field):
     assert _unchanged(alice.tenant)
 
 
+@pytest.mark.parametrize(
+    ("depth", "field"),
+    [(3_000, "yaml"), (100, "tenants.acme.aliases" + "[0]" * 29)],  # 32 levels deep
+)
+def test_import_refuses_a_document_nested_too_deep(alice, depth, field):
+    text = "tenants:\n  acme:\n    aliases: " + "[" * depth + "]" * depth + "\n"
+    resp = alice.client.post(IMPORT, text, content_type="application/yaml")
+    assert resp.status_code == 400
+    assert resp.json()["field"] == field
+    assert "nested deeper" in resp.json()["detail"]
+    assert _unchanged(alice.tenant)
+
+
+def test_import_refuses_a_lone_surrogate_naming_where_it_is(alice):
+    text = 'tenants:\n  acme:\n    aliases: {fast: ["\\ud800"]}\n'
+    resp = alice.client.post(IMPORT, text, content_type="application/yaml")
+    assert resp.status_code == 400
+    assert resp.json()["field"] == "tenants.acme.aliases.fast[0]"
+    assert _unchanged(alice.tenant)
+
+
 def test_import_never_runs_yaml_tags(alice):
     text = "tenants:\n  acme: !!python/object/apply:os.system ['true']\n"
     resp = alice.client.post(IMPORT, text, content_type="application/yaml")
