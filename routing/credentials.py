@@ -7,10 +7,12 @@ this module only through ``credential_secret``, for the provider adapters.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import ipaddress
 import json
 import socket
+from collections.abc import Iterator
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -18,7 +20,7 @@ from urllib.parse import urlsplit
 
 import httpx
 from django.core.exceptions import ValidationError
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.db.models import QuerySet
 from django.utils import timezone
 
@@ -295,33 +297,79 @@ def credential_create(
     enabled: bool = True,
 ) -> Credential:
     secret = _clean_secret(secret)
-    if not name.strip():
-        raise DomainError("name must not be blank", param="name")
     credential_scope_check(provider=provider, tenant=tenant, endpoint=endpoint)
-    if Credential.objects.filter(
-        provider=provider, tenant=tenant, endpoint=endpoint, name=name
-    ).exists():
-        raise DomainError(
-            f"a credential named {name!r} already exists for {provider.slug} here; "
-            "rotate its secret instead",
-            param="name",
-        )
-    with transaction.atomic():
+    credential = Credential(provider=provider, tenant=tenant, endpoint=endpoint, name=name)
+    _credential_name_check(credential, name)
+    with _credential_name_unique(credential, name), transaction.atomic():
         # The AAD names the primary key, so the row must exist before it can be encrypted;
         # inside one transaction nobody ever sees it without its ciphertext.
-        credential = Credential.objects.create(
-            provider=provider,
-            tenant=tenant,
-            endpoint=endpoint,
-            name=name,
-            enabled=enabled,
-            ciphertext="",
-            last4=_last4(secret),
-        )
+        credential.enabled = enabled
+        credential.ciphertext = ""
+        credential.last4 = _last4(secret)
+        credential.save()
         credential.ciphertext = crypto.encrypt(secret, aad=credential_aad(credential.pk))
         credential.save(update_fields=["ciphertext"])
     notify_config_changed()
     return credential
+
+
+def credential_update(
+    *,
+    credential: Credential,
+    name: str | None = None,
+    enabled: bool | None = None,
+    secret: str | None = None,
+) -> Credential:
+    """Rename, enable/disable and/or rotate one credential, all or nothing. A name another
+    credential of the same provider, owner and endpoint has is refused (400), like on
+    create."""
+    changed: list[str] = []
+    if name is not None and name != credential.name:
+        _credential_name_check(credential, name)
+        credential.name = name
+        changed.append("name")
+    if enabled is not None and enabled != credential.enabled:
+        credential.enabled = enabled
+        changed.append("enabled")
+    with _credential_name_unique(credential, credential.name), transaction.atomic():
+        if changed:
+            credential.save(update_fields=changed)
+        if secret is not None:
+            credential_rotate_secret(credential=credential, secret=secret)
+    if changed:
+        notify_config_changed()
+    return credential
+
+
+def _credential_name_taken(name: str, credential: Credential) -> DomainError:
+    return DomainError(
+        f"a credential named {name!r} already exists for {credential.provider.slug} here; "
+        "rotate its secret instead",
+        param="name",
+    )
+
+
+def _credential_name_check(credential: Credential, name: str) -> None:
+    if not name.strip():
+        raise DomainError("name must not be blank", param="name")
+    taken = Credential.objects.filter(
+        provider=credential.provider,
+        tenant=credential.tenant,
+        endpoint=credential.endpoint,
+        name=name,
+    ).exclude(pk=credential.pk)
+    if taken.exists():
+        raise _credential_name_taken(name, credential)
+
+
+@contextlib.contextmanager
+def _credential_name_unique(credential: Credential, name: str) -> Iterator[None]:
+    # A concurrent writer of the same name slips past the check; the unique constraint
+    # stops it, and it gets the same 400.
+    try:
+        yield
+    except IntegrityError:
+        raise _credential_name_taken(name, credential) from None
 
 
 def credential_rotate_secret(*, credential: Credential, secret: str) -> Credential:
