@@ -27,6 +27,7 @@ from django.db.models import Exists, OuterRef, Sum
 from django.utils import timezone
 
 from aura import emails
+from aura.money import plain_decimal
 from billing.alerts import budget_period_bounds
 from billing.models import Budget, DailyRollup, UsageRecord, WeeklyReport
 from billing.rollups import local_today, rollups_refresh
@@ -62,11 +63,6 @@ def _pct(part: Decimal | int, whole: Decimal | int) -> int:
     if not whole or part <= 0:
         return 0
     return max(1, min(100, round(Decimal(part) / Decimal(whole) * 100)))
-
-
-def plain_decimal(value: Decimal) -> str:
-    """3.8000000000 -> "3.8", 1E+2 -> "100": for JSON and CSV."""
-    return f"{value.normalize():f}"
 
 
 def _jsonable(value: Any) -> Any:

@@ -20,6 +20,7 @@ from django.db.models import F, Q, QuerySet, Sum, Value
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
+from aura.money import plain_decimal
 from billing.budgets import PERIODS
 from billing.budgets import period_bounds as budget_period_bounds
 from billing.models import Budget, DailyRollup, UsageRecord
@@ -158,6 +159,8 @@ def _csv_cell(value: Any) -> Any:
         return "true" if value else "false"
     if isinstance(value, datetime):
         return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
+    if isinstance(value, Decimal):
+        return plain_decimal(value)  # str() would write a zero cost as 0E-10
     return value
 
 

@@ -134,7 +134,7 @@ def test_an_operator_exports_every_tenants_usage_as_csv(operator, traffic):
         ("globex", "g1"),
         ("acme", "a1"),
     ]
-    assert rows[2]["cost_usd"] == "0.5000000000"
+    assert rows[2]["cost_usd"] == "0.5"
 
 
 def test_an_operator_sees_spend_of_all_tenants_with_a_per_tenant_breakdown(operator, rollups):

@@ -109,6 +109,7 @@ def test_the_csv_has_one_row_per_day_provider_and_model(week: Tenant, alice: Per
     assert monday["baseline_cost_usd"] == "25"
     assert monday["baseline_savings_usd"] == "23"
     assert rows[2]["errors"] == "1"
+    assert (rows[2]["cost_usd"], rows[2]["cache_savings_usd"]) == ("0", "0")  # not 0E-10
 
 
 def test_the_csv_accepts_a_manage_key_and_refuses_others(week: Tenant, charlie: Persona) -> None:
