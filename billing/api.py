@@ -322,7 +322,9 @@ class UsageFilterInput(serializers.Serializer):
 def _usage_limits(values: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, int]]:
     """Split validated usage parameters into record filters and limit/page_size."""
     criteria = dict(values)
-    limits = {name: criteria.pop(name) for name in ("limit", "page_size") if name in criteria}
+    limits: dict[str, int] = {
+        name: criteria.pop(name) for name in ("limit", "page_size") if name in criteria
+    }
     return criteria, limits
 
 
