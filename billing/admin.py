@@ -18,6 +18,8 @@ from django.urls import URLPattern, path, reverse
 from billing.models import Budget, BudgetAlert, DailyRollup, UsageRecord, WeeklyReport
 from billing.reports import last_full_week_start
 from billing.rollups import rollups_refresh
+from routing.admin import URL_FIELD_OVERRIDES
+from routing.context import config_changed
 from tenants.models import Tenant
 
 
@@ -41,6 +43,21 @@ class BudgetAdmin(admin.ModelAdmin):
     search_fields = ("tenant__slug", "tenant__name")
     raw_id_fields = ("tenant", "api_key")
     list_select_related = ("tenant", "api_key")
+    formfield_overrides = URL_FIELD_OVERRIDES
+
+    # The gateway caches budgets with the routing context: every write here invalidates it,
+    # as billing.services does for the API.
+    def save_model(self, request: HttpRequest, obj: Budget, form: Any, change: bool) -> None:
+        super().save_model(request, obj, form, change)
+        config_changed()
+
+    def delete_model(self, request: HttpRequest, obj: Budget) -> None:
+        super().delete_model(request, obj)
+        config_changed()
+
+    def delete_queryset(self, request: HttpRequest, queryset: QuerySet[Budget]) -> None:
+        super().delete_queryset(request, queryset)
+        config_changed()
 
 
 @admin.register(BudgetAlert)

@@ -24,6 +24,7 @@ from aura.money import plain_decimal
 from billing.budgets import PERIODS
 from billing.budgets import period_bounds as budget_period_bounds
 from billing.models import Budget, DailyRollup, UsageRecord
+from routing.policy_yaml import BUDGET_KEYS
 from tenants.models import ApiKey, Tenant
 
 ZERO = Decimal(0)
@@ -115,6 +116,21 @@ def budgets_current_periods(
             total = spent.get(f"b{b.pk}") or ZERO
             result[b.pk] = CurrentPeriod(start=window[0], end=window[1], spent_usd=total)
     return result
+
+
+def budgets_policy_map(*, tenant_id: int) -> dict[str, float]:
+    """The enabled tenant-wide budgets as the routing policy shows them:
+    ``{"per_request": 0.05, "per_day": 50.0}`` (policy_yaml.BUDGET_KEYS order)."""
+    limits = dict(
+        Budget.objects.filter(tenant_id=tenant_id, api_key__isnull=True, enabled=True)
+        .values_list("period", "limit_usd")
+        .order_by()
+    )
+    return {
+        key: float(limits[key.removeprefix("per_")])
+        for key in BUDGET_KEYS
+        if key.removeprefix("per_") in limits
+    }
 
 
 # --------------------------------------------------------------------------- usage

@@ -295,7 +295,6 @@ class RoutingPolicyForm(forms.ModelForm):
             "strategy",
             "hedge_k",
             "aliases",
-            "budgets",
             "allow_private_base_urls",
         ]
 

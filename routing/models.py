@@ -219,7 +219,8 @@ class RoutingPolicy(TenantOwned):
     strategy = models.CharField(max_length=32, choices=STRATEGIES, default="scored")
     hedge_k = models.PositiveSmallIntegerField(default=2)
     aliases = models.JSONField(default=dict, blank=True, help_text="alias -> [model, ...]")
-    budgets = models.JSONField(default=dict, blank=True)
+    # No budgets here: they are billing.Budget rows (the policy document shows the
+    # tenant-wide ones, see routing.services.policy_state).
     rate_limits = models.JSONField(
         default=dict, blank=True, help_text="rpm / tpm (tenant), key_rpm / key_tpm (each key)."
     )

@@ -14,8 +14,11 @@ The document format::
         allowed_providers: [together, ollama]
 
 Only keys that differ from the defaults are written (plus ``objective``), and an imported
-entry *replaces* the tenant's policy: a key left out goes back to its default. YAML is
-read with ``safe_load`` only.
+entry *replaces* the tenant's policy: a key left out goes back to its default. The one
+exception is ``budgets``: they live in billing (Budget rows, what the gateway enforces),
+the document shows the tenant's enabled tenant-wide ones, and an entry changes them only
+when it has a ``budgets`` key (which then lists all of them). YAML is read with
+``safe_load`` only.
 """
 
 from __future__ import annotations
@@ -68,6 +71,9 @@ EXPORT_ORDER = (
 )
 # Settable by operators only (commands, Django admin); read-only through the tenant API.
 OPERATOR_FIELDS: Mapping[str, Any] = {"allow_private_base_urls": False}
+# Not part of the policy row: the tenant-wide budgets are billing's Budget rows, shown in
+# the policy and changed by it only when a document or PUT names them.
+KEPT_ON_REPLACE = ("budgets",)
 
 
 class PolicyError(DomainError):
@@ -271,15 +277,17 @@ def merge_policy(
     """The policy state after applying cleaned ``changes`` to ``current``.
 
     ``replace`` (PUT, import): keys not in ``changes`` go back to their defaults, except
-    operator-only keys, which only an operator replace resets. Weights given without an
-    objective make the objective ``custom``; ``custom`` needs weights (given, or for a
-    partial update the stored ones).
+    operator-only keys, which only an operator replace resets, and ``budgets``, which are
+    billing's rows and change only when given. Weights given without an objective make the
+    objective ``custom``; ``custom`` needs weights (given, or for a partial update the
+    stored ones).
     """
     if replace:
         state = default_state()
-        if not operator:
-            for key in OPERATOR_FIELDS:
-                state[key] = current.get(key, OPERATOR_FIELDS[key])
+        kept = [*KEPT_ON_REPLACE, *(() if operator else OPERATOR_FIELDS)]
+        for key in kept:
+            if key in current:
+                state[key] = _copy(current[key])
     else:
         state = {k: _copy(v) for k, v in current.items()}
     state.update({k: _copy(v) for k, v in changes.items()})

@@ -463,13 +463,34 @@ def test_tenant_budgets_made_through_the_api_appear_in_the_policy_export(alice):
     week_id = _create(alice, period="week", limit_usd="100", enabled=False).json()["id"]
     doc = yaml.safe_load(alice.client.get(EXPORT).content)
     assert doc["tenants"]["acme"]["budgets"] == {"per_day": 40.0, "per_month": 500.0}
-    version = RoutingPolicy.objects.get(tenant=alice.tenant).version
     alice.client.patch(_detail(week_id), {"enabled": True}, format="json")
-    policy = RoutingPolicy.objects.get(tenant=alice.tenant)
-    assert policy.budgets == {"per_day": 40.0, "per_week": 100.0, "per_month": 500.0}
-    assert policy.version == version + 1
+    shown = alice.client.get(POLICY).json()["budgets"]
+    assert shown == {"per_day": 40.0, "per_week": 100.0, "per_month": 500.0}
     alice.client.delete(_detail(week_id))
     assert alice.client.get(POLICY).json()["budgets"] == {"per_day": 40.0, "per_month": 500.0}
+
+
+def test_a_budget_write_leaves_the_routing_policy_version_alone(alice):
+    version = alice.client.get(POLICY).json()["version"]
+    budget_id = _create(alice, period="day", limit_usd="40").json()["id"]
+    alice.client.patch(_detail(budget_id), {"limit_usd": "45"}, format="json")
+    alice.client.delete(_detail(budget_id))
+    _create(alice, period="month", limit_usd="500")
+    assert RoutingPolicy.objects.get(tenant=alice.tenant).version == version
+
+
+@pytest.mark.parametrize("how", ["put", "import"])
+def test_a_policy_replaced_without_budgets_keeps_them(alice, how):
+    _create(alice, period="day", limit_usd="40", mode="alert_only")
+    if how == "put":
+        resp = alice.client.put(POLICY, {"objective": "minimize_cost"}, format="json")
+    else:
+        resp = _import(alice, "tenants:\n  acme:\n    objective: minimize_cost\n")
+    assert resp.status_code == 200, resp.json()
+    body = resp.json() if how == "put" else resp.json()["policy"]
+    assert body["budgets"] == {"per_day": 40.0}
+    day = Budget.objects.get(tenant=alice.tenant)
+    assert (day.limit_usd, day.mode, day.enabled) == (Decimal("40"), "alert_only", True)
 
 
 def test_an_export_reimported_gives_the_same_budgets(alice):

@@ -196,3 +196,27 @@ def test_the_rollup_admin_recomputes_selected_days(week: Tenant, admin_client_: 
     assert response.status_code == 302
     row.refresh_from_db()
     assert row.cost_usd == 5
+
+
+def test_a_budget_edited_in_the_admin_reaches_the_gateway_at_once(
+    acme: Tenant, admin_client_: Client, django_capture_on_commit_callbacks: Any
+) -> None:
+    from billing.models import Budget
+    from routing.context import cache
+
+    budget = Budget.objects.create(tenant=acme, period="day", limit_usd=10)
+    assert [r.limit_usd for r in cache.get(acme.pk).budgets] == [10]
+    form = {
+        "tenant": acme.pk,
+        "api_key": "",
+        "period": "day",
+        "limit_usd": "25",
+        "mode": "block",
+        "thresholds": "[50, 100]",
+        "webhook_url": "",
+        "enabled": "on",
+    }
+    with django_capture_on_commit_callbacks(execute=True):
+        response = admin_client_.post(f"/admin/billing/budget/{budget.pk}/change/", form)
+    assert response.status_code == 302, response.content.decode()[:2000]
+    assert [r.limit_usd for r in cache.get(acme.pk).budgets] == [25]

@@ -8,6 +8,7 @@ import pytest
 import yaml
 from rest_framework.test import APIClient
 
+from billing.selectors import budgets_policy_map
 from routing import context
 from routing.models import RoutingPolicy, WeightHistory
 from tests.conftest import key_client
@@ -75,7 +76,10 @@ def test_alice_replaces_the_policy_with_put_and_the_version_goes_up(alice):
     assert float(row.max_cost_per_request) == 0.25
     assert row.strategy == "hedge" and row.hedge_k == 3 and row.fallback_depth == 4
     assert row.aliases == {"fast": ["local/llama", "mistral/small"]}
-    assert row.budgets == {"per_request": 0.05, "per_month": 100.0}
+    assert budgets_policy_map(tenant_id=alice.tenant.pk) == {
+        "per_request": 0.05,
+        "per_month": 100.0,
+    }
 
 
 def test_put_resets_the_keys_it_leaves_out_and_patch_keeps_them(alice):
@@ -299,7 +303,7 @@ def test_import_accepts_yaml_inside_json_and_as_text_yaml(alice):
     row = RoutingPolicy.objects.get(tenant=alice.tenant)
     assert row.objective == "minimize_latency"
     assert row.allowed_providers == ["together", "ollama"]
-    assert row.budgets == {"per_request": 0.05, "per_day": 50.0}
+    assert budgets_policy_map(tenant_id=alice.tenant.pk) == {"per_request": 0.05, "per_day": 50.0}
 
 
 def test_import_records_weight_history_with_source_import(alice):

@@ -148,7 +148,6 @@ def policy_form(tenant: Tenant, **weights: str) -> dict[str, Any]:
         "strategy": "scored",
         "hedge_k": "2",
         "aliases": "{}",
-        "budgets": "{}",
     }
 
 
