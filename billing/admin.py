@@ -15,11 +15,12 @@ from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.urls import URLPattern, path, reverse
 
+from aura.errors import DomainError
 from billing.models import Budget, BudgetAlert, DailyRollup, UsageRecord, WeeklyReport
 from billing.reports import last_full_week_start
 from billing.rollups import rollups_refresh
-from routing.admin import URL_FIELD_OVERRIDES
 from routing.context import config_changed
+from routing.credentials import base_url_check, tenant_allows_private_base_urls
 from tenants.models import Tenant
 
 
@@ -36,14 +37,49 @@ class ReadOnlyAdmin(admin.ModelAdmin):
         return False
 
 
+class BudgetAdminForm(forms.ModelForm):
+    # Declared, with the https default the routing admin uses for URLs.
+    webhook_url = forms.URLField(max_length=500, required=False, assume_scheme="https")
+
+    class Meta:
+        model = Budget
+        fields = [
+            "tenant",
+            "api_key",
+            "period",
+            "limit_usd",
+            "mode",
+            "thresholds",
+            "webhook_url",
+            "enabled",
+        ]
+
+    def clean(self) -> dict[str, Any]:
+        super().clean()
+        data = self.cleaned_data
+        tenant, url = data.get("tenant"), data.get("webhook_url")
+        # A tenant's webhook is checked like one sent through the API (and like its
+        # endpoints), unless an operator allowed private URLs for that tenant.
+        if tenant is not None and url:
+            try:
+                base_url_check(
+                    url,
+                    allow_private=tenant_allows_private_base_urls(tenant),
+                    field="webhook_url",
+                )
+            except DomainError as exc:
+                self.add_error("webhook_url", exc.message)
+        return data
+
+
 @admin.register(Budget)
 class BudgetAdmin(admin.ModelAdmin):
+    form = BudgetAdminForm
     list_display = ("id", "tenant", "api_key", "period", "limit_usd", "mode", "enabled")
     list_filter = ("period", "mode", "enabled")
     search_fields = ("tenant__slug", "tenant__name")
     raw_id_fields = ("tenant", "api_key")
     list_select_related = ("tenant", "api_key")
-    formfield_overrides = URL_FIELD_OVERRIDES
 
     # The gateway caches budgets with the routing context: every write here invalidates it,
     # as billing.services does for the API.

@@ -8,12 +8,10 @@ are for superusers acting across tenants (session login, no API key); everyone e
 from __future__ import annotations
 
 import csv
-import ipaddress
 from collections.abc import AsyncIterator, Iterator, Mapping
 from datetime import UTC, date, datetime, time, tzinfo
 from decimal import Decimal
 from typing import Any, cast
-from urllib.parse import urlsplit
 
 from asgiref.sync import sync_to_async
 from django.core.handlers.asgi import ASGIRequest
@@ -28,11 +26,12 @@ from rest_framework.response import Response
 from rest_framework.settings import api_settings
 from rest_framework.views import APIView
 
+from aura.errors import DomainError
 from billing import selectors
 from billing.models import Budget, BudgetAlert, UsageRecord
 from billing.services import BudgetError, budget_create, budget_delete, budget_update
 from billing.usage import COLUMNS
-from routing.credentials import tenant_allows_private_base_urls
+from routing.credentials import base_url_check, tenant_allows_private_base_urls
 from tenants.auth import KeyPrincipal
 from tenants.models import ApiKey, Role, Tenant
 from tenants.scoping import TENANT_HEADER, TenantScopedAPIView
@@ -86,28 +85,15 @@ class BudgetInput(serializers.Serializer):
         return sorted(value)
 
     def validate_webhook_url(self, value: str | None) -> str:
-        # Early feedback only, without DNS: the sender re-checks every address it resolves.
-        host = (urlsplit(value).hostname or "").rstrip(".").lower() if value else ""
-        if (
-            host
-            and _internal_host(host)
-            and not tenant_allows_private_base_urls(self.context["tenant"])
-        ):
-            raise serializers.ValidationError(
-                "Internal addresses are refused unless an operator enables private base "
-                "URLs for this tenant."
-            )
+        # The same check as a tenant's endpoint base URL (aura.netguard, names resolved);
+        # the sender re-checks and pins the address at send time.
+        if value:
+            allow_private = tenant_allows_private_base_urls(self.context["tenant"])
+            try:
+                base_url_check(value, allow_private=allow_private, field="webhook_url")
+            except DomainError as exc:
+                raise serializers.ValidationError(exc.message) from None
         return value or ""
-
-
-def _internal_host(host: str) -> bool:
-    if host == "localhost" or host.endswith(".localhost"):
-        return True
-    try:
-        ip = ipaddress.ip_address(host)
-    except ValueError:
-        return False
-    return not ip.is_global
 
 
 def _raise_as_field_error(exc: BudgetError) -> None:

@@ -76,65 +76,78 @@ def notify_config_changed() -> None:
 
 
 def _resolve(host: str) -> list[str]:
+    """The addresses ``host`` stands for; empty when it does not resolve."""
     try:
         return [ipaddress.ip_address(host).compressed]
     except ValueError:
         pass
     try:
         infos = socket.getaddrinfo(host, None, type=socket.SOCK_STREAM)
-    except (socket.gaierror, UnicodeError) as exc:
-        raise DomainError(f"base_url host {host!r} does not resolve", param="base_url") from exc
+    except (socket.gaierror, UnicodeError):
+        return []
     # sockaddr[0] may carry an IPv6 zone ("fe80::1%eth0"), which ipaddress accepts.
     return sorted({str(info[4][0]) for info in infos})
 
 
-def pinned_public_url(url: httpx.URL) -> tuple[httpx.URL, dict[str, str], dict[str, Any]]:
+def _resolve_or_refuse(host: str, field: str) -> list[str]:
+    addresses = _resolve(host)
+    if not addresses:
+        raise DomainError(f"{field} host {host!r} does not resolve", param=field)
+    return addresses
+
+
+def pinned_public_url(
+    url: httpx.URL, *, field: str = "base_url"
+) -> tuple[httpx.URL, dict[str, str], dict[str, Any]]:
     """Resolve ``url``'s host once, refuse unless every address is public, and return the
     URL rewritten to one checked address plus the Host header / TLS SNI that keep it the
     same request (for synchronous callers; the gateway's calls pin in aura.http)."""
     host = url.host
-    addresses = _resolve(host)
+    addresses = _resolve_or_refuse(host, field)
     for address in addresses:
         reason = _refused_reason(ipaddress.ip_address(address.split("%", 1)[0]))
         if reason is not None:
-            raise DomainError(f"{host} resolves to a {reason} address", param="base_url")
+            raise DomainError(f"{host} resolves to a {reason} address", param=field)
     if addresses[0] == host:
         return url, {}, {}
     extensions: dict[str, Any] = {"sni_hostname": host} if url.scheme == "https" else {}
     return url.copy_with(host=addresses[0]), {"host": url.netloc.decode("ascii")}, extensions
 
 
-def base_url_check(url: str, *, allow_private: bool) -> None:
-    """Refuse URLs that are not http(s) or that reach private, loopback or other internal
-    addresses (SSRF from tenant-supplied endpoints), unless ``allow_private``.
+def base_url_check(url: str, *, allow_private: bool, field: str = "base_url") -> None:
+    """Refuse URLs that are not http(s), that carry credentials, or that reach private,
+    loopback or other internal addresses (SSRF from tenant-supplied endpoints and budget
+    webhooks), unless ``allow_private``. Errors name ``field``.
 
-    Checks the addresses the host resolves to now; the HTTP seam must re-check at connect
-    time to also stop DNS rebinding.
+    Checks the addresses the host resolves to now (a name that does not resolve is
+    refused); the HTTP seam must re-check at connect time to also stop DNS rebinding.
     """
     try:
         parts = urlsplit(url)
         parts.port  # noqa: B018 - raises ValueError on a bad port
     except ValueError as exc:
-        raise DomainError(f"base_url is not a valid URL: {exc}", param="base_url") from exc
+        raise DomainError(f"{field} is not a valid URL: {exc}", param=field) from exc
     if parts.scheme not in ("http", "https"):
-        raise DomainError("base_url must start with http:// or https://", param="base_url")
+        raise DomainError(f"{field} must start with http:// or https://", param=field)
     host = parts.hostname
     if not host:
-        raise DomainError("base_url has no host", param="base_url")
+        raise DomainError(f"{field} has no host", param=field)
     if parts.username is not None or parts.password is not None:
         raise DomainError(
-            "base_url must not contain credentials; add a credential instead", param="base_url"
+            f"{field} must not contain credentials (user:password@)"
+            + ("; add a credential instead" if field == "base_url" else ""),
+            param=field,
         )
     if allow_private:
         return
-    for address in _resolve(host):
-        reason = _refused_reason(ipaddress.ip_address(address))
+    for address in _resolve_or_refuse(host, field):
+        reason = _refused_reason(ipaddress.ip_address(address.split("%", 1)[0]))
         if reason is not None:
             shown = host if host == address else f"{host} ({address})"
             raise DomainError(
-                f"base_url host {shown} is a {reason} address; only public addresses are "
+                f"{field} host {shown} is a {reason} address; only public addresses are "
                 "allowed unless an operator enables private base URLs for this tenant",
-                param="base_url",
+                param=field,
             )
 
 

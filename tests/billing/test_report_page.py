@@ -220,3 +220,21 @@ def test_a_budget_edited_in_the_admin_reaches_the_gateway_at_once(
         response = admin_client_.post(f"/admin/billing/budget/{budget.pk}/change/", form)
     assert response.status_code == 302, response.content.decode()[:2000]
     assert [r.limit_usd for r in cache.get(acme.pk).budgets] == [25]
+
+
+def test_the_budget_admin_refuses_an_internal_webhook(acme: Tenant, admin_client_: Client) -> None:
+    from billing.models import Budget
+
+    form = {
+        "tenant": acme.pk,
+        "period": "day",
+        "limit_usd": "25",
+        "mode": "block",
+        "thresholds": "[50, 100]",
+        "webhook_url": "http://[64:ff9b::a9fe:a9fe]/latest/meta-data/",
+        "enabled": "on",
+    }
+    response = admin_client_.post("/admin/billing/budget/add/", form)
+    assert response.status_code == 200
+    assert "link-local" in response.context["adminform"].form.errors["webhook_url"][0]
+    assert not Budget.objects.exists()
