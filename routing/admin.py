@@ -292,6 +292,7 @@ class RoutingPolicyForm(forms.ModelForm):
             "max_cost_per_request",
             "min_quality",
             "fallback_depth",
+            "model_fallback",
             "strategy",
             "hedge_k",
             "aliases",
@@ -325,6 +326,7 @@ class RoutingPolicyAdmin(ConfigChangedMixin, admin.ModelAdmin):
         "tenant",
         "objective",
         "strategy",
+        "model_fallback",
         "weight_quality",
         "weight_cost",
         "weight_latency",
@@ -333,7 +335,13 @@ class RoutingPolicyAdmin(ConfigChangedMixin, admin.ModelAdmin):
         "version",
         "updated_at",
     ]
-    list_filter = ["objective", "strategy", "local_only", "allow_private_base_urls"]
+    list_filter = [
+        "objective",
+        "strategy",
+        "model_fallback",
+        "local_only",
+        "allow_private_base_urls",
+    ]
     list_select_related = ["tenant"]
     search_fields = ["tenant__slug", "tenant__name"]
     autocomplete_fields = ["tenant"]

@@ -27,6 +27,10 @@ OBJECTIVES = [
     ("minimize_latency", "Minimize latency"),
     ("custom", "Custom weights"),
 ]
+MODEL_FALLBACKS = [
+    ("same_model", "Same model only (another endpoint or provider, or the alias's targets)"),
+    ("any_model", "Any model at or above the requested tier"),
+]
 STRATEGIES = [
     ("scored", "Scored top-1"),
     ("weighted_round_robin", "Weighted round robin"),
@@ -216,6 +220,12 @@ class RoutingPolicy(TenantOwned):
     )
     min_quality = models.FloatField(null=True, blank=True)
     fallback_depth = models.PositiveSmallIntegerField(default=2)
+    model_fallback = models.CharField(
+        max_length=16,
+        choices=MODEL_FALLBACKS,
+        default="same_model",
+        help_text="What a request naming a model may fall back to.",
+    )
     strategy = models.CharField(max_length=32, choices=STRATEGIES, default="scored")
     hedge_k = models.PositiveSmallIntegerField(default=2)
     aliases = models.JSONField(default=dict, blank=True, help_text="alias -> [model, ...]")

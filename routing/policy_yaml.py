@@ -36,6 +36,9 @@ from routing import engine
 OBJECTIVE_NAMES = (*engine.OBJECTIVES, "custom")
 WEIGHT_NAMES = ("quality", "cost", "latency")
 BUDGET_KEYS = ("per_request", "per_hour", "per_day", "per_week", "per_month")
+# What a request naming a model may fall back to: the same model elsewhere (its other
+# endpoints/providers, or the targets of a tenant alias), or any model at or above its tier.
+MODEL_FALLBACKS = ("same_model", "any_model")
 MAX_FALLBACK_DEPTH = 5
 MAX_HEDGE_K = 4
 WEIGHT_SUM_TOLERANCE = 1e-6
@@ -55,6 +58,7 @@ DEFAULTS: Mapping[str, Any] = {
     "max_cost_per_request": None,
     "min_quality": None,
     "fallback_depth": 2,
+    "model_fallback": "same_model",
     "strategy": "scored",
     "hedge_k": 2,
     "aliases": {},
@@ -237,6 +241,10 @@ def clean_policy(
             cleaned[key] = _bounded_number(value, f, 0, 1)
         elif key == "fallback_depth":
             cleaned[key] = _bounded_int(value, f, 0, MAX_FALLBACK_DEPTH)
+        elif key == "model_fallback":
+            if value not in MODEL_FALLBACKS:
+                raise PolicyError(f"{f} must be one of {', '.join(MODEL_FALLBACKS)}.", param=f)
+            cleaned[key] = value
         elif key == "strategy":
             if value not in engine.STRATEGIES:
                 raise PolicyError(f"{f} must be one of {', '.join(engine.STRATEGIES)}.", param=f)

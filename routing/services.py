@@ -25,6 +25,7 @@ _PLAIN_FIELDS = (
     "local_only",
     "min_quality",
     "fallback_depth",
+    "model_fallback",
     "strategy",
     "hedge_k",
     "aliases",

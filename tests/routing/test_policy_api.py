@@ -414,3 +414,46 @@ def test_rate_limits_are_validated_and_stored(alice):
     bad = alice.client.patch("/api/v1/router/policy", {"rate_limits": {"rpd": 5}}, format="json")
     assert bad.status_code == 400
     assert "rpd" in str(bad.json())
+
+
+# --------------------------------------------------------------------------- model_fallback
+
+
+def test_a_named_model_falls_back_to_the_same_model_only_by_default(alice):
+    assert alice.client.get(POLICY).json()["model_fallback"] == "same_model"
+    context.cache.clear()
+    assert context.cache.get(alice.tenant.pk).policy.fallback_to_any is False
+
+
+def test_alice_lets_named_models_fall_back_to_any_model(alice):
+    resp = alice.client.patch(POLICY, {"model_fallback": "any_model"}, format="json")
+    assert resp.status_code == 200, resp.json()
+    assert resp.json()["model_fallback"] == "any_model"
+    assert RoutingPolicy.objects.get(tenant=alice.tenant).model_fallback == "any_model"
+    context.cache.clear()
+    assert context.cache.get(alice.tenant.pk).policy.fallback_to_any is True
+    # A PUT without it goes back to the default, like every other key.
+    alice.client.put(POLICY, {"objective": "balanced"}, format="json")
+    assert RoutingPolicy.objects.get(tenant=alice.tenant).model_fallback == "same_model"
+
+
+@pytest.mark.parametrize("value", ["any", "", None, 1, ["any_model"]])
+def test_a_bad_model_fallback_is_a_400_naming_the_field(alice, value):
+    resp = alice.client.patch(POLICY, {"model_fallback": value}, format="json")
+    assert resp.status_code == 400
+    assert resp.json()["field"] == "model_fallback"
+    assert "same_model, any_model" in resp.json()["detail"]
+    assert _unchanged(alice.tenant)
+
+
+def test_model_fallback_round_trips_through_yaml(alice):
+    alice.client.patch(POLICY, {"model_fallback": "any_model"}, format="json")
+    text = alice.client.get(EXPORT).content.decode()
+    assert yaml.safe_load(text)["tenants"]["acme"]["model_fallback"] == "any_model"
+    alice.client.put(POLICY, {}, format="json")
+    assert alice.client.post(IMPORT, text, content_type="application/yaml").status_code == 200
+    assert RoutingPolicy.objects.get(tenant=alice.tenant).model_fallback == "any_model"
+    bad = text.replace("any_model", "every_model")
+    resp = alice.client.post(IMPORT, bad, content_type="application/yaml")
+    assert resp.status_code == 400
+    assert resp.json()["field"] == "tenants.acme.model_fallback"

@@ -179,11 +179,20 @@ def test_a_prompt_too_long_for_a_model_excludes_it_for_its_context_window(alice,
 
 
 def test_a_named_model_comes_first_then_fallbacks_of_its_tier_or_above(alice, catalog):
+    _set_policy(alice.tenant, model_fallback="any_model")
     body = alice.client.post(ROUTE, chat(model="gamma/mid"), format="json").json()
     assert body["model"] == "gamma/mid"
     assert body["fallbacks"] == ["beta/big"]
     reasons = {e["model"]: e["reason"] for e in body["excluded"]}
     assert reasons["alpha/small"] == "below_requested_tier"
+
+
+def test_by_default_a_named_model_has_no_other_model_as_fallback(alice, catalog):
+    body = alice.client.post(ROUTE, chat(model="gamma/mid"), format="json").json()
+    assert body["model"] == "gamma/mid"
+    assert body["fallbacks"] == []
+    reasons = {e["model"]: e["reason"] for e in body["excluded"]}
+    assert reasons["beta/big"] == reasons["alpha/small"] == "other_model"
 
 
 def test_a_model_is_found_by_its_catalog_alias(alice, catalog):
