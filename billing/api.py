@@ -452,7 +452,7 @@ class SpendFilterInput(serializers.Serializer):
 
 class SpendSummaryView(TenantScopedAPIView):
     """GET /api/v1/spend/summary?since=DATE&until=DATE (inclusive; default: this month in
-    the tenant's time zone). Read from daily rollups."""
+    the tenant's time zone). Rollups for completed days, live usage for today."""
 
     def get(self, request: Request) -> Response:
         tz = selectors.tenant_tz(self.tenant)

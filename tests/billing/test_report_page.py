@@ -5,13 +5,15 @@ from __future__ import annotations
 import csv
 import io
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 from typing import Any
 
 import pytest
 import time_machine
 from django.contrib.auth import get_user_model
 from django.test import Client
+from django.utils import timezone
 
 from aura.celery import app as celery_app
 from billing.models import WeeklyReport
@@ -238,3 +240,30 @@ def test_the_budget_admin_refuses_an_internal_webhook(acme: Tenant, admin_client
     assert response.status_code == 200
     assert "link-local" in response.context["adminform"].form.errors["webhook_url"][0]
     assert not Budget.objects.exists()
+
+
+def test_this_weeks_page_and_csv_count_todays_usage_before_any_rollup(alice: Persona) -> None:
+    from billing.models import DailyRollup, UsageRecord
+    from billing.rollups import local_today
+
+    now = timezone.now()
+    for i in range(3):
+        UsageRecord.objects.create(
+            tenant=alice.tenant,
+            created_at=now - timedelta(seconds=i),
+            request_id=f"live-{i}",
+            provider="openai",
+            model="gpt-small",
+            status="ok",
+            prompt_tokens=100,
+            cost_usd=Decimal("0.25"),
+        )
+    today = local_today(alice.tenant.timezone)
+    monday = (today - timedelta(days=today.weekday())).isoformat()
+    assert not DailyRollup.objects.exists()
+
+    rows = read_csv(alice.client.get(CSV_URL, {"week": monday}))
+    assert sum(int(r["requests"]) for r in rows) == 3
+    assert sum(Decimal(r["cost_usd"]) for r in rows) == Decimal("0.75")
+    html = alice.client.get(PAGE, {"week": monday}).content.decode()
+    assert "$0.75" in html
