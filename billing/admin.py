@@ -15,6 +15,7 @@ from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.urls import URLPattern, path, reverse
 
+from aura.admin_columns import usd_column
 from aura.errors import DomainError
 from billing.models import Budget, BudgetAlert, DailyRollup, UsageRecord, WeeklyReport
 from billing.reports import last_full_week_start
@@ -75,7 +76,8 @@ class BudgetAdminForm(forms.ModelForm):
 @admin.register(Budget)
 class BudgetAdmin(admin.ModelAdmin):
     form = BudgetAdminForm
-    list_display = ("id", "tenant", "api_key", "period", "limit_usd", "mode", "enabled")
+    list_display = ("id", "tenant", "api_key", "period", "limit", "mode", "enabled")
+    limit = usd_column("limit_usd", "limit")
     list_filter = ("period", "mode", "enabled")
     search_fields = ("tenant__slug", "tenant__name")
     raw_id_fields = ("tenant", "api_key")
@@ -103,12 +105,14 @@ class BudgetAlertAdmin(ReadOnlyAdmin):
         "tenant",
         "budget",
         "threshold",
-        "spent_usd",
-        "limit_usd",
+        "spent",
+        "limit",
         "period_start",
         "emailed_at",
         "webhook_status",
     )
+    spent = usd_column("spent_usd", "spent")
+    limit = usd_column("limit_usd", "limit")
     list_filter = ("threshold",)
     search_fields = ("tenant__slug",)
     list_select_related = ("tenant", "budget")
@@ -125,10 +129,11 @@ class UsageRecordAdmin(ReadOnlyAdmin):
         "status",
         "prompt_tokens",
         "completion_tokens",
-        "cost_usd",
+        "cost",
         "latency_ms",
         "cache_status",
     )
+    cost = usd_column("cost_usd", "cost")
     list_filter = ("status", "kind", "cache_status")
     search_fields = ("request_id",)
     list_select_related = ("tenant", "api_key")
@@ -149,10 +154,11 @@ class DailyRollupAdmin(ReadOnlyAdmin):
         "errors",
         "prompt_tokens",
         "completion_tokens",
-        "cost_usd",
+        "cost",
         "cache_hits",
         "updated_at",
     )
+    cost = usd_column("cost_usd", "cost")
     list_filter = ("kind", "provider")
     search_fields = ("tenant__slug", "model")
     list_select_related = ("tenant", "api_key")

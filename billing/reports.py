@@ -27,7 +27,7 @@ from django.db.models import Exists, OuterRef, Sum
 from django.utils import timezone
 
 from aura import emails
-from aura.money import plain_decimal
+from aura.money import plain_decimal, usd
 from billing.alerts import budget_period_bounds
 from billing.models import Budget, DailyRollup, UsageRecord, WeeklyReport
 from billing.rollups import local_today, rollups_refresh, spend_rows
@@ -36,26 +36,11 @@ from routing.models import CatalogModel, RoutingPolicy
 from tenants.models import ADMIN_ROLES, ApiKey, Membership, Tenant
 
 MTOK = Decimal(1_000_000)
-CENT = Decimal("0.01")
 REPORT_HOUR = 8  # tenant-local hour on Monday from which last week's report is due
 TOP_KEYS = 5
 
 
 # --------------------------------------------------------------------------- formatting
-
-
-def usd(value: Decimal | None) -> str:
-    """Money for people: cents, or four decimals below one cent."""
-    if value is None:
-        return "n/a"
-    sign = "-" if value < 0 else ""
-    amount = abs(value)
-    if amount == 0:
-        return "$0.00"
-    if amount < CENT:
-        small = amount.quantize(Decimal("0.0001"))
-        return f"{sign}${small}" if small else f"{sign}<$0.0001"
-    return f"{sign}${amount.quantize(CENT):,}"
 
 
 def _pct(part: Decimal | int, whole: Decimal | int) -> int:

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import math
+from decimal import Decimal
 from typing import Any
 
 from django import forms
@@ -9,8 +10,10 @@ from django.db import models
 from django.db.models import QuerySet
 from django.http import HttpRequest
 
+from aura.admin_columns import usd_column
 from aura.crypto import DecryptionError
 from aura.errors import DomainError
+from aura.money import plain_decimal
 from routing.credentials import (
     base_url_check,
     credential_create,
@@ -275,9 +278,19 @@ class CredentialAdmin(admin.ModelAdmin):
 # --------------------------------------------------------------------------- policies
 
 
+class PlainDecimalInput(forms.NumberInput):
+    """A number input that shows 0.0000001, not 1.000E-7."""
+
+    def format_value(self, value: Any) -> str | None:
+        if isinstance(value, Decimal):
+            return plain_decimal(value)
+        return super().format_value(value)
+
+
 class RoutingPolicyForm(forms.ModelForm):
     class Meta:
         model = RoutingPolicy
+        widgets = {"max_cost_per_request": PlainDecimalInput}
         fields = [
             "tenant",
             "objective",
@@ -386,7 +399,7 @@ class RoutingOutcomeAdmin(ReadOnlyAdmin):
         "model_key",
         "success",
         "latency_ms",
-        "cost_usd",
+        "cost",
         "quality_score",
         "source",
         "created_at",
@@ -395,3 +408,4 @@ class RoutingOutcomeAdmin(ReadOnlyAdmin):
     list_select_related = ["tenant"]
     search_fields = ["model_key", "request_id", "tenant__slug"]
     date_hierarchy = "created_at"
+    cost = usd_column("cost_usd", "cost")

@@ -43,6 +43,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from aura.money import usd
 from routing.strategies import choose_primary, score_rows, stable_hash64
 
 if TYPE_CHECKING:
@@ -440,7 +441,7 @@ class _Rules:
         if reason == "max_output_tokens":
             return f"asks for {self.max_out} output tokens, model allows {c.max_output}"
         if reason == "over_max_cost":
-            return f"worst case ${cost:.6f} exceeds cap ${self.cost_cap:.6f}"
+            return f"worst case {usd(cost)} exceeds cap {usd(self.cost_cap)}"
         if reason == "below_min_quality":
             return f"quality {quality:.3f} for {self.category} below {self.min_quality:.3f}"
         if reason.startswith("missing_capability:"):

@@ -215,8 +215,9 @@ class RoutingPolicy(TenantOwned):
     allowed_models = models.JSONField(null=True, blank=True, help_text="null = all")
     denied_models = models.JSONField(default=list, blank=True)
     local_only = models.BooleanField(default=False)
+    # Ten decimal places like usage costs: a cap below a millionth of a dollar is kept.
     max_cost_per_request = models.DecimalField(
-        max_digits=12, decimal_places=6, null=True, blank=True
+        max_digits=18, decimal_places=10, null=True, blank=True
     )
     min_quality = models.FloatField(null=True, blank=True)
     fallback_depth = models.PositiveSmallIntegerField(default=2)
@@ -248,7 +249,7 @@ class RoutingPolicy(TenantOwned):
         constraints = [models.UniqueConstraint(fields=["tenant"], name="policy_one_per_tenant")]
 
     def __str__(self) -> str:
-        return f"policy of tenant {self.tenant_id} (v{self.version})"
+        return f"policy of {self.tenant.name} (v{self.version})"
 
     @property
     def weights(self) -> dict[str, float]:
@@ -272,6 +273,10 @@ class WeightHistory(TenantOwned):
     class Meta:
         ordering = ["-created_at", "-id"]
         indexes = [models.Index(fields=["tenant", "-created_at"])]
+        verbose_name_plural = "weight history"
+
+    def __str__(self) -> str:
+        return f"weights v{self.version} ({self.source})"
 
 
 class RoutingOutcome(TenantOwned):
@@ -288,6 +293,9 @@ class RoutingOutcome(TenantOwned):
 
     class Meta:
         indexes = [models.Index(fields=["tenant", "model_key", "-created_at"])]
+
+    def __str__(self) -> str:
+        return f"{self.model_key} {'ok' if self.success else 'failed'} ({self.latency_ms:.0f} ms)"
 
     def as_dict(self) -> dict[str, Any]:
         return {

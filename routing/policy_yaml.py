@@ -42,8 +42,9 @@ MODEL_FALLBACKS = ("same_model", "any_model")
 MAX_FALLBACK_DEPTH = 5
 MAX_HEDGE_K = 4
 WEIGHT_SUM_TOLERANCE = 1e-6
-# max_cost_per_request is a DecimalField(max_digits=12, decimal_places=6).
+# max_cost_per_request is a DecimalField(max_digits=18, decimal_places=10).
 MAX_COST_LIMIT = 1_000_000.0
+MIN_COST_LIMIT = 1e-10
 MAX_DOCUMENT_CHARS = 1_000_000
 MAX_DOCUMENT_DEPTH = 32
 
@@ -236,7 +237,11 @@ def clean_policy(
                 raise PolicyError(f"{f} must be true or false.", param=f)
             cleaned[key] = value
         elif key == "max_cost_per_request":
-            cleaned[key] = _bounded_number(value, f, 0, MAX_COST_LIMIT)
+            cap = _bounded_number(value, f, 0, MAX_COST_LIMIT)
+            if cap is not None and 0 < cap < MIN_COST_LIMIT:
+                # It would be stored as 0 (ten decimal places), a cap that refuses everything.
+                raise PolicyError(f"{f} must be 0 or at least {MIN_COST_LIMIT:g} USD.", param=f)
+            cleaned[key] = cap
         elif key == "min_quality":
             cleaned[key] = _bounded_number(value, f, 0, 1)
         elif key == "fallback_depth":

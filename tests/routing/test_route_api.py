@@ -16,6 +16,7 @@ beta/big       0.9      0.0154      1200 -> .5   0.36+0.11+0.15=.62  0.72+0.04+0
 
 from __future__ import annotations
 
+from decimal import Decimal
 from typing import Any
 
 import pytest
@@ -28,6 +29,7 @@ from tests.conftest import key_client
 pytestmark = pytest.mark.django_db
 
 ROUTE = "/api/v1/route"
+POLICY = "/api/v1/router/policy"
 BATCH = "/api/v1/route/batch"
 
 
@@ -346,3 +348,20 @@ def test_a_manage_key_gets_decisions(alice_manage_key, catalog):
     _, plaintext = alice_manage_key
     resp = key_client(plaintext).post(ROUTE, chat(), format="json")
     assert resp.json()["model"] == "alpha/small"
+
+
+def test_a_tiny_cost_cap_is_kept_and_shown_with_its_digits(alice, catalog):
+    resp = alice.client.patch(POLICY, {"max_cost_per_request": 1e-7}, format="json")
+    assert resp.status_code == 200, resp.json()
+    assert resp.json()["max_cost_per_request"] == 1e-7
+    assert RoutingPolicy.objects.get(tenant=alice.tenant).max_cost_per_request == Decimal("1e-7")
+    context.cache.clear()
+    body = alice.client.post(ROUTE, chat(), format="json").json()
+    details = {e["detail"] for e in body["excluded"] if e["reason"] == "over_max_cost"}
+    assert details and all(d.endswith("exceeds cap $0.0000001") for d in details), details
+
+
+def test_a_cost_cap_too_small_to_store_is_a_400(alice):
+    resp = alice.client.patch(POLICY, {"max_cost_per_request": 1e-11}, format="json")
+    assert resp.status_code == 400
+    assert resp.json()["field"] == "max_cost_per_request"
