@@ -90,8 +90,8 @@ def check_tree(
             for key, item in value.items():
                 if surrogates and _LONE_SURROGATE.search(key):
                     raise InvalidBody(
-                        f"The key {_printable(key)!r} in {_path(path) or 'body'} contains a "
-                        "lone UTF-16 surrogate, which is not valid text.",
+                        f"A key of {_path(path) or 'the body'} contains a lone UTF-16 "
+                        "surrogate, which is not valid text.",
                         param=_path((*path, key)),
                     )
                 stack.append((item, (*path, key)))
