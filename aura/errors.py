@@ -9,10 +9,11 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+from django.conf import settings
+from django.core.exceptions import RequestDataTooBig
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from rest_framework import exceptions, status
 from rest_framework.response import Response
-from rest_framework.views import exception_handler
 
 from aura.middleware import request_id_var
 
@@ -44,6 +45,11 @@ class PermissionDenied(DomainError):
     openai_type = "permission_error"
 
 
+class RequestTooLarge(DomainError):
+    status_code = 413
+    code = "request_too_large"
+
+
 def openai_error_body(
     message: str, *, type: str, param: str | None = None, code: str | None = None
 ) -> dict[str, Any]:
@@ -51,12 +57,20 @@ def openai_error_body(
 
 
 def drf_exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
+    if isinstance(exc, RequestDataTooBig):
+        # Raised by Django (request.body) or aura.parsers, before any view code runs.
+        limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
+        exc = RequestTooLarge(f"The request body is larger than the {limit} bytes allowed.")
     if isinstance(exc, DomainError):
         data: dict[str, Any] = {"detail": exc.message, "code": exc.code}
         if exc.param:
             data["field"] = exc.param
         data.update(exc.extra)
         return Response(data, status=exc.status_code)
+    # Imported here: rest_framework.views loads the parser classes (aura.parsers), which
+    # import this module.
+    from rest_framework.views import exception_handler
+
     response = exception_handler(exc, context)
     if response is None:
         # Unhandled: log with the request id, answer without internals.

@@ -8,6 +8,11 @@ from monitoring import views as monitoring_views
 handler404 = "aura.errors.not_found"
 handler500 = "aura.errors.server_error"
 
+admin.site.site_header = admin.site.site_title = "AURA administration"
+admin.site.index_title = "Operations"
+# No public site page exists to go "View site" to (the console is the admin and the API).
+admin.site.site_url = None
+
 urlpatterns = [
     path("healthz", monitoring_views.healthz, name="healthz"),
     path("readyz", monitoring_views.readyz, name="readyz"),

@@ -15,9 +15,13 @@ from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.urls import URLPattern, path, reverse
 
+from aura.admin_columns import usd_column
+from aura.errors import DomainError
 from billing.models import Budget, BudgetAlert, DailyRollup, UsageRecord, WeeklyReport
 from billing.reports import last_full_week_start
 from billing.rollups import rollups_refresh
+from routing.context import config_changed
+from routing.credentials import base_url_check, tenant_allows_private_base_urls
 from tenants.models import Tenant
 
 
@@ -34,13 +38,64 @@ class ReadOnlyAdmin(admin.ModelAdmin):
         return False
 
 
+class BudgetAdminForm(forms.ModelForm):
+    # Declared, with the https default the routing admin uses for URLs.
+    webhook_url = forms.URLField(max_length=500, required=False, assume_scheme="https")
+
+    class Meta:
+        model = Budget
+        fields = [
+            "tenant",
+            "api_key",
+            "period",
+            "limit_usd",
+            "mode",
+            "thresholds",
+            "webhook_url",
+            "enabled",
+        ]
+
+    def clean(self) -> dict[str, Any]:
+        super().clean()
+        data = self.cleaned_data
+        tenant, url = data.get("tenant"), data.get("webhook_url")
+        # A tenant's webhook is checked like one sent through the API (and like its
+        # endpoints), unless an operator allowed private URLs for that tenant.
+        if tenant is not None and url:
+            try:
+                base_url_check(
+                    url,
+                    allow_private=tenant_allows_private_base_urls(tenant),
+                    field="webhook_url",
+                )
+            except DomainError as exc:
+                self.add_error("webhook_url", exc.message)
+        return data
+
+
 @admin.register(Budget)
 class BudgetAdmin(admin.ModelAdmin):
-    list_display = ("id", "tenant", "api_key", "period", "limit_usd", "mode", "enabled")
+    form = BudgetAdminForm
+    list_display = ("id", "tenant", "api_key", "period", "limit", "mode", "enabled")
+    limit = usd_column("limit_usd", "limit")
     list_filter = ("period", "mode", "enabled")
     search_fields = ("tenant__slug", "tenant__name")
     raw_id_fields = ("tenant", "api_key")
     list_select_related = ("tenant", "api_key")
+
+    # The gateway caches budgets with the routing context: every write here invalidates it,
+    # as billing.services does for the API.
+    def save_model(self, request: HttpRequest, obj: Budget, form: Any, change: bool) -> None:
+        super().save_model(request, obj, form, change)
+        config_changed()
+
+    def delete_model(self, request: HttpRequest, obj: Budget) -> None:
+        super().delete_model(request, obj)
+        config_changed()
+
+    def delete_queryset(self, request: HttpRequest, queryset: QuerySet[Budget]) -> None:
+        super().delete_queryset(request, queryset)
+        config_changed()
 
 
 @admin.register(BudgetAlert)
@@ -50,12 +105,14 @@ class BudgetAlertAdmin(ReadOnlyAdmin):
         "tenant",
         "budget",
         "threshold",
-        "spent_usd",
-        "limit_usd",
+        "spent",
+        "limit",
         "period_start",
         "emailed_at",
         "webhook_status",
     )
+    spent = usd_column("spent_usd", "spent")
+    limit = usd_column("limit_usd", "limit")
     list_filter = ("threshold",)
     search_fields = ("tenant__slug",)
     list_select_related = ("tenant", "budget")
@@ -72,10 +129,11 @@ class UsageRecordAdmin(ReadOnlyAdmin):
         "status",
         "prompt_tokens",
         "completion_tokens",
-        "cost_usd",
+        "cost",
         "latency_ms",
         "cache_status",
     )
+    cost = usd_column("cost_usd", "cost")
     list_filter = ("status", "kind", "cache_status")
     search_fields = ("request_id",)
     list_select_related = ("tenant", "api_key")
@@ -96,10 +154,11 @@ class DailyRollupAdmin(ReadOnlyAdmin):
         "errors",
         "prompt_tokens",
         "completion_tokens",
-        "cost_usd",
+        "cost",
         "cache_hits",
         "updated_at",
     )
+    cost = usd_column("cost_usd", "cost")
     list_filter = ("kind", "provider")
     search_fields = ("tenant__slug", "model")
     list_select_related = ("tenant", "api_key")

@@ -157,11 +157,11 @@ def budget_alert_webhook(url: str, payload: dict[str, Any], *, tenant: Tenant) -
     headers = {"user-agent": "AURA-webhook/1"}
     extensions: dict[str, Any] = {}
     try:
-        base_url_check(url, allow_private=allow_private)
+        base_url_check(url, allow_private=allow_private, field="webhook_url")
         target = httpx.URL(url)
         if not allow_private:
             # Connect to the very address that was checked (no second DNS lookup to rebind).
-            target, pinned_headers, extensions = pinned_public_url(target)
+            target, pinned_headers, extensions = pinned_public_url(target, field="webhook_url")
             headers.update(pinned_headers)
     except DomainError as exc:
         return f"refused: {exc.message}"[:64]

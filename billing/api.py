@@ -8,12 +8,10 @@ are for superusers acting across tenants (session login, no API key); everyone e
 from __future__ import annotations
 
 import csv
-import ipaddress
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Iterator, Mapping
 from datetime import UTC, date, datetime, time, tzinfo
 from decimal import Decimal
 from typing import Any, cast
-from urllib.parse import urlsplit
 
 from asgiref.sync import sync_to_async
 from django.core.handlers.asgi import ASGIRequest
@@ -28,14 +26,17 @@ from rest_framework.response import Response
 from rest_framework.settings import api_settings
 from rest_framework.views import APIView
 
+from aura.errors import DomainError
 from billing import selectors
 from billing.models import Budget, BudgetAlert, UsageRecord
 from billing.services import BudgetError, budget_create, budget_delete, budget_update
 from billing.usage import COLUMNS
-from routing.credentials import tenant_allows_private_base_urls
+from routing.credentials import base_url_check, tenant_allows_private_base_urls
 from tenants.auth import KeyPrincipal
 from tenants.models import ApiKey, Role, Tenant
 from tenants.scoping import TENANT_HEADER, TenantScopedAPIView
+
+USAGE_MAX_LIMIT = 1000
 
 # --------------------------------------------------------------------------- budgets
 
@@ -84,28 +85,15 @@ class BudgetInput(serializers.Serializer):
         return sorted(value)
 
     def validate_webhook_url(self, value: str | None) -> str:
-        # Early feedback only, without DNS: the sender re-checks every address it resolves.
-        host = (urlsplit(value).hostname or "").rstrip(".").lower() if value else ""
-        if (
-            host
-            and _internal_host(host)
-            and not tenant_allows_private_base_urls(self.context["tenant"])
-        ):
-            raise serializers.ValidationError(
-                "Internal addresses are refused unless an operator enables private base "
-                "URLs for this tenant."
-            )
+        # The same check as a tenant's endpoint base URL (aura.netguard, names resolved);
+        # the sender re-checks and pins the address at send time.
+        if value:
+            allow_private = tenant_allows_private_base_urls(self.context["tenant"])
+            try:
+                base_url_check(value, allow_private=allow_private, field="webhook_url")
+            except DomainError as exc:
+                raise serializers.ValidationError(exc.message) from None
         return value or ""
-
-
-def _internal_host(host: str) -> bool:
-    if host == "localhost" or host.endswith(".localhost"):
-        return True
-    try:
-        ip = ipaddress.ip_address(host)
-    except ValueError:
-        return False
-    return not ip.is_global
 
 
 def _raise_as_field_error(exc: BudgetError) -> None:
@@ -300,6 +288,10 @@ class UsageFilterInput(serializers.Serializer):
     model = serializers.CharField(required=False, max_length=200)
     status = serializers.ChoiceField(required=False, choices=UsageRecord.Status.choices)
     kind = serializers.CharField(required=False, max_length=16)
+    # How many records: the page size (JSON) or the row count (CSV). ``page_size`` is the
+    # older name of the JSON page size.
+    limit = serializers.IntegerField(required=False, min_value=1, max_value=USAGE_MAX_LIMIT)
+    page_size = serializers.IntegerField(required=False, min_value=1, max_value=USAGE_MAX_LIMIT)
 
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
         tz: tzinfo = self.context["tz"]
@@ -311,6 +303,15 @@ class UsageFilterInput(serializers.Serializer):
         if "api_key" in attrs:
             attrs["api_key_id"] = attrs.pop("api_key")
         return attrs
+
+
+def _usage_limits(values: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, int]]:
+    """Split validated usage parameters into record filters and limit/page_size."""
+    criteria = dict(values)
+    limits: dict[str, int] = {
+        name: criteria.pop(name) for name in ("limit", "page_size") if name in criteria
+    }
+    return criteria, limits
 
 
 class UsageOutput(serializers.ModelSerializer):
@@ -334,8 +335,11 @@ class UsagePagination(CursorPagination):
     # Append-only table: a cursor stays correct while new rows arrive, unlike page numbers.
     ordering = ("-created_at", "-id")
     page_size = 50
-    page_size_query_param = "page_size"
-    max_page_size = 1000
+
+    def __init__(self, limit: int | None = None) -> None:
+        # Validated by UsageFilterInput; the next/previous links keep the query string.
+        if limit is not None:
+            self.page_size = limit
 
 
 class _Echo:
@@ -391,11 +395,13 @@ class _UsageViewMixin(APIView):
         qs: QuerySet[UsageRecord],
         *,
         filename: str,
+        limits: Mapping[str, int],
         operator: bool = False,
     ) -> HttpResponseBase:
         if self.wants_csv(request):
             header = ["tenant", *selectors.CSV_COLUMNS] if operator else list(selectors.CSV_COLUMNS)
-            chunks = selectors.usage_csv_chunks(qs, with_tenant=operator)
+            max_rows = limits.get("limit", selectors.CSV_MAX_ROWS)
+            chunks = selectors.usage_csv_chunks(qs, with_tenant=operator, max_rows=max_rows)
             content: Iterator[str] | AsyncIterator[str]
             if isinstance(request._request, ASGIRequest):
                 content = _csv_lines_async(header, chunks)
@@ -407,7 +413,7 @@ class _UsageViewMixin(APIView):
             return response
         if operator:
             qs = qs.select_related("tenant")
-        paginator = UsagePagination()
+        paginator = UsagePagination(limits.get("limit", limits.get("page_size")))
         page = paginator.paginate_queryset(qs, request, view=self)
         output = OperatorUsageOutput if operator else UsageOutput
         return paginator.get_paginated_response(output(page, many=True).data)
@@ -421,8 +427,11 @@ class UsageListView(_UsageViewMixin, TenantScopedAPIView):
         tz = selectors.tenant_tz(self.tenant)
         filters = UsageFilterInput(data=request.query_params, context={"tz": tz})
         filters.is_valid(raise_exception=True)
-        qs = selectors.usage_records(tenant_ids=[self.tenant.pk], **filters.validated_data)
-        return self.usage_response(request, qs, filename=f"{self.tenant.slug}-usage.csv")
+        criteria, limits = _usage_limits(filters.validated_data)
+        qs = selectors.usage_records(tenant_ids=[self.tenant.pk], **criteria)
+        return self.usage_response(
+            request, qs, filename=f"{self.tenant.slug}-usage.csv", limits=limits
+        )
 
 
 # --------------------------------------------------------------------------- spend
@@ -443,7 +452,7 @@ class SpendFilterInput(serializers.Serializer):
 
 class SpendSummaryView(TenantScopedAPIView):
     """GET /api/v1/spend/summary?since=DATE&until=DATE (inclusive; default: this month in
-    the tenant's time zone). Read from daily rollups."""
+    the tenant's time zone). Rollups for completed days, live usage for today."""
 
     def get(self, request: Request) -> Response:
         tz = selectors.tenant_tz(self.tenant)
@@ -489,11 +498,10 @@ class OperatorUsageView(_UsageViewMixin, _OperatorView):
         params = {k: v for k, v in request.query_params.items() if k != "tenant"}
         filters = UsageFilterInput(data=params, context={"tz": tz})
         filters.is_valid(raise_exception=True)
-        qs = selectors.usage_records(
-            tenant_ids=[tenant.pk] if tenant else None, **filters.validated_data
-        )
+        criteria, limits = _usage_limits(filters.validated_data)
+        qs = selectors.usage_records(tenant_ids=[tenant.pk] if tenant else None, **criteria)
         name = f"{tenant.slug}-usage.csv" if tenant else "usage.csv"
-        return self.usage_response(request, qs, filename=name, operator=True)
+        return self.usage_response(request, qs, filename=name, limits=limits, operator=True)
 
 
 class OperatorSpendSummaryView(_OperatorView):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from django.db import models
 
+from aura.money import usd
 from tenants.models import TenantOwned
 
 
@@ -19,7 +20,12 @@ class UsageRecord(TenantOwned):
     created_at = models.DateTimeField(db_index=False)
     request_id = models.CharField(max_length=64)
     api_key = models.ForeignKey(
-        "tenants.ApiKey", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+        "tenants.ApiKey",
+        verbose_name="API key",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
     )
     kind = models.CharField(max_length=16, default="chat")  # chat | embeddings
     provider = models.CharField(max_length=64)
@@ -52,6 +58,9 @@ class UsageRecord(TenantOwned):
             models.Index(fields=["api_key", "created_at"], name="usage_key_time"),
         ]
 
+    def __str__(self) -> str:
+        return f"{self.request_id} {self.provider}/{self.model} {self.status}"
+
 
 class Budget(TenantOwned):
     """A spend limit on a tenant or one of its API keys, per request or per calendar period
@@ -71,6 +80,7 @@ class Budget(TenantOwned):
 
     api_key = models.ForeignKey(
         "tenants.ApiKey",
+        verbose_name="API key",
         null=True,
         blank=True,
         on_delete=models.CASCADE,
@@ -101,8 +111,8 @@ class Budget(TenantOwned):
         ]
 
     def __str__(self) -> str:
-        scope = f"key {self.api_key_id}" if self.api_key_id else "tenant"
-        return f"{self.period} budget ${self.limit_usd} ({scope}, {self.mode})"
+        scope = f"key {self.api_key_id}" if self.api_key_id else "whole tenant"
+        return f"{self.period} budget {usd(self.limit_usd)} ({scope}, {self.mode})"
 
     @property
     def alert_thresholds(self) -> list[int]:
@@ -130,6 +140,9 @@ class BudgetAlert(TenantOwned):
         ]
         indexes = [models.Index(fields=["tenant", "-created_at"])]
 
+    def __str__(self) -> str:
+        return f"{self.threshold}% of budget {self.budget_id} from {self.period_start:%Y-%m-%d}"
+
 
 class DailyRollup(TenantOwned):
     """Usage aggregated per tenant-local day, key, provider, model and kind. Dashboards and
@@ -137,7 +150,12 @@ class DailyRollup(TenantOwned):
 
     day = models.DateField()
     api_key = models.ForeignKey(
-        "tenants.ApiKey", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+        "tenants.ApiKey",
+        verbose_name="API key",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
     )
     provider = models.CharField(max_length=64)
     model = models.CharField(max_length=200)
@@ -173,6 +191,9 @@ class DailyRollup(TenantOwned):
         ]
         indexes = [models.Index(fields=["tenant", "day"])]
 
+    def __str__(self) -> str:
+        return f"{self.day} {self.provider}/{self.model} ({self.kind})"
+
 
 class JobClaim(models.Model):
     """Claims for periodic jobs: a conditional UPDATE on next_run_at lets exactly one of
@@ -201,3 +222,6 @@ class WeeklyReport(TenantOwned):
         constraints = [
             models.UniqueConstraint(fields=["tenant", "week_start"], name="report_once_per_week")
         ]
+
+    def __str__(self) -> str:
+        return f"weekly report of the week of {self.week_start}"

@@ -1,4 +1,4 @@
-"""Weekly cost reports: the data (from DailyRollup only), the email, and the weekly job.
+"""Weekly cost reports: the data (billing.rollups.spend_rows), the email, the weekly job.
 
 Savings vs the premium baseline: every chat rollup row's prompt and completion tokens are
 priced at the tenant's *premium baseline* model, and the row's actual cost is subtracted.
@@ -27,15 +27,15 @@ from django.db.models import Exists, OuterRef, Sum
 from django.utils import timezone
 
 from aura import emails
+from aura.money import plain_decimal, usd
 from billing.alerts import budget_period_bounds
 from billing.models import Budget, DailyRollup, UsageRecord, WeeklyReport
-from billing.rollups import local_today, rollups_refresh
+from billing.rollups import local_today, rollups_refresh, spend_rows
 from routing.context import policy_to_engine
 from routing.models import CatalogModel, RoutingPolicy
 from tenants.models import ADMIN_ROLES, ApiKey, Membership, Tenant
 
 MTOK = Decimal(1_000_000)
-CENT = Decimal("0.01")
 REPORT_HOUR = 8  # tenant-local hour on Monday from which last week's report is due
 TOP_KEYS = 5
 
@@ -43,30 +43,11 @@ TOP_KEYS = 5
 # --------------------------------------------------------------------------- formatting
 
 
-def usd(value: Decimal | None) -> str:
-    """Money for people: cents, or four decimals below one cent."""
-    if value is None:
-        return "n/a"
-    sign = "-" if value < 0 else ""
-    amount = abs(value)
-    if amount == 0:
-        return "$0.00"
-    if amount < CENT:
-        small = amount.quantize(Decimal("0.0001"))
-        return f"{sign}${small}" if small else f"{sign}<$0.0001"
-    return f"{sign}${amount.quantize(CENT):,}"
-
-
 def _pct(part: Decimal | int, whole: Decimal | int) -> int:
     """Bar width in whole percent of the largest value (0..100)."""
     if not whole or part <= 0:
         return 0
     return max(1, min(100, round(Decimal(part) / Decimal(whole) * 100)))
-
-
-def plain_decimal(value: Decimal) -> str:
-    """3.8000000000 -> "3.8", 1E+2 -> "100": for JSON and CSV."""
-    return f"{value.normalize():f}"
 
 
 def _jsonable(value: Any) -> Any:
@@ -187,16 +168,16 @@ def _budget_status(tenant: Tenant, now: datetime) -> list[dict[str, Any]]:
 def weekly_report_data(
     tenant: Tenant, week_start: date, *, now: datetime | None = None
 ) -> dict[str, Any]:
-    """Everything the weekly report shows, computed from DailyRollup (budgets excepted: their
-    current-period spend comes from UsageRecord, because periods need not be whole days)."""
+    """Everything the weekly report shows, computed from billing.rollups.spend_rows (rollups
+    for completed days, live usage after them; budgets excepted: their current-period spend
+    comes from UsageRecord, because periods need not be whole days)."""
     _check_monday(week_start)
     now = now or timezone.now()
     week_end = week_start + timedelta(days=7)
     previous_start = week_start - timedelta(days=7)
-    rollups = list(
-        DailyRollup.objects.for_tenant(tenant)
-        .filter(day__gte=previous_start, day__lt=week_end)
-        .values("day", "api_key_id", "provider", "model", "kind", *DailyRollup.MEASURES)
+    # Completed days from their rollups, the rest (today) live from usage records.
+    rollups = spend_rows(
+        tenant_ids=[tenant.pk], since=previous_start, until=week_end - timedelta(days=1)
     )
     this_week = [r for r in rollups if r["day"] >= week_start]
     previous_cost = sum((r["cost_usd"] for r in rollups if r["day"] < week_start), Decimal(0))

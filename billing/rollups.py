@@ -1,10 +1,18 @@
-"""Daily rollups of usage records, per tenant-local day, and the JobClaim helper.
+"""Daily rollups of usage records, per tenant-local day; spend rows read from them; the
+JobClaim helper.
 
 ``rollups_refresh`` recomputes whole days from ``UsageRecord``: for each (tenant, day) one
 statement aggregates the day's records and upserts them into ``DailyRollup`` (replacing
 the figures, never adding to them) and deletes that day's rollup rows whose group no longer
 has usage. Recomputing a day is therefore idempotent and heals late-arriving records; the
 periodic task recomputes today and yesterday, which covers the usage writer's spool delay.
+
+``spend_rows`` is what every spend figure reads (the spend summary API, the weekly report,
+its page and CSV): rollup rows for the days that are completely rolled up, and the same
+aggregation computed live from usage records for the days after them (today, usually), so
+figures are current without waiting for the next refresh and no day is counted twice. A
+tenant's days are complete up to the latest day whose rollup was refreshed at least
+``ROLLUP_SETTLE`` after that day ended.
 
 ``cache_savings_usd`` is written as 0: there is no response cache yet. When the cache lands,
 the gateway should record what a hit would have cost (e.g. in the usage record) and this
@@ -14,7 +22,7 @@ statement should sum it.
 from __future__ import annotations
 
 import zoneinfo
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from datetime import date, datetime, time, timedelta
 from typing import Any
 
@@ -30,21 +38,24 @@ REFRESH_JOB = "billing.refresh_rollups"
 # the task more often than this only by lowering it.
 REFRESH_MIN_GAP = timedelta(minutes=1)
 
-# One statement per (tenant, day). The WHERE clause uses UTC bounds so that the
-# (tenant, created_at) index serves it; the GROUP BY day expression is constant within the
-# bounds but keeps the row's day derived from the record itself. The DELETE sees the rows
-# as they were before the statement, so it keeps exactly the rows the upsert touched.
-_REFRESH_SQL = """
-WITH agg AS (
-    SELECT u.tenant_id,
-           (u.created_at AT TIME ZONE %(tz)s)::date AS day,
-           u.api_key_id, u.provider, u.model, u.kind,
-           count(*) AS requests,
+# The figures of one rollup row (DailyRollup.MEASURES but cache_savings_usd), aggregated
+# from usage records ``u``: stored by the refresh, computed live by spend_rows.
+_MEASURES_SQL = """count(*) AS requests,
            count(*) FILTER (WHERE u.status <> 'ok') AS errors,
            coalesce(sum(u.prompt_tokens), 0) AS prompt_tokens,
            coalesce(sum(u.completion_tokens), 0) AS completion_tokens,
            coalesce(sum(u.cost_usd), 0) AS cost_usd,
-           count(*) FILTER (WHERE u.cache_status <> 'miss') AS cache_hits
+           count(*) FILTER (WHERE u.cache_status <> 'miss') AS cache_hits"""
+
+# One statement per (tenant, day). The WHERE clause uses UTC bounds so that the
+# (tenant, created_at) index serves it; the GROUP BY day expression is constant within the
+# bounds but keeps the row's day derived from the record itself. The DELETE sees the rows
+# as they were before the statement, so it keeps exactly the rows the upsert touched.
+_REFRESH_TEMPLATE = """
+WITH agg AS (
+    SELECT u.tenant_id,
+           (u.created_at AT TIME ZONE %(tz)s)::date AS day,
+           u.api_key_id, u.provider, u.model, u.kind, {measures}
       FROM billing_usagerecord u
      WHERE u.tenant_id = %(tenant_id)s
        AND u.created_at >= %(start)s AND u.created_at < %(end)s
@@ -76,6 +87,53 @@ WITH agg AS (
 SELECT (SELECT count(*) FROM upserted), (SELECT count(*) FROM deleted)
 """
 
+# A day counts as rolled up once a refresh ran at least this long after the day ended: by
+# then the records of requests that started before midnight have been written.
+ROLLUP_SETTLE = timedelta(minutes=10)
+_ROW_COLUMNS = (
+    "tenant_id",
+    "day",
+    "api_key_id",
+    "provider",
+    "model",
+    "kind",
+    *DailyRollup.MEASURES,
+)
+
+# One statement: per tenant, the last completely rolled-up day in [since, until] (index
+# (tenant, day)); rollup rows up to it; live aggregates of the usage records after it up
+# to ``until`` (index (tenant, created_at), one range per tenant).
+_SPEND_ROWS_TEMPLATE = """
+WITH tenants AS (
+    SELECT t.id, t.timezone FROM tenants_tenant t
+     WHERE %(all_tenants)s OR t.id = ANY(%(tenant_ids)s)
+), complete AS (
+    SELECT r.tenant_id, max(r.day) AS last_day
+      FROM billing_dailyrollup r JOIN tenants t ON t.id = r.tenant_id
+     WHERE r.day >= %(since)s AND r.day <= %(until)s
+       AND r.updated_at >= ((r.day + 1)::timestamp AT TIME ZONE t.timezone) + %(settle)s
+     GROUP BY r.tenant_id
+), live AS (
+    SELECT t.id AS tenant_id, t.timezone,
+           (greatest(%(since)s, c.last_day + 1)::timestamp AT TIME ZONE t.timezone) AS start_at,
+           ((%(until)s + 1)::timestamp AT TIME ZONE t.timezone) AS end_at
+      FROM tenants t LEFT JOIN complete c ON c.tenant_id = t.id
+)
+SELECT r.tenant_id, r.day, r.api_key_id, r.provider, r.model, r.kind, r.requests, r.errors,
+       r.prompt_tokens, r.completion_tokens, r.cost_usd, r.cache_hits, r.cache_savings_usd
+  FROM billing_dailyrollup r JOIN complete c ON c.tenant_id = r.tenant_id
+ WHERE r.day >= %(since)s AND r.day <= c.last_day
+UNION ALL
+SELECT l.tenant_id, (u.created_at AT TIME ZONE l.timezone)::date AS day,
+       u.api_key_id, u.provider, u.model, u.kind, {measures},
+       0::numeric AS cache_savings_usd
+  FROM live l JOIN billing_usagerecord u
+    ON u.tenant_id = l.tenant_id AND u.created_at >= l.start_at AND u.created_at < l.end_at
+ GROUP BY 1, 2, 3, 4, 5, 6
+"""
+_REFRESH_SQL = _REFRESH_TEMPLATE.format(measures=_MEASURES_SQL)
+_SPEND_ROWS_SQL = _SPEND_ROWS_TEMPLATE.format(measures=_MEASURES_SQL)
+
 
 def day_bounds(day: date, tz_name: str) -> tuple[datetime, datetime]:
     """UTC-aware [start, end) of a tenant-local calendar day (23 or 25 hours across DST)."""
@@ -103,6 +161,25 @@ def rollup_refresh_day(*, tenant_id: int, tz_name: str, day: date) -> tuple[int,
         cursor.execute(_REFRESH_SQL, params)
         upserted, deleted = cursor.fetchone()
     return int(upserted), int(deleted)
+
+
+def spend_rows(
+    *, tenant_ids: Sequence[int] | None, since: date, until: date
+) -> list[dict[str, Any]]:
+    """Rollup-shaped rows (``tenant_id``, ``day``, ``api_key_id``, ``provider``, ``model``,
+    ``kind`` and ``DailyRollup.MEASURES``) for the tenant-local days [since, until] of
+    ``tenant_ids`` (None: every tenant): stored rollups where the days are complete, live
+    aggregates of usage records after them (see the module docstring)."""
+    params: dict[str, Any] = {
+        "since": since,
+        "until": until,
+        "settle": ROLLUP_SETTLE,
+        "all_tenants": tenant_ids is None,
+        "tenant_ids": list(tenant_ids or []),
+    }
+    with connection.cursor() as cursor:
+        cursor.execute(_SPEND_ROWS_SQL, params)
+        return [dict(zip(_ROW_COLUMNS, row, strict=True)) for row in cursor.fetchall()]
 
 
 def _tenants_with_usage(tenant_ids: Iterable[int] | None, since: datetime) -> list[Tenant]:

@@ -4,7 +4,8 @@ Budget periods are calendar periods in the tenant's time zone (``zoneinfo``): an
 day from local midnight, a week from Monday 00:00, a month from the 1st 00:00. Period
 arithmetic is done on local *dates* and converted to UTC afterwards, because adding a
 ``timedelta`` to an aware ``zoneinfo`` datetime is wall-clock arithmetic and goes wrong
-across DST changes. Spend summaries read ``DailyRollup`` only, never raw usage records.
+across DST changes. Spend summaries read ``billing.rollups.spend_rows``: rollups for
+completed days, live usage records for the days after them.
 """
 
 from __future__ import annotations
@@ -16,13 +17,15 @@ from datetime import UTC, date, datetime, timedelta, tzinfo
 from decimal import Decimal
 from typing import Any
 
-from django.db.models import F, Q, QuerySet, Sum, Value
-from django.db.models.functions import Coalesce
+from django.db.models import Q, QuerySet, Sum
 from django.utils import timezone
 
+from aura.money import plain_decimal
 from billing.budgets import PERIODS
 from billing.budgets import period_bounds as budget_period_bounds
-from billing.models import Budget, DailyRollup, UsageRecord
+from billing.models import Budget, UsageRecord
+from billing.rollups import spend_rows
+from routing.policy_yaml import BUDGET_KEYS
 from tenants.models import ApiKey, Tenant
 
 ZERO = Decimal(0)
@@ -116,6 +119,21 @@ def budgets_current_periods(
     return result
 
 
+def budgets_policy_map(*, tenant_id: int) -> dict[str, float]:
+    """The enabled tenant-wide budgets as the routing policy shows them:
+    ``{"per_request": 0.05, "per_day": 50.0}`` (policy_yaml.BUDGET_KEYS order)."""
+    limits = dict(
+        Budget.objects.filter(tenant_id=tenant_id, api_key__isnull=True, enabled=True)
+        .values_list("period", "limit_usd")
+        .order_by()
+    )
+    return {
+        key: float(limits[key.removeprefix("per_")])
+        for key in BUDGET_KEYS
+        if key.removeprefix("per_") in limits
+    }
+
+
 # --------------------------------------------------------------------------- usage
 
 
@@ -158,6 +176,8 @@ def _csv_cell(value: Any) -> Any:
         return "true" if value else "false"
     if isinstance(value, datetime):
         return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
+    if isinstance(value, Decimal):
+        return plain_decimal(value)  # str() would write a zero cost as 0E-10
     return value
 
 
@@ -202,39 +222,60 @@ def current_month(tz: tzinfo, *, now: datetime | None = None) -> tuple[date, dat
     return first, _next_month(first) - timedelta(days=1)
 
 
-# Annotation names must not clash with DailyRollup's own field names.
-_TOTALS: Mapping[str, Any] = {
-    "sum_cost": Coalesce(Sum("cost_usd"), Value(ZERO)),
-    "sum_requests": Coalesce(Sum("requests"), 0),
-    "sum_errors": Coalesce(Sum("errors"), 0),
-    "sum_prompt": Coalesce(Sum("prompt_tokens"), Value(0)),
-    "sum_completion": Coalesce(Sum("completion_tokens"), Value(0)),
-    "sum_cache_hits": Coalesce(Sum("cache_hits"), 0),
-    "sum_savings": Coalesce(Sum("cache_savings_usd"), Value(ZERO)),
-}
-
-
 def _money(value: Any) -> str:
     # Rollups keep 10 decimal places; summaries show 6 (a millionth of a dollar).
     return f"{Decimal(value or 0).quantize(Decimal('0.000001')):f}"
 
 
-def _totals(row: Mapping[str, Any]) -> dict[str, Any]:
-    prompt, completion = int(row["sum_prompt"]), int(row["sum_completion"])
-    return {
-        "cost_usd": _money(row["sum_cost"]),
-        "requests": row["sum_requests"],
-        "errors": row["sum_errors"],
-        "prompt_tokens": prompt,
-        "completion_tokens": completion,
-        "total_tokens": prompt + completion,
-        "cache_hits": row["sum_cache_hits"],
-        "cache_savings_usd": _money(row["sum_savings"]),
-    }
+@dataclass(slots=True)
+class _Sums:
+    cost: Decimal = ZERO
+    requests: int = 0
+    errors: int = 0
+    prompt: int = 0
+    completion: int = 0
+    cache_hits: int = 0
+    savings: Decimal = ZERO
+
+    def add(self, row: Mapping[str, Any]) -> None:
+        self.cost += row["cost_usd"]
+        self.requests += row["requests"]
+        self.errors += row["errors"]
+        self.prompt += row["prompt_tokens"]
+        self.completion += row["completion_tokens"]
+        self.cache_hits += row["cache_hits"]
+        self.savings += row["cache_savings_usd"]
+
+    def body(self) -> dict[str, Any]:
+        return {
+            "cost_usd": _money(self.cost),
+            "requests": self.requests,
+            "errors": self.errors,
+            "prompt_tokens": self.prompt,
+            "completion_tokens": self.completion,
+            "total_tokens": self.prompt + self.completion,
+            "cache_hits": self.cache_hits,
+            "cache_savings_usd": _money(self.savings),
+        }
 
 
-def _grouped(qs: QuerySet[DailyRollup], *fields: str, order: Sequence[str]) -> list[dict[str, Any]]:
-    return list(qs.values(*fields).annotate(**_TOTALS).order_by(*order))
+def _grouped(rows: Iterable[Mapping[str, Any]], *fields: str) -> dict[tuple[Any, ...], _Sums]:
+    groups: dict[tuple[Any, ...], _Sums] = {}
+    for row in rows:
+        key = tuple(row[f] for f in fields)
+        sums = groups.get(key)
+        if sums is None:
+            sums = groups[key] = _Sums()
+        sums.add(row)
+    return groups
+
+
+def _by_cost(groups: dict[tuple[Any, ...], _Sums]) -> list[tuple[tuple[Any, ...], _Sums]]:
+    """Costliest first, then by the group's names (None last)."""
+    return sorted(
+        groups.items(),
+        key=lambda kv: (-kv[1].cost, *((v is None, v if v is not None else 0) for v in kv[0])),
+    )
 
 
 def spend_summary(
@@ -242,61 +283,60 @@ def spend_summary(
 ) -> dict[str, Any]:
     """Spend of ``tenant_ids`` (None: all tenants) over the days [since, until], inclusive.
 
-    Totals plus breakdowns by day, provider, model and the top API keys by cost, each one
-    ``GROUP BY`` over ``DailyRollup`` (index ``(tenant, day)``); ``per_tenant`` adds a
-    breakdown by tenant for operators.
+    Totals plus breakdowns by day, provider, model and the top API keys by cost, all from
+    ``billing.rollups.spend_rows`` (rollups for completed days, live usage for the days
+    after them, so today counts); ``per_tenant`` adds a breakdown by tenant for operators.
     """
-    qs = DailyRollup.objects.filter(day__gte=since, day__lte=until)
-    if tenant_ids is not None:
-        qs = qs.filter(tenant_id__in=list(tenant_ids))
-    totals = qs.aggregate(**_TOTALS)
+    rows = spend_rows(tenant_ids=tenant_ids, since=since, until=until)
+    totals = _Sums()
+    for row in rows:
+        totals.add(row)
     by_day = [
-        {"day": r["day"].isoformat(), **_totals(r)} for r in _grouped(qs, "day", order=["day"])
+        {"day": day.isoformat(), **sums.body()}
+        for (day,), sums in sorted(_grouped(rows, "day").items())
     ]
     by_provider = [
-        {"provider": r["provider"], **_totals(r)}
-        for r in _grouped(qs, "provider", order=["-sum_cost", "provider"])
+        {"provider": provider, **sums.body()}
+        for (provider,), sums in _by_cost(_grouped(rows, "provider"))
     ]
     by_model = [
-        {"provider": r["provider"], "model": r["model"], **_totals(r)}
-        for r in _grouped(qs, "provider", "model", order=["-sum_cost", "provider", "model"])
+        {"provider": provider, "model": model, **sums.body()}
+        for (provider, model), sums in _by_cost(_grouped(rows, "provider", "model"))
     ]
-    top = list(
-        qs.values("api_key_id")
-        .annotate(**_TOTALS)
-        .order_by(F("sum_cost").desc(), F("api_key_id").asc(nulls_last=True))[:TOP_KEYS]
-    )
-    key_count = qs.order_by().values("api_key_id").distinct().count()
+    key_groups = _grouped(rows, "api_key_id")
+    top = _by_cost(key_groups)[:TOP_KEYS]
     keys = {
         k.pk: k
-        for k in ApiKey.objects.filter(pk__in=[r["api_key_id"] for r in top if r["api_key_id"]])
+        for k in ApiKey.objects.filter(pk__in=[key_id for (key_id,), _ in top if key_id])
         .select_related("tenant")
         .only("id", "name", "prefix", "tenant__slug")
     }
     by_api_key = []
-    for r in top:
-        key = keys.get(r["api_key_id"])
+    for (key_id,), sums in top:
+        key = keys.get(key_id)
         entry: dict[str, Any] = {
-            "api_key": r["api_key_id"],
+            "api_key": key_id,
             "name": key.name if key else None,
             "masked": key.masked if key else None,
         }
         if per_tenant:
             entry["tenant"] = key.tenant.slug if key else None
-        by_api_key.append({**entry, **_totals(r)})
+        by_api_key.append({**entry, **sums.body()})
     body: dict[str, Any] = {
         "since": since.isoformat(),
         "until": until.isoformat(),
-        "totals": _totals(totals),
+        "totals": totals.body(),
         "by_day": by_day,
         "by_provider": by_provider,
         "by_model": by_model,
         "by_api_key": by_api_key,
-        "other_api_keys": key_count - len(top),
+        "other_api_keys": len(key_groups) - len(top),
     }
     if per_tenant:
-        body["by_tenant"] = [
-            {"tenant": r["tenant__slug"], **_totals(r)}
-            for r in _grouped(qs, "tenant__slug", order=["-sum_cost", "tenant__slug"])
-        ]
+        tenant_groups = _grouped(rows, "tenant_id")
+        slugs = dict(
+            Tenant.objects.filter(pk__in=[t for (t,) in tenant_groups]).values_list("pk", "slug")
+        )
+        named = {(slugs.get(t),): sums for (t,), sums in tenant_groups.items()}
+        body["by_tenant"] = [{"tenant": slug, **sums.body()} for (slug,), sums in _by_cost(named)]
     return body

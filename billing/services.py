@@ -1,11 +1,12 @@
-"""Budget writes, and keeping the policy's ``budgets`` map and the Budget rows in step.
+"""Budget writes. The Budget rows are the one place budgets live (the gateway enforces them).
 
-Two ways lead to a tenant-wide budget: the budgets API and the routing policy (its
-``budgets: {per_day: 50, ...}`` map, edited through the policy API or a YAML import). The
-Budget rows are what the gateway enforces; ``RoutingPolicy.budgets`` mirrors the enabled
-tenant-wide rows so that a policy export shows them and a re-import gives them back.
-Key-scoped budgets exist only as rows. Every write calls ``config_changed()`` because the
-gateway caches budgets with the routing context.
+Two ways lead to a tenant-wide budget: the budgets API and the routing policy document
+(its ``budgets: {per_day: 50, ...}`` map, through the policy API or a YAML import), which
+``budgets_sync_from_policy`` applies to the rows. The policy shows the rows back
+(``billing.selectors.budgets_policy_map``), so an export re-imports to the same budgets;
+nothing is stored on the policy, and a budget write leaves the policy (and its version)
+alone. Key-scoped budgets exist only through the budgets API. Every write calls
+``config_changed()`` because the gateway caches budgets with the routing context.
 """
 
 from __future__ import annotations
@@ -19,7 +20,6 @@ from django.db import IntegrityError, transaction
 from aura.errors import DomainError
 from billing.models import Budget
 from routing.context import config_changed
-from routing.models import RoutingPolicy
 from routing.policy_yaml import BUDGET_KEYS
 from tenants.models import ApiKey, Tenant
 
@@ -67,23 +67,6 @@ def _save(budget: Budget) -> None:
         ) from None
 
 
-def _policy_budgets_refresh(tenant: Tenant) -> None:
-    """Mirror the enabled tenant-wide budgets into RoutingPolicy.budgets (for export)."""
-    wanted = {
-        f"per_{b.period}": float(b.limit_usd)
-        for b in Budget.objects.filter(tenant=tenant, api_key__isnull=True, enabled=True)
-    }
-    wanted = {k: wanted[k] for k in BUDGET_KEYS if k in wanted}
-    RoutingPolicy.objects.get_or_create(tenant=tenant)
-    # Row lock, as policy_update takes: the version must go up by exactly one per change.
-    policy = RoutingPolicy.objects.select_for_update().get(tenant=tenant)
-    if (policy.budgets or {}) == wanted:
-        return
-    policy.budgets = wanted
-    policy.version += 1
-    policy.save(update_fields=["budgets", "version", "updated_at"])
-
-
 def budget_create(
     *,
     tenant: Tenant,
@@ -107,8 +90,6 @@ def budget_create(
     )
     with transaction.atomic():
         _save(budget)
-        if api_key is None:
-            _policy_budgets_refresh(tenant)
         config_changed()
     return budget
 
@@ -119,33 +100,27 @@ def budget_update(*, budget: Budget, changes: Mapping[str, Any]) -> Budget:
     unknown = set(changes) - set(_EDITABLE)
     if unknown:
         raise BudgetError(f"Unknown budget field {sorted(unknown)[0]!r}.", param=sorted(unknown)[0])
-    was_tenant_wide = budget.api_key_id is None
     with transaction.atomic():
         for name, value in changes.items():
             if name == "thresholds":
                 value = sorted(value) if value else list(Budget.DEFAULT_THRESHOLDS)
             setattr(budget, name, value)
         _save(budget)
-        if was_tenant_wide or budget.api_key_id is None:
-            _policy_budgets_refresh(budget.tenant)
         config_changed()
     return budget
 
 
 def budget_delete(*, budget: Budget) -> None:
-    tenant_wide = budget.api_key_id is None
     with transaction.atomic():
         budget.delete()
-        if tenant_wide:
-            _policy_budgets_refresh(budget.tenant)
         config_changed()
 
 
 def budgets_sync_from_policy(*, tenant: Tenant, budgets: Mapping[str, float]) -> None:
     """Make the tenant-wide Budget rows match a policy's ``budgets`` map.
 
-    Called by routing.services.policy_update inside its transaction, with the cleaned map
-    (``policy_yaml.BUDGET_KEYS`` -> USD). A period in the map gets a tenant-wide budget
+    Called by routing.services.policy_update inside its transaction when a policy write
+    names ``budgets``, with the cleaned map (``policy_yaml.BUDGET_KEYS`` -> USD). A period in the map gets a tenant-wide budget
     with that limit (created in block mode with the default thresholds; an existing one
     keeps its mode, thresholds and webhook, and is enabled). An enabled tenant-wide budget
     whose period is not in the map is deleted: the policy replaced it. Disabled ones are

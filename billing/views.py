@@ -21,13 +21,9 @@ from rest_framework import exceptions, renderers, serializers
 from rest_framework.authentication import SessionAuthentication
 from rest_framework.request import Request
 
+from aura.money import plain_decimal
 from billing.models import DailyRollup
-from billing.reports import (
-    OPT_OUT_SALT,
-    last_full_week_start,
-    plain_decimal,
-    weekly_report_data,
-)
+from billing.reports import OPT_OUT_SALT, last_full_week_start, weekly_report_data
 from tenants.models import Membership, Tenant
 from tenants.scoping import TenantScopedAPIView, tenant_context_for
 

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import math
+from decimal import Decimal
 from typing import Any
 
 from django import forms
@@ -9,8 +10,10 @@ from django.db import models
 from django.db.models import QuerySet
 from django.http import HttpRequest
 
+from aura.admin_columns import usd_column
 from aura.crypto import DecryptionError
 from aura.errors import DomainError
+from aura.money import plain_decimal
 from routing.credentials import (
     base_url_check,
     credential_create,
@@ -284,9 +287,19 @@ class CredentialAdmin(admin.ModelAdmin):
 # --------------------------------------------------------------------------- policies
 
 
+class PlainDecimalInput(forms.NumberInput):
+    """A number input that shows 0.0000001, not 1.000E-7."""
+
+    def format_value(self, value: Any) -> str | None:
+        if isinstance(value, Decimal):
+            return plain_decimal(value)
+        return super().format_value(value)
+
+
 class RoutingPolicyForm(forms.ModelForm):
     class Meta:
         model = RoutingPolicy
+        widgets = {"max_cost_per_request": PlainDecimalInput}
         fields = [
             "tenant",
             "objective",
@@ -301,10 +314,10 @@ class RoutingPolicyForm(forms.ModelForm):
             "max_cost_per_request",
             "min_quality",
             "fallback_depth",
+            "model_fallback",
             "strategy",
             "hedge_k",
             "aliases",
-            "budgets",
             "allow_private_base_urls",
         ]
 
@@ -335,6 +348,7 @@ class RoutingPolicyAdmin(ConfigChangedMixin, admin.ModelAdmin):
         "tenant",
         "objective",
         "strategy",
+        "model_fallback",
         "weight_quality",
         "weight_cost",
         "weight_latency",
@@ -343,7 +357,13 @@ class RoutingPolicyAdmin(ConfigChangedMixin, admin.ModelAdmin):
         "version",
         "updated_at",
     ]
-    list_filter = ["objective", "strategy", "local_only", "allow_private_base_urls"]
+    list_filter = [
+        "objective",
+        "strategy",
+        "model_fallback",
+        "local_only",
+        "allow_private_base_urls",
+    ]
     list_select_related = ["tenant"]
     search_fields = ["tenant__slug", "tenant__name"]
     autocomplete_fields = ["tenant"]
@@ -388,7 +408,7 @@ class RoutingOutcomeAdmin(ReadOnlyAdmin):
         "model_key",
         "success",
         "latency_ms",
-        "cost_usd",
+        "cost",
         "quality_score",
         "source",
         "created_at",
@@ -397,3 +417,4 @@ class RoutingOutcomeAdmin(ReadOnlyAdmin):
     list_select_related = ["tenant"]
     search_fields = ["model_key", "request_id", "tenant__slug"]
     date_hierarchy = "created_at"
+    cost = usd_column("cost_usd", "cost")

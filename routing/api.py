@@ -22,6 +22,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from aura.errors import DomainError
+from aura.parsers import JSONParser, read_limited
 from routing import engine, policy_yaml, selectors
 from routing.context import RoutingContext, cache
 from routing.models import RoutingPolicy, WeightHistory
@@ -64,11 +65,11 @@ class YamlParser(parsers.BaseParser):
     media_type = "application/yaml"
 
     def parse(self, stream: Any, media_type: str | None = None, parser_context: Any = None) -> Any:
-        encoding = (parser_context or {}).get("encoding", "utf-8")
+        encoding = (parser_context or {}).get("encoding") or "utf-8"
         try:
-            return stream.read().decode(encoding)
-        except UnicodeDecodeError:
-            raise PolicyError("The YAML body is not valid UTF-8.", param="yaml") from None
+            return read_limited(stream).decode(encoding)
+        except (UnicodeDecodeError, LookupError):
+            raise PolicyError(f"The YAML body is not valid {encoding}.", param="yaml") from None
 
 
 class TextYamlParser(YamlParser):
@@ -145,7 +146,7 @@ class PolicyImportView(TenantScopedAPIView):
     """POST /api/v1/router/policy/import (YAML body or {"yaml": "..."}; ?dry_run=1)."""
 
     required_role = Role.ADMIN
-    parser_classes = [parsers.JSONParser, YamlParser, TextYamlParser, XYamlParser]
+    parser_classes = [JSONParser, YamlParser, TextYamlParser, XYamlParser]
 
     def post(self, request: Request) -> Response:
         data = request.data

@@ -23,7 +23,7 @@ from aura.errors import DomainError
 from routing.credentials import (
     base_url_check,
     credential_create,
-    credential_rotate_secret,
+    credential_update,
     endpoint_create,
     notify_config_changed,
     tenant_allows_private_base_urls,
@@ -206,16 +206,7 @@ class CredentialDetailView(ByokView):
         _refuse_unknown(body, set(CredentialUpdateInput().fields), _CREDENTIAL_READ_ONLY, fixed)
         data = CredentialUpdateInput(data=body, partial=True)
         data.is_valid(raise_exception=True)
-        values = data.validated_data
-        changed = [f for f in ("name", "enabled") if f in values]
-        with transaction.atomic():
-            if changed:
-                for field in changed:
-                    setattr(credential, field, values[field])
-                credential.save(update_fields=changed)
-                notify_config_changed()
-            if "secret" in values:
-                credential_rotate_secret(credential=credential, secret=values["secret"])
+        credential = credential_update(credential=credential, **data.validated_data)
         return Response(CredentialOutput(credential).data)
 
     def delete(self, request: Request, credential_id: int) -> Response:

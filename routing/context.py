@@ -79,7 +79,7 @@ class RoutingContext:
 def policy_to_engine(row: Any) -> engine.Policy:
     """engine.Policy from a RoutingPolicy row (or None for the defaults)."""
     if row is None:
-        return engine.Policy(weights=engine.OBJECTIVES["balanced"])
+        return engine.Policy(weights=engine.OBJECTIVES["balanced"], fallback_to_any=False)
     if row.objective == "custom":
         weights = engine.Weights(row.weight_quality, row.weight_cost, row.weight_latency)
     else:
@@ -101,6 +101,8 @@ def policy_to_engine(row: Any) -> engine.Policy:
         strategy=row.strategy,
         hedge_k=row.hedge_k,
         aliases={k: tuple(v) for k, v in (row.aliases or {}).items()},
+        # same_model (the default): a named model falls back only to itself elsewhere.
+        fallback_to_any=row.model_fallback == "any_model",
     )
 
 

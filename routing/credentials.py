@@ -7,10 +7,12 @@ this module only through ``credential_secret``, for the provider adapters.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import ipaddress
 import json
 import socket
+from collections.abc import Iterator
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -18,7 +20,7 @@ from urllib.parse import urlsplit
 
 import httpx
 from django.core.exceptions import ValidationError
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.db.models import QuerySet
 from django.utils import timezone
 
@@ -86,65 +88,78 @@ def notify_config_changed() -> None:
 
 
 def _resolve(host: str) -> list[str]:
+    """The addresses ``host`` stands for; empty when it does not resolve."""
     try:
         return [ipaddress.ip_address(host).compressed]
     except ValueError:
         pass
     try:
         infos = socket.getaddrinfo(host, None, type=socket.SOCK_STREAM)
-    except (socket.gaierror, UnicodeError) as exc:
-        raise DomainError(f"base_url host {host!r} does not resolve", param="base_url") from exc
+    except (socket.gaierror, UnicodeError):
+        return []
     # sockaddr[0] may carry an IPv6 zone ("fe80::1%eth0"), which ipaddress accepts.
     return sorted({str(info[4][0]) for info in infos})
 
 
-def pinned_public_url(url: httpx.URL) -> tuple[httpx.URL, dict[str, str], dict[str, Any]]:
+def _resolve_or_refuse(host: str, field: str) -> list[str]:
+    addresses = _resolve(host)
+    if not addresses:
+        raise DomainError(f"{field} host {host!r} does not resolve", param=field)
+    return addresses
+
+
+def pinned_public_url(
+    url: httpx.URL, *, field: str = "base_url"
+) -> tuple[httpx.URL, dict[str, str], dict[str, Any]]:
     """Resolve ``url``'s host once, refuse unless every address is public, and return the
     URL rewritten to one checked address plus the Host header / TLS SNI that keep it the
     same request (for synchronous callers; the gateway's calls pin in aura.http)."""
     host = url.host
-    addresses = _resolve(host)
+    addresses = _resolve_or_refuse(host, field)
     for address in addresses:
         reason = _refused_reason(ipaddress.ip_address(address.split("%", 1)[0]))
         if reason is not None:
-            raise DomainError(f"{host} resolves to a {reason} address", param="base_url")
+            raise DomainError(f"{host} resolves to a {reason} address", param=field)
     if addresses[0] == host:
         return url, {}, {}
     extensions: dict[str, Any] = {"sni_hostname": host} if url.scheme == "https" else {}
     return url.copy_with(host=addresses[0]), {"host": url.netloc.decode("ascii")}, extensions
 
 
-def base_url_check(url: str, *, allow_private: bool) -> None:
-    """Refuse URLs that are not http(s) or that reach private, loopback or other internal
-    addresses (SSRF from tenant-supplied endpoints), unless ``allow_private``.
+def base_url_check(url: str, *, allow_private: bool, field: str = "base_url") -> None:
+    """Refuse URLs that are not http(s), that carry credentials, or that reach private,
+    loopback or other internal addresses (SSRF from tenant-supplied endpoints and budget
+    webhooks), unless ``allow_private``. Errors name ``field``.
 
-    Checks the addresses the host resolves to now; the HTTP seam must re-check at connect
-    time to also stop DNS rebinding.
+    Checks the addresses the host resolves to now (a name that does not resolve is
+    refused); the HTTP seam must re-check at connect time to also stop DNS rebinding.
     """
     try:
         parts = urlsplit(url)
         parts.port  # noqa: B018 - raises ValueError on a bad port
     except ValueError as exc:
-        raise DomainError(f"base_url is not a valid URL: {exc}", param="base_url") from exc
+        raise DomainError(f"{field} is not a valid URL: {exc}", param=field) from exc
     if parts.scheme not in ("http", "https"):
-        raise DomainError("base_url must start with http:// or https://", param="base_url")
+        raise DomainError(f"{field} must start with http:// or https://", param=field)
     host = parts.hostname
     if not host:
-        raise DomainError("base_url has no host", param="base_url")
+        raise DomainError(f"{field} has no host", param=field)
     if parts.username is not None or parts.password is not None:
         raise DomainError(
-            "base_url must not contain credentials; add a credential instead", param="base_url"
+            f"{field} must not contain credentials (user:password@)"
+            + ("; add a credential instead" if field == "base_url" else ""),
+            param=field,
         )
     if allow_private:
         return
-    for address in _resolve(host):
-        reason = _refused_reason(ipaddress.ip_address(address))
+    for address in _resolve_or_refuse(host, field):
+        reason = _refused_reason(ipaddress.ip_address(address.split("%", 1)[0]))
         if reason is not None:
             shown = host if host == address else f"{host} ({address})"
             raise DomainError(
-                f"base_url host {shown} is a {reason} address; only public addresses are "
+                f"{field} host {shown} is a {reason} address; only public addresses are "
                 "allowed unless an operator enables private base URLs for this tenant",
-                param="base_url",
+                param=field,
             )
 
 
@@ -406,33 +421,79 @@ def credential_create(
     enabled: bool = True,
 ) -> Credential:
     secret = _clean_secret(secret)
-    if not name.strip():
-        raise DomainError("name must not be blank", param="name")
     credential_scope_check(provider=provider, tenant=tenant, endpoint=endpoint)
-    if Credential.objects.filter(
-        provider=provider, tenant=tenant, endpoint=endpoint, name=name
-    ).exists():
-        raise DomainError(
-            f"a credential named {name!r} already exists for {provider.slug} here; "
-            "rotate its secret instead",
-            param="name",
-        )
-    with transaction.atomic():
+    credential = Credential(provider=provider, tenant=tenant, endpoint=endpoint, name=name)
+    _credential_name_check(credential, name)
+    with _credential_name_unique(credential, name), transaction.atomic():
         # The AAD names the primary key, so the row must exist before it can be encrypted;
         # inside one transaction nobody ever sees it without its ciphertext.
-        credential = Credential.objects.create(
-            provider=provider,
-            tenant=tenant,
-            endpoint=endpoint,
-            name=name,
-            enabled=enabled,
-            ciphertext="",
-            last4=_last4(secret),
-        )
+        credential.enabled = enabled
+        credential.ciphertext = ""
+        credential.last4 = _last4(secret)
+        credential.save()
         credential.ciphertext = crypto.encrypt(secret, aad=credential_aad(credential.pk))
         credential.save(update_fields=["ciphertext"])
     notify_config_changed()
     return credential
+
+
+def credential_update(
+    *,
+    credential: Credential,
+    name: str | None = None,
+    enabled: bool | None = None,
+    secret: str | None = None,
+) -> Credential:
+    """Rename, enable/disable and/or rotate one credential, all or nothing. A name another
+    credential of the same provider, owner and endpoint has is refused (400), like on
+    create."""
+    changed: list[str] = []
+    if name is not None and name != credential.name:
+        _credential_name_check(credential, name)
+        credential.name = name
+        changed.append("name")
+    if enabled is not None and enabled != credential.enabled:
+        credential.enabled = enabled
+        changed.append("enabled")
+    with _credential_name_unique(credential, credential.name), transaction.atomic():
+        if changed:
+            credential.save(update_fields=changed)
+        if secret is not None:
+            credential_rotate_secret(credential=credential, secret=secret)
+    if changed:
+        notify_config_changed()
+    return credential
+
+
+def _credential_name_taken(name: str, credential: Credential) -> DomainError:
+    return DomainError(
+        f"a credential named {name!r} already exists for {credential.provider.slug} here; "
+        "rotate its secret instead",
+        param="name",
+    )
+
+
+def _credential_name_check(credential: Credential, name: str) -> None:
+    if not name.strip():
+        raise DomainError("name must not be blank", param="name")
+    taken = Credential.objects.filter(
+        provider=credential.provider,
+        tenant=credential.tenant,
+        endpoint=credential.endpoint,
+        name=name,
+    ).exclude(pk=credential.pk)
+    if taken.exists():
+        raise _credential_name_taken(name, credential)
+
+
+@contextlib.contextmanager
+def _credential_name_unique(credential: Credential, name: str) -> Iterator[None]:
+    # A concurrent writer of the same name slips past the check; the unique constraint
+    # stops it, and it gets the same 400.
+    try:
+        yield
+    except IntegrityError:
+        raise _credential_name_taken(name, credential) from None
 
 
 def credential_rotate_secret(*, credential: Credential, secret: str) -> Credential:

@@ -20,9 +20,13 @@ How a decision is made (``plan``):
    the constants and ``LATENCY_PRIOR_MS`` for unobserved latency.
    ``score = wq*q + wc*c + wl*l``.
 4. **Order.** The strategy picks the primary; the remaining steps follow in preference
-   order (score for ``auto``; alias order, then score, for named models; then other
-   eligible models as fallbacks), truncated to ``1 + fallback_depth`` (``hedge_k +
-   fallback_depth`` for the hedge strategy, whose first ``hedge_k`` steps fire together).
+   order (score for ``auto``; alias order, then score, for named models; then the
+   fallbacks by score), truncated to ``1 + fallback_depth`` (``hedge_k + fallback_depth``
+   for the hedge strategy, whose first ``hedge_k`` steps fire together). A named model's
+   fallbacks are, with ``Policy.fallback_to_any``, every other eligible model of its tier
+   or above; without it (the tenant policy's ``model_fallback: same_model``), only other
+   candidates serving the same model id (another endpoint or provider), so a named model
+   is never silently swapped for a different one.
 
 Complexity-tier nudges (documented choice): on a ``premium`` request, eco-tier models'
 quality is multiplied by ``ECO_PENALTY_ON_PREMIUM`` (0.7) because easy-task models fail hard
@@ -39,6 +43,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from aura.money import usd
 from routing.strategies import choose_primary, score_rows, stable_hash64
 
 if TYPE_CHECKING:
@@ -158,7 +163,8 @@ class Candidate:
 
 @dataclass(frozen=True, slots=True)
 class Policy:
-    """A tenant's routing policy. ``aliases`` map tenant names to ordered model keys/ids."""
+    """A tenant's routing policy. ``aliases`` map tenant names to ordered model keys/ids.
+    ``fallback_to_any``: may a named model fall back to a different model (see ``plan``)."""
 
     weights: Weights
     allowed_providers: frozenset[str] | None = None
@@ -435,7 +441,7 @@ class _Rules:
         if reason == "max_output_tokens":
             return f"asks for {self.max_out} output tokens, model allows {c.max_output}"
         if reason == "over_max_cost":
-            return f"worst case ${cost:.6f} exceeds cap ${self.cost_cap:.6f}"
+            return f"worst case {usd(cost)} exceeds cap {usd(self.cost_cap)}"
         if reason == "below_min_quality":
             return f"quality {quality:.3f} for {self.category} below {self.min_quality:.3f}"
         if reason.startswith("missing_capability:"):
@@ -503,10 +509,10 @@ def plan(
             return Plan(
                 (), tuple(excluded), strategy, 0, weights, requested, "requested_model_excluded"
             )
-        # Fallbacks for a named model never downgrade below the tier the caller picked.
-        min_rank = targets[0].tier_rank
         pool = []
         if policy.fallback_to_any:
+            # Fallbacks for a named model never downgrade below the tier the caller picked.
+            min_rank = targets[0].tier_rank
             for c in candidates:
                 if c.key in ranks:
                     continue
@@ -515,6 +521,10 @@ def plan(
                 else:
                     detail = f"{c.tier} is below the requested {targets[0].tier}"
                     excluded.append(Exclusion(c.key, "below_requested_tier", detail))
+        else:
+            # The same model elsewhere only: other endpoints or providers serving it.
+            same = {c.model_id for c in targets}
+            pool = [c for c in candidates if c.key not in ranks and c.model_id in same]
 
     for c in pool:
         reason, q, cost = check(c)

@@ -31,6 +31,10 @@ OBJECTIVES = [
     ("minimize_latency", "Minimize latency"),
     ("custom", "Custom weights"),
 ]
+MODEL_FALLBACKS = [
+    ("same_model", "Same model only (another endpoint or provider, or the alias's targets)"),
+    ("any_model", "Any model at or above the requested tier"),
+]
 STRATEGIES = [
     ("scored", "Scored top-1"),
     ("weighted_round_robin", "Weighted round robin"),
@@ -239,15 +243,23 @@ class RoutingPolicy(TenantOwned):
     allowed_models = models.JSONField(null=True, blank=True, help_text="null = all")
     denied_models = models.JSONField(default=list, blank=True)
     local_only = models.BooleanField(default=False)
+    # Ten decimal places like usage costs: a cap below a millionth of a dollar is kept.
     max_cost_per_request = models.DecimalField(
-        max_digits=12, decimal_places=6, null=True, blank=True
+        max_digits=18, decimal_places=10, null=True, blank=True
     )
     min_quality = models.FloatField(null=True, blank=True)
     fallback_depth = models.PositiveSmallIntegerField(default=2)
+    model_fallback = models.CharField(
+        max_length=16,
+        choices=MODEL_FALLBACKS,
+        default="same_model",
+        help_text="What a request naming a model may fall back to.",
+    )
     strategy = models.CharField(max_length=32, choices=STRATEGIES, default="scored")
     hedge_k = models.PositiveSmallIntegerField(default=2)
     aliases = models.JSONField(default=dict, blank=True, help_text="alias -> [model, ...]")
-    budgets = models.JSONField(default=dict, blank=True)
+    # No budgets here: they are billing.Budget rows (the policy document shows the
+    # tenant-wide ones, see routing.services.policy_state).
     rate_limits = models.JSONField(
         default=dict, blank=True, help_text="rpm / tpm (tenant), key_rpm / key_tpm (each key)."
     )
@@ -265,7 +277,7 @@ class RoutingPolicy(TenantOwned):
         constraints = [models.UniqueConstraint(fields=["tenant"], name="policy_one_per_tenant")]
 
     def __str__(self) -> str:
-        return f"policy of tenant {self.tenant_id} (v{self.version})"
+        return f"policy of {self.tenant.name} (v{self.version})"
 
     @property
     def weights(self) -> dict[str, float]:
@@ -289,6 +301,10 @@ class WeightHistory(TenantOwned):
     class Meta:
         ordering = ["-created_at", "-id"]
         indexes = [models.Index(fields=["tenant", "-created_at"])]
+        verbose_name_plural = "weight history"
+
+    def __str__(self) -> str:
+        return f"weights v{self.version} ({self.source})"
 
 
 class RoutingOutcome(TenantOwned):
@@ -305,6 +321,9 @@ class RoutingOutcome(TenantOwned):
 
     class Meta:
         indexes = [models.Index(fields=["tenant", "model_key", "-created_at"])]
+
+    def __str__(self) -> str:
+        return f"{self.model_key} {'ok' if self.success else 'failed'} ({self.latency_ms:.0f} ms)"
 
     def as_dict(self) -> dict[str, Any]:
         return {

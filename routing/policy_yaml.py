@@ -14,8 +14,11 @@ The document format::
         allowed_providers: [together, ollama]
 
 Only keys that differ from the defaults are written (plus ``objective``), and an imported
-entry *replaces* the tenant's policy: a key left out goes back to its default. YAML is
-read with ``safe_load`` only.
+entry *replaces* the tenant's policy: a key left out goes back to its default. The one
+exception is ``budgets``: they live in billing (Budget rows, what the gateway enforces),
+the document shows the tenant's enabled tenant-wide ones, and an entry changes them only
+when it has a ``budgets`` key (which then lists all of them). YAML is read with
+``safe_load`` only.
 """
 
 from __future__ import annotations
@@ -27,17 +30,23 @@ from typing import Any
 import yaml
 
 from aura.errors import DomainError
+from aura.parsers import check_tree
 from routing import engine
 
 OBJECTIVE_NAMES = (*engine.OBJECTIVES, "custom")
 WEIGHT_NAMES = ("quality", "cost", "latency")
 BUDGET_KEYS = ("per_request", "per_hour", "per_day", "per_week", "per_month")
+# What a request naming a model may fall back to: the same model elsewhere (its other
+# endpoints/providers, or the targets of a tenant alias), or any model at or above its tier.
+MODEL_FALLBACKS = ("same_model", "any_model")
 MAX_FALLBACK_DEPTH = 5
 MAX_HEDGE_K = 4
 WEIGHT_SUM_TOLERANCE = 1e-6
-# max_cost_per_request is a DecimalField(max_digits=12, decimal_places=6).
+# max_cost_per_request is a DecimalField(max_digits=18, decimal_places=10).
 MAX_COST_LIMIT = 1_000_000.0
+MIN_COST_LIMIT = 1e-10
 MAX_DOCUMENT_CHARS = 1_000_000
+MAX_DOCUMENT_DEPTH = 32
 
 DEFAULTS: Mapping[str, Any] = {
     "objective": "balanced",
@@ -50,6 +59,7 @@ DEFAULTS: Mapping[str, Any] = {
     "max_cost_per_request": None,
     "min_quality": None,
     "fallback_depth": 2,
+    "model_fallback": "same_model",
     "strategy": "scored",
     "hedge_k": 2,
     "aliases": {},
@@ -66,6 +76,9 @@ EXPORT_ORDER = (
 )
 # Settable by operators only (commands, Django admin); read-only through the tenant API.
 OPERATOR_FIELDS: Mapping[str, Any] = {"allow_private_base_urls": False}
+# Not part of the policy row: the tenant-wide budgets are billing's Budget rows, shown in
+# the policy and changed by it only when a document or PUT names them.
+KEPT_ON_REPLACE = ("budgets",)
 
 
 class PolicyError(DomainError):
@@ -224,11 +237,19 @@ def clean_policy(
                 raise PolicyError(f"{f} must be true or false.", param=f)
             cleaned[key] = value
         elif key == "max_cost_per_request":
-            cleaned[key] = _bounded_number(value, f, 0, MAX_COST_LIMIT)
+            cap = _bounded_number(value, f, 0, MAX_COST_LIMIT)
+            if cap is not None and 0 < cap < MIN_COST_LIMIT:
+                # It would be stored as 0 (ten decimal places), a cap that refuses everything.
+                raise PolicyError(f"{f} must be 0 or at least {MIN_COST_LIMIT:g} USD.", param=f)
+            cleaned[key] = cap
         elif key == "min_quality":
             cleaned[key] = _bounded_number(value, f, 0, 1)
         elif key == "fallback_depth":
             cleaned[key] = _bounded_int(value, f, 0, MAX_FALLBACK_DEPTH)
+        elif key == "model_fallback":
+            if value not in MODEL_FALLBACKS:
+                raise PolicyError(f"{f} must be one of {', '.join(MODEL_FALLBACKS)}.", param=f)
+            cleaned[key] = value
         elif key == "strategy":
             if value not in engine.STRATEGIES:
                 raise PolicyError(f"{f} must be one of {', '.join(engine.STRATEGIES)}.", param=f)
@@ -269,15 +290,17 @@ def merge_policy(
     """The policy state after applying cleaned ``changes`` to ``current``.
 
     ``replace`` (PUT, import): keys not in ``changes`` go back to their defaults, except
-    operator-only keys, which only an operator replace resets. Weights given without an
-    objective make the objective ``custom``; ``custom`` needs weights (given, or for a
-    partial update the stored ones).
+    operator-only keys, which only an operator replace resets, and ``budgets``, which are
+    billing's rows and change only when given. Weights given without an objective make the
+    objective ``custom``; ``custom`` needs weights (given, or for a partial update the
+    stored ones).
     """
     if replace:
         state = default_state()
-        if not operator:
-            for key in OPERATOR_FIELDS:
-                state[key] = current.get(key, OPERATOR_FIELDS[key])
+        kept = [*KEPT_ON_REPLACE, *(() if operator else OPERATOR_FIELDS)]
+        for key in kept:
+            if key in current:
+                state[key] = _copy(current[key])
     else:
         state = {k: _copy(v) for k, v in current.items()}
     state.update({k: _copy(v) for k, v in changes.items()})
@@ -343,6 +366,15 @@ def parse_document(text: str, *, operator: bool = False) -> dict[str, dict[str, 
         mark = getattr(exc, "problem_mark", None)
         where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark else ""
         raise PolicyError(f"The document is not valid YAML{where}.", param="yaml") from None
+    except RecursionError:  # PyYAML composes nested nodes recursively
+        raise PolicyError(
+            f"The document is nested deeper than {MAX_DOCUMENT_DEPTH} levels.", param="yaml"
+        ) from None
+    try:
+        # Deep (but parseable) nesting and lone surrogates ("\ud800") fail later otherwise.
+        check_tree(doc, max_depth=MAX_DOCUMENT_DEPTH, what="The document")
+    except DomainError as exc:
+        raise PolicyError(exc.message, param=exc.param or "yaml") from None
     if not isinstance(doc, Mapping):
         raise PolicyError("The document must be a mapping with a 'tenants' key.", param="yaml")
     unknown = [str(k) for k in doc if k != "tenants"]

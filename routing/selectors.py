@@ -84,9 +84,30 @@ def route_explain(
         "candidates": [_scored_dict(s) for s in plan.scored],
         "excluded": [
             {"model": e.key, "reason": e.reason, "detail": e.detail} for e in plan.excluded
-        ],
+        ]
+        + _other_models(ctx, request, plan),
         "error": plan_error(plan, request.model),
     }
+
+
+def _other_models(
+    ctx: RoutingContext, request: engine.RouteRequest, plan: engine.Plan
+) -> list[dict[str, Any]]:
+    """Under ``model_fallback: same_model`` the engine never looks at the other models of a
+    named request (the hot path pays nothing for them); the explanation names them."""
+    if request.model == "auto" or ctx.policy.fallback_to_any or plan.failure == "unknown_model":
+        return []
+    seen = {e.key for e in plan.excluded} | {s.candidate.key for s in plan.scored}
+    return [
+        {
+            "model": c.key,
+            "reason": "other_model",
+            "detail": "model_fallback is same_model: a named model falls back only to "
+            "itself on another endpoint or provider",
+        }
+        for c in ctx.candidates
+        if c.key not in seen
+    ]
 
 
 def model_scores(

@@ -9,6 +9,7 @@ from typing import Any
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
 
+from billing.selectors import budgets_policy_map
 from billing.services import budgets_sync_from_policy
 from routing import policy_yaml
 from routing.context import config_changed
@@ -24,10 +25,10 @@ _PLAIN_FIELDS = (
     "local_only",
     "min_quality",
     "fallback_depth",
+    "model_fallback",
     "strategy",
     "hedge_k",
     "aliases",
-    "budgets",
     "rate_limits",
     "allow_private_base_urls",
 )
@@ -40,7 +41,11 @@ def policy_get_or_create(*, tenant: Tenant) -> RoutingPolicy:
 
 
 def policy_state(policy: RoutingPolicy) -> dict[str, Any]:
-    """The row as a policy_yaml state (plain JSON-able values)."""
+    """The row as a policy_yaml state (plain JSON-able values).
+
+    ``budgets`` is read from the tenant-wide Budget rows (billing's, the one place budgets
+    live), so an export shows them and re-importing it gives them back.
+    """
     state = {name: getattr(policy, name) for name in _PLAIN_FIELDS}
     state["weights"] = dict(policy.weights)
     cap = policy.max_cost_per_request
@@ -48,9 +53,16 @@ def policy_state(policy: RoutingPolicy) -> dict[str, Any]:
     state["denied_providers"] = list(state["denied_providers"] or [])
     state["denied_models"] = list(state["denied_models"] or [])
     state["aliases"] = dict(state["aliases"] or {})
-    budgets = state["budgets"] or {}
-    # jsonb does not keep key order; give budgets their natural one.
-    state["budgets"] = {k: budgets[k] for k in policy_yaml.BUDGET_KEYS if k in budgets}
+    state["budgets"] = budgets_policy_map(tenant_id=policy.tenant_id)
+    return state
+
+
+def _current_state(tenant: Tenant) -> dict[str, Any]:
+    policy = RoutingPolicy.objects.filter(tenant=tenant).first()
+    if policy is not None:
+        return policy_state(policy)
+    state = policy_yaml.default_state()
+    state["budgets"] = budgets_policy_map(tenant_id=tenant.pk)
     return state
 
 
@@ -74,8 +86,7 @@ def policy_preview(
     prefix: str = "",
 ) -> dict[str, Any]:
     """The state a write would produce, without saving (dry runs). Raises PolicyError."""
-    current = RoutingPolicy.objects.filter(tenant=tenant).first()
-    before = policy_state(current) if current else policy_yaml.default_state()
+    before = _current_state(tenant)
     return policy_yaml.merge_policy(
         before, changes, replace=replace, operator=operator, prefix=prefix
     )
@@ -96,7 +107,9 @@ def policy_update(
 
     Bumps the version, records a WeightHistory row when the weights routing uses changed,
     and publishes the change on commit. Raises PolicyError (nothing saved) when the
-    merged policy is inconsistent.
+    merged policy is inconsistent. ``budgets`` in ``changes`` is applied to the tenant-wide
+    Budget rows (billing.services.budgets_sync_from_policy); without it, even when
+    replacing, budgets are left alone.
     """
     with transaction.atomic():
         policy_get_or_create(tenant=tenant)
@@ -110,8 +123,7 @@ def policy_update(
         policy.version += 1
         policy.updated_by_id = user.pk if user is not None else None
         policy.save()
-        if replace or "budgets" in changes:
-            # The policy's budgets map is the tenant-wide Budget rows the gateway enforces.
+        if "budgets" in changes:
             budgets_sync_from_policy(tenant=tenant, budgets=after["budgets"])
         if policy_yaml.weights_changed(before, after):
             WeightHistory.objects.create(

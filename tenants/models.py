@@ -106,7 +106,7 @@ class Membership(TenantOwned):
         indexes = [models.Index(fields=["user", "tenant"])]
 
     def __str__(self) -> str:
-        return f"{self.user} @ {self.tenant_id} ({self.role})"
+        return f"{self.user} in {self.tenant.name} ({self.role})"
 
     @property
     def is_admin(self) -> bool:
@@ -136,6 +136,7 @@ class ApiKey(TenantOwned):
     class Meta:
         ordering = ["-created_at", "-id"]
         indexes = [models.Index(fields=["tenant", "-created_at"])]
+        verbose_name = "API key"
 
     def __str__(self) -> str:
         return f"{self.name} (aura-{self.prefix}…)"

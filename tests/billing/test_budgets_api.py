@@ -14,7 +14,7 @@ from billing.models import Budget, UsageRecord
 from routing import context
 from routing.models import RoutingPolicy
 from tenants.services import api_key_create
-from tests.conftest import key_client
+from tests.conftest import fake_dns, key_client
 
 pytestmark = pytest.mark.django_db
 
@@ -160,11 +160,19 @@ def test_a_manage_key_may_create_budgets(alice, alice_manage_key):
         ({"webhook_url": "http://10.0.0.7/hook"}, "webhook_url"),
         ({"webhook_url": "http://[::1]/hook"}, "webhook_url"),
         ({"webhook_url": "http://localhost/hook"}, "webhook_url"),
+        ({"webhook_url": "http://[::127.0.0.1]/"}, "webhook_url"),
+        ({"webhook_url": "http://[64:ff9b::127.0.0.1]/"}, "webhook_url"),
+        ({"webhook_url": "http://[64:ff9b::a9fe:a9fe]/"}, "webhook_url"),
+        ({"webhook_url": "http://[2002:7f00:1::]/"}, "webhook_url"),
+        ({"webhook_url": "http://224.0.0.1/"}, "webhook_url"),
+        ({"webhook_url": "http://nowhere.invalid/hook"}, "webhook_url"),
+        ({"webhook_url": "https://user:password@93.184.216.34/hook"}, "webhook_url"),
         ({"api_key": 999999}, "api_key"),
         ({"api_key": "abc"}, "api_key"),
     ],
 )
-def test_an_invalid_budget_is_refused_naming_the_field(alice, change, field):
+def test_an_invalid_budget_is_refused_naming_the_field(alice, change, field, monkeypatch):
+    fake_dns(monkeypatch, {})  # no name resolves
     resp = _create(alice, **change)
     assert resp.status_code == 400
     assert field in resp.json(), resp.json()
@@ -185,11 +193,30 @@ def test_a_key_of_another_tenant_is_refused_naming_api_key(alice, charlie):
     assert not Budget.objects.exists()
 
 
-def test_an_http_or_https_webhook_is_accepted(alice):
+def test_an_http_or_https_webhook_is_accepted(alice, monkeypatch):
+    fake_dns(monkeypatch, {"hooks.example.test": ["93.184.216.34"]})
     resp = _create(alice, webhook_url="https://hooks.example.test/aura", mode="alert_only")
     assert resp.status_code == 201, resp.json()
     assert resp.json()["webhook_url"] == "https://hooks.example.test/aura"
     assert resp.json()["mode"] == "alert_only"
+
+
+def test_a_webhook_name_resolving_to_an_internal_address_is_refused(alice, monkeypatch):
+    fake_dns(monkeypatch, {"hooks.example.test": ["93.184.216.34", "10.0.0.7"]})
+    resp = _create(alice, webhook_url="https://hooks.example.test/aura")
+    assert resp.status_code == 400
+    assert "10.0.0.7" in resp.json()["webhook_url"][0]
+    assert "private" in resp.json()["webhook_url"][0]
+
+
+def test_a_webhook_change_is_checked_like_a_new_one(alice):
+    budget_id = _create(alice).json()["id"]
+    resp = alice.client.patch(
+        _detail(budget_id), {"webhook_url": "http://[::ffff:127.0.0.1]/"}, format="json"
+    )
+    assert resp.status_code == 400
+    assert "webhook_url" in resp.json()
+    assert Budget.objects.get(pk=budget_id).webhook_url == ""
 
 
 def test_an_internal_webhook_is_accepted_when_an_operator_allows_private_urls(alice):
@@ -463,13 +490,34 @@ def test_tenant_budgets_made_through_the_api_appear_in_the_policy_export(alice):
     week_id = _create(alice, period="week", limit_usd="100", enabled=False).json()["id"]
     doc = yaml.safe_load(alice.client.get(EXPORT).content)
     assert doc["tenants"]["acme"]["budgets"] == {"per_day": 40.0, "per_month": 500.0}
-    version = RoutingPolicy.objects.get(tenant=alice.tenant).version
     alice.client.patch(_detail(week_id), {"enabled": True}, format="json")
-    policy = RoutingPolicy.objects.get(tenant=alice.tenant)
-    assert policy.budgets == {"per_day": 40.0, "per_week": 100.0, "per_month": 500.0}
-    assert policy.version == version + 1
+    shown = alice.client.get(POLICY).json()["budgets"]
+    assert shown == {"per_day": 40.0, "per_week": 100.0, "per_month": 500.0}
     alice.client.delete(_detail(week_id))
     assert alice.client.get(POLICY).json()["budgets"] == {"per_day": 40.0, "per_month": 500.0}
+
+
+def test_a_budget_write_leaves_the_routing_policy_version_alone(alice):
+    version = alice.client.get(POLICY).json()["version"]
+    budget_id = _create(alice, period="day", limit_usd="40").json()["id"]
+    alice.client.patch(_detail(budget_id), {"limit_usd": "45"}, format="json")
+    alice.client.delete(_detail(budget_id))
+    _create(alice, period="month", limit_usd="500")
+    assert RoutingPolicy.objects.get(tenant=alice.tenant).version == version
+
+
+@pytest.mark.parametrize("how", ["put", "import"])
+def test_a_policy_replaced_without_budgets_keeps_them(alice, how):
+    _create(alice, period="day", limit_usd="40", mode="alert_only")
+    if how == "put":
+        resp = alice.client.put(POLICY, {"objective": "minimize_cost"}, format="json")
+    else:
+        resp = _import(alice, "tenants:\n  acme:\n    objective: minimize_cost\n")
+    assert resp.status_code == 200, resp.json()
+    body = resp.json() if how == "put" else resp.json()["policy"]
+    assert body["budgets"] == {"per_day": 40.0}
+    day = Budget.objects.get(tenant=alice.tenant)
+    assert (day.limit_usd, day.mode, day.enabled) == (Decimal("40"), "alert_only", True)
 
 
 def test_an_export_reimported_gives_the_same_budgets(alice):

@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 from django.contrib.auth import get_user_model
+from django.utils import timezone
 from rest_framework.test import APIClient
 
 from billing.models import DailyRollup, UsageRecord
@@ -134,7 +135,7 @@ def test_an_operator_exports_every_tenants_usage_as_csv(operator, traffic):
         ("globex", "g1"),
         ("acme", "a1"),
     ]
-    assert rows[2]["cost_usd"] == "0.5000000000"
+    assert rows[2]["cost_usd"] == "0.5"
 
 
 def test_an_operator_sees_spend_of_all_tenants_with_a_per_tenant_breakdown(operator, rollups):
@@ -168,6 +169,25 @@ def test_the_operator_summary_defaults_to_the_current_utc_month(operator, rollup
     body = operator.get(OP_SUMMARY).json()
     assert (body["since"], body["until"], body["timezone"]) == ("2025-05-01", "2025-05-31", "UTC")
     assert body["totals"]["requests"] == 16
+
+
+def test_the_operator_summary_counts_every_tenants_usage_of_today(operator, alice, charlie):
+    now = timezone.now()
+    for tenant, n in ((alice.tenant, 2), (charlie.tenant, 3)):
+        for i in range(n):
+            UsageRecord.objects.create(
+                tenant=tenant,
+                created_at=now,
+                request_id=f"{tenant.slug}-{i}",
+                provider="openai",
+                model="gpt-4o-mini",
+                status="ok",
+                cost_usd=Decimal("0.5"),
+            )
+    today = now.date().isoformat()
+    body = operator.get(OP_SUMMARY, {"since": today, "until": today}).json()
+    assert body["totals"]["requests"] == 5
+    assert [(t["tenant"], t["requests"]) for t in body["by_tenant"]] == [("globex", 3), ("acme", 2)]
 
 
 def test_tenant_admins_and_members_get_403_on_operator_views(alice, bob, charlie, traffic):

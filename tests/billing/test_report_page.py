@@ -5,13 +5,15 @@ from __future__ import annotations
 import csv
 import io
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 from typing import Any
 
 import pytest
 import time_machine
 from django.contrib.auth import get_user_model
 from django.test import Client
+from django.utils import timezone
 
 from aura.celery import app as celery_app
 from billing.models import WeeklyReport
@@ -109,6 +111,7 @@ def test_the_csv_has_one_row_per_day_provider_and_model(week: Tenant, alice: Per
     assert monday["baseline_cost_usd"] == "25"
     assert monday["baseline_savings_usd"] == "23"
     assert rows[2]["errors"] == "1"
+    assert (rows[2]["cost_usd"], rows[2]["cache_savings_usd"]) == ("0", "0")  # not 0E-10
 
 
 def test_the_csv_accepts_a_manage_key_and_refuses_others(week: Tenant, charlie: Persona) -> None:
@@ -195,3 +198,72 @@ def test_the_rollup_admin_recomputes_selected_days(week: Tenant, admin_client_: 
     assert response.status_code == 302
     row.refresh_from_db()
     assert row.cost_usd == 5
+
+
+def test_a_budget_edited_in_the_admin_reaches_the_gateway_at_once(
+    acme: Tenant, admin_client_: Client, django_capture_on_commit_callbacks: Any
+) -> None:
+    from billing.models import Budget
+    from routing.context import cache
+
+    budget = Budget.objects.create(tenant=acme, period="day", limit_usd=10)
+    assert [r.limit_usd for r in cache.get(acme.pk).budgets] == [10]
+    form = {
+        "tenant": acme.pk,
+        "api_key": "",
+        "period": "day",
+        "limit_usd": "25",
+        "mode": "block",
+        "thresholds": "[50, 100]",
+        "webhook_url": "",
+        "enabled": "on",
+    }
+    with django_capture_on_commit_callbacks(execute=True):
+        response = admin_client_.post(f"/admin/billing/budget/{budget.pk}/change/", form)
+    assert response.status_code == 302, response.content.decode()[:2000]
+    assert [r.limit_usd for r in cache.get(acme.pk).budgets] == [25]
+
+
+def test_the_budget_admin_refuses_an_internal_webhook(acme: Tenant, admin_client_: Client) -> None:
+    from billing.models import Budget
+
+    form = {
+        "tenant": acme.pk,
+        "period": "day",
+        "limit_usd": "25",
+        "mode": "block",
+        "thresholds": "[50, 100]",
+        "webhook_url": "http://[64:ff9b::a9fe:a9fe]/latest/meta-data/",
+        "enabled": "on",
+    }
+    response = admin_client_.post("/admin/billing/budget/add/", form)
+    assert response.status_code == 200
+    assert "link-local" in response.context["adminform"].form.errors["webhook_url"][0]
+    assert not Budget.objects.exists()
+
+
+def test_this_weeks_page_and_csv_count_todays_usage_before_any_rollup(alice: Persona) -> None:
+    from billing.models import DailyRollup, UsageRecord
+    from billing.rollups import local_today
+
+    now = timezone.now()
+    for i in range(3):
+        UsageRecord.objects.create(
+            tenant=alice.tenant,
+            created_at=now - timedelta(seconds=i),
+            request_id=f"live-{i}",
+            provider="openai",
+            model="gpt-small",
+            status="ok",
+            prompt_tokens=100,
+            cost_usd=Decimal("0.25"),
+        )
+    today = local_today(alice.tenant.timezone)
+    monday = (today - timedelta(days=today.weekday())).isoformat()
+    assert not DailyRollup.objects.exists()
+
+    rows = read_csv(alice.client.get(CSV_URL, {"week": monday}))
+    assert sum(int(r["requests"]) for r in rows) == 3
+    assert sum(Decimal(r["cost_usd"]) for r in rows) == Decimal("0.75")
+    html = alice.client.get(PAGE, {"week": monday}).content.decode()
+    assert "$0.75" in html

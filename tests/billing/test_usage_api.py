@@ -247,7 +247,7 @@ def test_the_csv_export_has_every_filtered_row_and_no_page(alice, acme_usage, gl
         "http_status": "200",
         "prompt_tokens": "10",
         "completion_tokens": "5",
-        "cost_usd": "0.0010000000",
+        "cost_usd": "0.001",
         "cost_estimated": "true",
         "latency_ms": "120.5",
         "ttft_ms": "",
@@ -255,6 +255,34 @@ def test_the_csv_export_has_every_filtered_row_and_no_page(alice, acme_usage, gl
         "fallbacks": "1",
     }
     assert (r2["api_key_id"], r2["ttft_ms"], r2["cost_estimated"]) == ("", "80.0", "false")
+
+
+def test_a_zero_cost_is_a_plain_zero_in_the_csv(alice):
+    _usage(alice.tenant, "free", T0, cost_usd=Decimal(0))
+    _usage(alice.tenant, "big", T0 + timedelta(minutes=1), cost_usd=Decimal("1200"))
+    rows = _csv(alice.client.get(USAGE, {"format": "csv"}))
+    assert [(r["request_id"], r["cost_usd"]) for r in rows] == [("big", "1200"), ("free", "0")]
+
+
+def test_limit_sets_the_page_size_and_the_next_page_keeps_it(alice, acme_usage):
+    first = alice.client.get(USAGE, {"limit": 2})
+    assert _ids(first) == ["r5", "r4"]
+    second = alice.client.get(first.json()["next"])
+    assert _ids(second) == ["r3", "r2"]
+    assert _ids(alice.client.get(USAGE, {"limit": 1000})) == ["r5", "r4", "r3", "r2", "r1"]
+
+
+def test_limit_caps_the_csv_rows(alice, acme_usage):
+    rows = _csv(alice.client.get(USAGE, {"format": "csv", "limit": 3}))
+    assert [r["request_id"] for r in rows] == ["r5", "r4", "r3"]
+
+
+@pytest.mark.parametrize("name", ["limit", "page_size"])
+@pytest.mark.parametrize("bad", ["0", "-1", "1001", "two"])
+def test_a_bad_limit_is_a_400_naming_it(alice, acme_usage, name, bad):
+    resp = alice.client.get(USAGE, {name: bad})
+    assert resp.status_code == 400
+    assert name in resp.json()
 
 
 def test_the_csv_export_applies_the_filters(alice, acme_usage):

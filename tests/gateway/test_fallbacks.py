@@ -165,6 +165,7 @@ def test_a_named_model_falls_back_only_to_models_of_the_same_or_a_higher_tier(gw
     add_model(gw.providers["fakeai"], "fake-500", tier="balanced")
     add_model(gw.providers["fakeclaude"], "fake-ok", tier="eco")
     add_model(gw.providers["fakegemini"], "fake-ok", tier="premium")
+    gw.policy(model_fallback="any_model")
 
     resp = gw.client().chat.completions.with_raw_response.create(model="fake-500", messages=HELLO)
 
@@ -179,6 +180,7 @@ def test_a_named_model_falls_back_only_to_models_of_the_same_or_a_higher_tier(gw
 def test_a_named_model_with_only_lower_tier_alternatives_fails_instead_of_downgrading(gw):
     add_model(gw.providers["fakeai"], "fake-500", tier="premium")
     add_model(gw.providers["fakeclaude"], "fake-ok", tier="eco")
+    gw.policy(model_fallback="any_model")
 
     with pytest.raises(openai.InternalServerError) as info:
         gw.client().chat.completions.create(model="fake-500", messages=HELLO)

@@ -142,6 +142,21 @@ def test_alice_creates_lists_rotates_and_deletes_a_credential(
     assert alice.client.get(f"{CREDENTIALS}/{created['id']}").status_code == 404
 
 
+def test_renaming_a_credential_to_a_taken_name_is_a_400_naming_the_field(
+    alice: Persona, openai: Provider
+) -> None:
+    create_credential(alice, name="main")
+    other = create_credential(alice, name="backup")
+    resp = alice.client.patch(
+        f"{CREDENTIALS}/{other['id']}", {"name": "main", "enabled": False}, format="json"
+    )
+    assert resp.status_code == 400
+    assert field_named(resp) == {"name"}
+    assert "already exists" in resp.json()["detail"]
+    row = Credential.objects.get(pk=other["id"])
+    assert (row.name, row.enabled) == ("backup", True)  # nothing half-written
+
+
 def test_the_secret_never_appears_in_any_response_body(alice: Persona, openai: Provider) -> None:
     resp = alice.client.post(
         CREDENTIALS, {"provider": "openai", "name": "main", "secret": SECRET}, format="json"

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from dataclasses import replace
+
 from routing.engine import HealthSnapshot, resolve_model
 from tests.routing import (
     excluded_reasons,
@@ -116,3 +118,61 @@ def test_policy_filters_still_apply_to_alias_targets() -> None:
     result = route(CATALOG, make_request("smart"), policy)
     assert step_keys(result)[0] == "openai/gpt-4o"
     assert excluded_reasons(result)["anthropic/claude-sonnet"] == "model_denied"
+
+
+# --------------------------------------------------------------------------- same model only
+
+SAME_MODEL = make_policy(fallback_to_any=False, fallback_depth=4)
+
+
+def test_with_same_model_a_named_model_falls_back_to_itself_on_another_provider() -> None:
+    health = HealthSnapshot(open_endpoints=frozenset({"groq"}))
+    result = route(CATALOG, make_request("groq/llama-70b"), SAME_MODEL, health=health)
+    assert step_keys(result) == ["together/llama-70b"]
+
+
+def test_with_same_model_the_other_providers_of_the_model_follow_the_named_one() -> None:
+    result = route(CATALOG, make_request("groq/llama-70b"), SAME_MODEL)
+    assert step_keys(result) == ["groq/llama-70b", "together/llama-70b"]
+
+
+def test_with_same_model_another_endpoint_of_the_same_model_is_a_fallback() -> None:
+    # Two endpoints of one provider model: keys carry the endpoint, the model id does not.
+    catalog = [
+        replace(make_candidate("openai/gpt-4o@east", endpoint="east"), model_id="gpt-4o"),
+        replace(make_candidate("openai/gpt-4o@west", endpoint="west"), model_id="gpt-4o"),
+        make_candidate("anthropic/claude-sonnet", quality={"chat": 0.99}),
+    ]
+    health = HealthSnapshot(open_endpoints=frozenset({"east"}))
+    result = route(catalog, make_request("openai/gpt-4o@east"), SAME_MODEL, health=health)
+    assert step_keys(result) == ["openai/gpt-4o@west"]
+
+
+def test_with_same_model_a_model_with_every_endpoint_open_fails_instead_of_being_swapped() -> None:
+    health = HealthSnapshot(open_endpoints=frozenset({"openai-main"}))
+    result = route(CATALOG, make_request("openai/gpt-4o"), SAME_MODEL, health=health)
+    assert result.steps == ()
+    assert result.failure == "requested_model_excluded"
+    assert excluded_reasons(result) == {"openai/gpt-4o": "circuit_open"}
+    # The same request under any_model is served by another premium model.
+    anything = make_policy(fallback_to_any=True, fallback_depth=4)
+    assert step_keys(route(CATALOG, make_request("openai/gpt-4o"), anything, health=health)) == [
+        "anthropic/claude-sonnet"
+    ]
+
+
+def test_with_same_model_an_alias_falls_back_through_its_targets_only() -> None:
+    policy = make_policy(
+        aliases={"smart": ("anthropic/claude-sonnet",)}, fallback_to_any=False, fallback_depth=4
+    )
+    health = HealthSnapshot(open_endpoints=frozenset({"anthropic-main"}))
+    result = route(CATALOG, make_request("smart"), policy, health=health)
+    assert result.failure == "requested_model_excluded"
+    with_two = make_policy(
+        aliases={"smart": ("anthropic/claude-sonnet", "gpt-4o-mini")},
+        fallback_to_any=False,
+        fallback_depth=4,
+    )
+    assert step_keys(route(CATALOG, make_request("smart"), with_two, health=health)) == [
+        "openai/gpt-4o-mini"  # a target, even of a lower tier: the tenant listed it
+    ]

@@ -8,6 +8,7 @@ import pytest
 import yaml
 from rest_framework.test import APIClient
 
+from billing.selectors import budgets_policy_map
 from routing import context
 from routing.models import RoutingPolicy, WeightHistory
 from tests.conftest import key_client
@@ -75,7 +76,10 @@ def test_alice_replaces_the_policy_with_put_and_the_version_goes_up(alice):
     assert float(row.max_cost_per_request) == 0.25
     assert row.strategy == "hedge" and row.hedge_k == 3 and row.fallback_depth == 4
     assert row.aliases == {"fast": ["local/llama", "mistral/small"]}
-    assert row.budgets == {"per_request": 0.05, "per_month": 100.0}
+    assert budgets_policy_map(tenant_id=alice.tenant.pk) == {
+        "per_request": 0.05,
+        "per_month": 100.0,
+    }
 
 
 def test_put_resets_the_keys_it_leaves_out_and_patch_keeps_them(alice):
@@ -299,7 +303,7 @@ def test_import_accepts_yaml_inside_json_and_as_text_yaml(alice):
     row = RoutingPolicy.objects.get(tenant=alice.tenant)
     assert row.objective == "minimize_latency"
     assert row.allowed_providers == ["together", "ollama"]
-    assert row.budgets == {"per_request": 0.05, "per_day": 50.0}
+    assert budgets_policy_map(tenant_id=alice.tenant.pk) == {"per_request": 0.05, "per_day": 50.0}
 
 
 def test_import_records_weight_history_with_source_import(alice):
@@ -347,6 +351,27 @@ def test_import_refuses_bad_documents_naming_the_key(alice, text, field):
     assert _unchanged(alice.tenant)
 
 
+@pytest.mark.parametrize(
+    ("depth", "field"),
+    [(3_000, "yaml"), (100, "tenants.acme.aliases" + "[0]" * 29)],  # 32 levels deep
+)
+def test_import_refuses_a_document_nested_too_deep(alice, depth, field):
+    text = "tenants:\n  acme:\n    aliases: " + "[" * depth + "]" * depth + "\n"
+    resp = alice.client.post(IMPORT, text, content_type="application/yaml")
+    assert resp.status_code == 400
+    assert resp.json()["field"] == field
+    assert "nested deeper" in resp.json()["detail"]
+    assert _unchanged(alice.tenant)
+
+
+def test_import_refuses_a_lone_surrogate_naming_where_it_is(alice):
+    text = 'tenants:\n  acme:\n    aliases: {fast: ["\\ud800"]}\n'
+    resp = alice.client.post(IMPORT, text, content_type="application/yaml")
+    assert resp.status_code == 400
+    assert resp.json()["field"] == "tenants.acme.aliases.fast[0]"
+    assert _unchanged(alice.tenant)
+
+
 def test_import_never_runs_yaml_tags(alice):
     text = "tenants:\n  acme: !!python/object/apply:os.system ['true']\n"
     resp = alice.client.post(IMPORT, text, content_type="application/yaml")
@@ -389,3 +414,46 @@ def test_rate_limits_are_validated_and_stored(alice):
     bad = alice.client.patch("/api/v1/router/policy", {"rate_limits": {"rpd": 5}}, format="json")
     assert bad.status_code == 400
     assert "rpd" in str(bad.json())
+
+
+# --------------------------------------------------------------------------- model_fallback
+
+
+def test_a_named_model_falls_back_to_the_same_model_only_by_default(alice):
+    assert alice.client.get(POLICY).json()["model_fallback"] == "same_model"
+    context.cache.clear()
+    assert context.cache.get(alice.tenant.pk).policy.fallback_to_any is False
+
+
+def test_alice_lets_named_models_fall_back_to_any_model(alice):
+    resp = alice.client.patch(POLICY, {"model_fallback": "any_model"}, format="json")
+    assert resp.status_code == 200, resp.json()
+    assert resp.json()["model_fallback"] == "any_model"
+    assert RoutingPolicy.objects.get(tenant=alice.tenant).model_fallback == "any_model"
+    context.cache.clear()
+    assert context.cache.get(alice.tenant.pk).policy.fallback_to_any is True
+    # A PUT without it goes back to the default, like every other key.
+    alice.client.put(POLICY, {"objective": "balanced"}, format="json")
+    assert RoutingPolicy.objects.get(tenant=alice.tenant).model_fallback == "same_model"
+
+
+@pytest.mark.parametrize("value", ["any", "", None, 1, ["any_model"]])
+def test_a_bad_model_fallback_is_a_400_naming_the_field(alice, value):
+    resp = alice.client.patch(POLICY, {"model_fallback": value}, format="json")
+    assert resp.status_code == 400
+    assert resp.json()["field"] == "model_fallback"
+    assert "same_model, any_model" in resp.json()["detail"]
+    assert _unchanged(alice.tenant)
+
+
+def test_model_fallback_round_trips_through_yaml(alice):
+    alice.client.patch(POLICY, {"model_fallback": "any_model"}, format="json")
+    text = alice.client.get(EXPORT).content.decode()
+    assert yaml.safe_load(text)["tenants"]["acme"]["model_fallback"] == "any_model"
+    alice.client.put(POLICY, {}, format="json")
+    assert alice.client.post(IMPORT, text, content_type="application/yaml").status_code == 200
+    assert RoutingPolicy.objects.get(tenant=alice.tenant).model_fallback == "any_model"
+    bad = text.replace("any_model", "every_model")
+    resp = alice.client.post(IMPORT, bad, content_type="application/yaml")
+    assert resp.status_code == 400
+    assert resp.json()["field"] == "tenants.acme.model_fallback"

@@ -16,6 +16,7 @@ beta/big       0.9      0.0154      1200 -> .5   0.36+0.11+0.15=.62  0.72+0.04+0
 
 from __future__ import annotations
 
+from decimal import Decimal
 from typing import Any
 
 import pytest
@@ -28,6 +29,7 @@ from tests.conftest import key_client
 pytestmark = pytest.mark.django_db
 
 ROUTE = "/api/v1/route"
+POLICY = "/api/v1/router/policy"
 BATCH = "/api/v1/route/batch"
 
 
@@ -179,11 +181,20 @@ def test_a_prompt_too_long_for_a_model_excludes_it_for_its_context_window(alice,
 
 
 def test_a_named_model_comes_first_then_fallbacks_of_its_tier_or_above(alice, catalog):
+    _set_policy(alice.tenant, model_fallback="any_model")
     body = alice.client.post(ROUTE, chat(model="gamma/mid"), format="json").json()
     assert body["model"] == "gamma/mid"
     assert body["fallbacks"] == ["beta/big"]
     reasons = {e["model"]: e["reason"] for e in body["excluded"]}
     assert reasons["alpha/small"] == "below_requested_tier"
+
+
+def test_by_default_a_named_model_has_no_other_model_as_fallback(alice, catalog):
+    body = alice.client.post(ROUTE, chat(model="gamma/mid"), format="json").json()
+    assert body["model"] == "gamma/mid"
+    assert body["fallbacks"] == []
+    reasons = {e["model"]: e["reason"] for e in body["excluded"]}
+    assert reasons["beta/big"] == reasons["alpha/small"] == "other_model"
 
 
 def test_a_model_is_found_by_its_catalog_alias(alice, catalog):
@@ -337,3 +348,20 @@ def test_a_manage_key_gets_decisions(alice_manage_key, catalog):
     _, plaintext = alice_manage_key
     resp = key_client(plaintext).post(ROUTE, chat(), format="json")
     assert resp.json()["model"] == "alpha/small"
+
+
+def test_a_tiny_cost_cap_is_kept_and_shown_with_its_digits(alice, catalog):
+    resp = alice.client.patch(POLICY, {"max_cost_per_request": 1e-7}, format="json")
+    assert resp.status_code == 200, resp.json()
+    assert resp.json()["max_cost_per_request"] == 1e-7
+    assert RoutingPolicy.objects.get(tenant=alice.tenant).max_cost_per_request == Decimal("1e-7")
+    context.cache.clear()
+    body = alice.client.post(ROUTE, chat(), format="json").json()
+    details = {e["detail"] for e in body["excluded"] if e["reason"] == "over_max_cost"}
+    assert details and all(d.endswith("exceeds cap $0.0000001") for d in details), details
+
+
+def test_a_cost_cap_too_small_to_store_is_a_400(alice):
+    resp = alice.client.patch(POLICY, {"max_cost_per_request": 1e-11}, format="json")
+    assert resp.status_code == 400
+    assert resp.json()["field"] == "max_cost_per_request"

@@ -145,10 +145,10 @@ def policy_form(tenant: Tenant, **weights: str) -> dict[str, Any]:
         "allowed_models": "",
         "denied_models": "[]",
         "fallback_depth": "2",
+        "model_fallback": "same_model",
         "strategy": "scored",
         "hedge_k": "2",
         "aliases": "{}",
-        "budgets": "{}",
     }
 
 
@@ -167,6 +167,17 @@ def test_a_policy_with_valid_weights_is_saved(admin_client: Client, acme: Tenant
     assert resp.status_code == 302
     policy = RoutingPolicy.objects.get(tenant=acme)
     assert policy.weights == {"quality": 0.5, "cost": 0.3, "latency": 0.2}
+
+
+def test_an_operator_sets_the_model_fallback_in_the_admin(
+    admin_client: Client, acme: Tenant
+) -> None:
+    form = {**policy_form(acme), "model_fallback": "any_model"}
+    assert admin_client.post(f"{URL}routingpolicy/add/", form).status_code == 302
+    assert RoutingPolicy.objects.get(tenant=acme).model_fallback == "any_model"
+    form["model_fallback"] = "whatever"
+    resp = admin_client.post(f"{URL}routingpolicy/add/", form)
+    assert "model_fallback" in resp.context["adminform"].form.errors
 
 
 def test_a_tenant_endpoint_on_a_private_address_is_refused(
