@@ -5,7 +5,7 @@ from django.db import migrations, models
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("billing", "0004_reconcile_schedule"),
+        ("billing", "0005_api_key_verbose_name"),
     ]
 
     operations = [

@@ -16,7 +16,7 @@ def local_providers_stay_keyless(apps: Any, schema_editor: Any) -> None:
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("routing", "0004_unique_names"),
+        ("routing", "0007_policy_cost_cap_precision_weight_history_name"),
     ]
 
     operations = [
