@@ -16,6 +16,7 @@ from typing import Any
 
 from django.conf import settings
 
+from aura.money import usd
 from aura.redis import async_client
 from billing.budgets import (
     RESERVATION_TTL_MS,
@@ -222,13 +223,13 @@ def budget_error_message(exc: BudgetExceeded, tz_name: str) -> str:
     if rule.period == "request":
         return (
             f"Budget exceeded: the {scope} per-request budget (id {rule.id}) allows "
-            f"${rule.limit_usd:.6f}; this request may cost up to ${exc.needed:.6f}."
+            f"{usd(rule.limit_usd)}; this request may cost up to {usd(exc.needed)}."
         )
     resets = exc.resets_at.astimezone(_zone(tz_name)).isoformat() if exc.resets_at else "?"
     return (
         f"Budget exceeded: the {scope} {_ADJECTIVE[rule.period]} budget (id {rule.id}) is "
-        f"${rule.limit_usd:.6f}; spent ${exc.spent:.6f} with ${exc.reserved:.6f} reserved by "
-        f"requests in flight; this request may cost up to ${exc.needed:.6f}. "
+        f"{usd(rule.limit_usd)}; spent {usd(exc.spent)} with {usd(exc.reserved)} reserved by "
+        f"requests in flight; this request may cost up to {usd(exc.needed)}. "
         f"It resets at {resets}."
     )
 

@@ -69,6 +69,7 @@ def test_200_concurrent_requests_never_overshoot_a_budget_that_fits_50(gw):
     assert {r.status_code for r in refused} == {402}
     assert all(r.json()["error"]["code"] == "budget_exceeded" for r in refused)
     assert "daily budget" in refused[0].json()["error"]["message"]
+    assert "is $0.0016;" in refused[0].json()["error"]["message"]  # the digits that matter
     records = gw.usage(200)
     rows = [r for r in records if r.status == "ok"]
     assert len(rows) == 50
