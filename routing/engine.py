@@ -337,7 +337,9 @@ def _resolve(name: str, candidates: Sequence[Candidate], policy: Policy) -> dict
     ranks: dict[str, int] = {}
     for rank, target in enumerate(targets):
         for c in candidates:
-            if (c.key == target or c.model_id == target) and c.key not in ranks:
+            # "provider/model" also names each of its endpoints' keys ("provider/model@ep").
+            named = c.key == target or c.model_id == target or c.key.partition("@")[0] == target
+            if named and c.key not in ranks:
                 ranks[c.key] = rank
     if not ranks and len(targets) == 1:
         for c in candidates:

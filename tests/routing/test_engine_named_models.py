@@ -176,3 +176,14 @@ def test_with_same_model_an_alias_falls_back_through_its_targets_only() -> None:
     assert step_keys(route(CATALOG, make_request("smart"), with_two, health=health)) == [
         "openai/gpt-4o-mini"  # a target, even of a lower tier: the tenant listed it
     ]
+
+
+def test_a_provider_qualified_name_matches_each_of_its_endpoints() -> None:
+    catalog = [
+        make_candidate("groq/llama-70b@us", endpoint="groq-us"),
+        make_candidate("groq/llama-70b@eu", endpoint="groq-eu"),
+        make_candidate("together/llama-70b", endpoint="together"),
+    ]
+    result = route(catalog, make_request("groq/llama-70b"), make_policy(fallback_to_any=False))
+    assert sorted(result.requested) == ["groq/llama-70b@eu", "groq/llama-70b@us"]
+    assert step_keys(result)[0].startswith("groq/llama-70b@")
