@@ -129,14 +129,17 @@ def test_a_killed_gateway_loses_no_usage_record(gw) -> None:
     answered: list[str] = []
     with gateway_process() as (proc, url, _):
 
-        async def load_then_kill() -> None:
+        async def load_then_kill() -> float:
             task = asyncio.create_task(_load(url, gw.plaintext, answered))
+            started = time.monotonic()
             while len(gw.fakes["openai"].calls) < REQUESTS // 2:  # noqa: ASYNC110
                 await asyncio.sleep(0.01)
             os.kill(proc.pid, signal.SIGKILL)  # mid-load, requests in flight
+            rate = len(gw.fakes["openai"].calls) / (time.monotonic() - started)
             await task
+            return rate
 
-        asyncio.run(load_then_kill())
+        rate = asyncio.run(load_then_kill())
         proc.wait(timeout=10)
     reached = len(gw.fakes["openai"].calls)
     assert 0 < len(answered) < reached, "the kill came mid-load"
@@ -155,7 +158,8 @@ def test_a_killed_gateway_loses_no_usage_record(gw) -> None:
     assert all(by_request[rid].status == "ok" for rid in answered)
     interrupted = [r for r in rows if r.status == "interrupted"]
     print(
-        f"upstream calls {reached}, answered 200 {len(answered)}, records {len(rows)} "
+        f"{rate:.0f} req/s; upstream calls {reached}, answered 200 {len(answered)}, "
+        f"records {len(rows)} "
         f"(ok {sum(r.status == 'ok' for r in rows)}, interrupted {len(interrupted)})"
     )
     # Requests the process died in: recorded, their prompt charged, flagged estimated.
