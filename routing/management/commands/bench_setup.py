@@ -42,7 +42,13 @@ class Command(BaseCommand):
         for slug, (model_id, offset) in ENDPOINTS.items():
             provider, _ = Provider.objects.update_or_create(
                 slug=slug,
-                defaults={"name": slug, "wire_format": "openai", "is_local": True},
+                # Keyless, like the fake upstreams (and vLLM-style local servers).
+                defaults={
+                    "name": slug,
+                    "wire_format": "openai",
+                    "is_local": True,
+                    "requires_api_key": False,
+                },
             )
             ProviderEndpoint.objects.update_or_create(
                 provider=provider,

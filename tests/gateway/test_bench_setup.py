@@ -1,0 +1,27 @@
+"""The benchmark's tenant (``manage.py bench_setup``) is served end to end: a bench that
+measures 503s measures nothing."""
+
+from __future__ import annotations
+
+from urllib.parse import urlsplit
+
+import httpx
+from django.core.management import call_command
+
+from tests.gateway.test_keyless_endpoints import vllm, vllm_server  # noqa: F401 (fixtures)
+
+KEY = "aura-benchtest01." + "b" * 32
+
+
+def test_bench_setup_routes_fake_gpt_to_a_keyless_upstream(gw, vllm) -> None:  # noqa: F811
+    port = urlsplit(vllm.base_url).port
+    call_command("bench_setup", "--key", KEY, "--port", str(port), "--budgets", "on")
+    resp = httpx.post(
+        f"{gw.url}/v1/chat/completions",
+        json={"model": "fake-gpt", "messages": [{"role": "user", "content": "hi"}]},
+        headers={"authorization": f"Bearer {KEY}"},
+        timeout=10,
+    )
+    assert resp.status_code == 200, resp.text
+    assert resp.headers["x-aura-provider"] == "benchfake"
+    assert "authorization" not in {k.lower() for k in vllm.last_call.headers}
