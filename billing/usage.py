@@ -642,7 +642,10 @@ class UsageWriter:
         if not path.exists():
             return 0
         retrying = path.with_name(f"{REJECTED_FILE}.{self.journal.owner}")
-        path.rename(retrying)  # atomic: new refusals start a fresh file meanwhile
+        try:
+            path.rename(retrying)  # atomic: new refusals start a fresh file meanwhile
+        except FileNotFoundError:  # another process is retrying them right now
+            return 0
         parsed, torn = _read_lines(retrying.read_text(errors="replace").splitlines())
         still = list(torn)
         pending = [rec for _, rec in parsed]
