@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import os
 import secrets
-import sys
 from pathlib import Path
 from urllib.parse import unquote
 
@@ -21,8 +20,6 @@ BASE_DIR = Path(__file__).resolve().parent.parent
 env = environ.Env()
 if (BASE_DIR / ".env").exists():
     environ.Env.read_env(BASE_DIR / ".env")
-
-TESTING = "pytest" in sys.modules or env.bool("AURA_TESTING", default=False)
 
 # Embedded mode: no DATABASE_URL / REDIS_URL means "run our own" (dev, demo, tests).
 if not os.environ.get("DATABASE_URL") or not os.environ.get("REDIS_URL"):
@@ -126,7 +123,7 @@ def _refuse_weak_encryption_keys(raw: list[str]) -> None:
 
 _refuse_weak_encryption_keys(FIELD_ENCRYPTION_KEYS)
 
-ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["localhost", "127.0.0.1", "[::1]", "testserver"])
+ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["localhost", "127.0.0.1", "[::1]"])
 CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
 AURA_PUBLIC_URL = env.str("AURA_PUBLIC_URL", default="http://127.0.0.1:8000").rstrip("/")
 
@@ -234,9 +231,6 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
-if TESTING:
-    # Hashing passwords with PBKDF2 dominates fixture time; tests do not test the hasher.
-    PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 
 LANGUAGE_CODE = "en-us"
 TIME_ZONE = "UTC"

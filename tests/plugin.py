@@ -4,6 +4,8 @@
   touches the data of a running ``make run``; with DATABASE_URL / REDIS_URL set, those are
   used instead and nothing is started.
 * Blocks every network address except loopback and unix sockets for the whole run.
+* Test-only speed-ups live here, never in production settings: password hashing with MD5
+  (PBKDF2 dominates fixture time; no test is about the hasher).
 """
 
 from __future__ import annotations
@@ -14,9 +16,10 @@ import socket
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 ROOT = Path(__file__).resolve().parent.parent
 os.environ.setdefault("AURA_DATA_DIR", str(ROOT / "var" / "test"))
-os.environ.setdefault("AURA_TESTING", "1")
 # One test database per run, so concurrent runs (several developers' shells) never collide.
 os.environ.setdefault("AURA_TEST_DATABASE_NAME", f"test_aura_{os.getpid()}")
 # ...and its own logical Redis database (1-15) of the shared embedded Redis, since tests
@@ -75,3 +78,13 @@ def _is_ip(name: str) -> bool:
 socket.socket.connect = _guarded_connect  # type: ignore[method-assign,assignment]
 socket.socket.connect_ex = _guarded_connect_ex  # type: ignore[method-assign,assignment]
 socket.getaddrinfo = _guarded_getaddrinfo
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _fast_password_hashing(django_test_environment: Any) -> None:
+    from django.conf import settings
+    from django.contrib.auth.hashers import get_hashers, get_hashers_by_algorithm
+
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+    get_hashers.cache_clear()
+    get_hashers_by_algorithm.cache_clear()

@@ -98,3 +98,37 @@ def test_a_placeholder_encryption_key_is_refused(value: str, message: str) -> No
     line = error_of(start(**{**GOOD, "FIELD_ENCRYPTION_KEYS": value}))
     assert message in line
     assert "base64.urlsafe_b64encode(os.urandom(32))" in line
+
+
+def _settings_value(expression: str, **variables: str) -> str:
+    code = (
+        "import pytest, django; django.setup(); from django.conf import settings; "
+        f"print({expression})"
+    )
+    env = {
+        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+        "HOME": os.environ.get("HOME", "/tmp"),
+        "DJANGO_SETTINGS_MODULE": "aura.settings",
+        "DATABASE_URL": "postgres://aura@127.0.0.1:1/aura",
+        "REDIS_URL": "redis://127.0.0.1:1/0",
+        **GOOD,
+        **variables,
+    }
+    result = subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    return result.stdout.strip()
+
+
+def test_production_settings_do_not_know_they_are_tested() -> None:
+    # pytest imported and the old switch set: passwords are still hashed properly.
+    hasher = _settings_value("settings.PASSWORD_HASHERS[0]", AURA_TESTING="1")
+    assert hasher == "django.contrib.auth.hashers.PBKDF2PasswordHasher"
+    assert "testserver" not in _settings_value("settings.ALLOWED_HOSTS")

@@ -70,7 +70,6 @@ def worker(transactional_db: Any, private_queue: str, smtp: SmtpSink) -> Iterato
         "DATABASE_URL": database_url(),
         "REDIS_URL": settings.REDIS_URL,
         "AURA_EMBEDDED_DB": "1",
-        "AURA_TESTING": "1",
         "EMAIL_URL": f"smtp://{smtp.host}:{smtp.port}",
         "DJANGO_SETTINGS_MODULE": "aura.settings",
     }
