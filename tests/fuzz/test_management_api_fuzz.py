@@ -17,13 +17,14 @@ all its violations with method, path, body bytes and response.
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
 
 from routing.models import Credential, ProviderEndpoint
 from tenants.models import ApiKey
-from tests.fuzz.api_cases import FAMILIES, duplicate_names, valid_bodies
+from tests.fuzz.api_cases import BY_NAME, FAMILIES, duplicate_names, valid_bodies
 from tests.fuzz.cases import Case, Outcome, Violation, report, rng_for
 from tests.fuzz.conftest import ApiWorld
 from tests.fuzz.state import Tracker
@@ -172,3 +173,28 @@ def test_duplicate_names_are_a_400_naming_the_field_and_add_or_change_no_row(
     total, violations = run_family(w, duplicate_names(rng_for("duplicate-names"), w, names))
     if violations:
         pytest.fail(report("duplicate-names", total, violations, where=_endpoint_of), pytrace=False)
+
+
+def test_outcomes_recorded_with_huge_latencies_never_break_the_metrics_read(
+    fuzz_api: ApiWorld,
+) -> None:
+    """router/record stores what it accepts; router/metrics aggregates it for a week. Values
+    the first accepts must not make the second fail for the tenant from then on."""
+    w = fuzz_api
+    record = BY_NAME["POST router/record"]
+    cases = [
+        Case(
+            f"POST router/record: latency_ms = {latency!r}",
+            json.dumps(dict(record.body(w, i), latency_ms=latency)).encode(),
+            path="/api/v1/router/record",
+        )
+        for i, latency in enumerate((1e308, 1.7976931348623157e308))
+    ]
+    cases.append(
+        Case("GET router/metrics afterwards", None, method="GET", path="/api/v1/router/metrics")
+    )
+    total, violations = run_family(w, cases)
+    if violations:
+        pytest.fail(
+            report("huge recorded latencies", total, violations, where=_endpoint_of), pytrace=False
+        )
