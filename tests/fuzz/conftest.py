@@ -82,6 +82,19 @@ def too_wide(value: Any) -> bool:
     return False
 
 
+def refusal(wire: str, message: str) -> dict[str, Any]:
+    """A provider's 400 body in its own wire format."""
+    if wire == "anthropic":
+        return {"type": "error", "error": {"type": "invalid_request_error", "message": message}}
+    if wire == "gemini":
+        return {"error": {"code": 400, "message": message, "status": "INVALID_ARGUMENT"}}
+    if wire == "ollama":
+        return {"error": message}
+    return {
+        "error": {"message": message, "type": "invalid_request_error", "param": None, "code": None}
+    }
+
+
 @dataclass
 class UpstreamLog:
     """What the fake upstreams saw that a real provider would have refused."""
@@ -110,17 +123,19 @@ def strict_upstreams(monkeypatch: pytest.MonkeyPatch) -> UpstreamLog:
         try:
             if problem is not None:
                 log.invalid_json.append(f"{fake.wire} {self.command} {url.path}: {problem}")
-            if problem is not None or (raw and body is None) or too_wide(body):
-                error, headers = fake.error_body("fake-400", 400, None, exchange)
-                exchange.send_json(400, error, headers)
+            if problem is not None or (raw and body is None):
+                exchange.send_json(400, refusal(fake.wire, f"fuzz upstream: not JSON ({problem})"))
+                return
+            if too_wide(body):
+                exchange.send_json(400, refusal(fake.wire, "fuzz upstream: dimensions too large"))
                 return
             fake._handle(exchange)
         except OSError:
             self.close_connection = True
         except Exception as exc:
             log.crashes.append(f"{fake.wire} {url.path}: {type(exc).__name__}: {exc}")
-            error, headers = fake.error_body("fake-400", 400, None, exchange)
-            exchange.send_json(400, error, headers)
+            message = f"fuzz upstream: cannot read the body ({type(exc).__name__})"
+            exchange.send_json(400, refusal(fake.wire, message))
 
     monkeypatch.setattr(_Handler, "_dispatch", dispatch)
     return log
