@@ -29,7 +29,8 @@ import pytest
 
 from tests.fuzz.cases import Case, Check, Outcome, Violation, report, rng_for
 from tests.fuzz.conftest import GatewayFuzz, UpstreamLog
-from tests.fuzz.gateway_cases import FAMILIES, valid_bodies
+from tests.fuzz.gateway_bodies import valid_bodies
+from tests.fuzz.gateway_cases import FAMILIES
 from tests.fuzz.state import diff, tenant_snapshot
 
 # The world is built once per module (conftest.gateway_world); the marker makes pytest-django

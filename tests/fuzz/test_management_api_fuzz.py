@@ -24,7 +24,9 @@ import pytest
 
 from routing.models import Credential, ProviderEndpoint
 from tenants.models import ApiKey
-from tests.fuzz.api_cases import BY_NAME, FAMILIES, duplicate_names, valid_bodies
+from tests.fuzz.api_cases import FAMILIES
+from tests.fuzz.api_endpoints import BY_NAME, valid_bodies
+from tests.fuzz.api_specific_cases import duplicate_names
 from tests.fuzz.cases import Case, Outcome, Violation, report, rng_for
 from tests.fuzz.conftest import ApiWorld
 from tests.fuzz.state import Tracker
