@@ -8,6 +8,7 @@ charlie admin of tenant "globex" — an outsider who must never see acme's data
 from __future__ import annotations
 
 import socket
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -18,6 +19,8 @@ from rest_framework.test import APIClient
 from tenants.auth import api_key_cache_forget
 from tenants.models import ApiKey, Role, Tenant
 from tenants.services import api_key_create, membership_add, tenant_create
+from tests.fakes.upstreams import FakeAnthropic, FakeGemini, FakeOllama, FakeOpenAI
+from tests.gateway.conftest import LiveServer
 
 
 @dataclass
@@ -110,3 +113,28 @@ def fake_dns(monkeypatch: pytest.MonkeyPatch, table: dict[str, list[str]]) -> No
         ]
 
     monkeypatch.setattr(socket, "getaddrinfo", getaddrinfo)
+
+
+# The live gateway and its fake upstreams, one of each per run, shared by tests/gateway and
+# tests/fuzz (defined here so the two directories never start a second server).
+
+
+@pytest.fixture(scope="session")
+def fakes() -> Iterator[dict[str, Any]]:
+    servers = {
+        "openai": FakeOpenAI(slow_first_byte=0.3).start(),
+        "anthropic": FakeAnthropic(slow_first_byte=0.3).start(),
+        "gemini": FakeGemini(slow_first_byte=0.3).start(),
+        "ollama": FakeOllama(slow_first_byte=0.3).start(),
+    }
+    yield servers
+    for s in servers.values():
+        s.stop()
+
+
+@pytest.fixture(scope="session")
+def live_gateway(django_db_setup: Any, django_db_blocker: Any) -> Iterator[LiveServer]:
+    with django_db_blocker.unblock():
+        server = LiveServer()
+        yield server
+        server.stop()

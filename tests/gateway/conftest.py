@@ -29,7 +29,6 @@ from routing.models import CatalogModel, Provider, ProviderEndpoint, RoutingPoli
 from tenants.auth import api_key_cache_forget
 from tenants.models import ApiKey, Tenant
 from tenants.services import api_key_create, tenant_create
-from tests.fakes.upstreams import FakeAnthropic, FakeGemini, FakeOllama, FakeOpenAI
 
 CHAT_CAPS = ["chat", "tools", "json", "streaming", "vision"]
 # Prices per 1M tokens, chosen so hand-computed costs are exact decimals.
@@ -40,7 +39,10 @@ class LiveServer:
     def __init__(self) -> None:
         from aura.asgi import application
 
-        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        # IPPROTO_TCP explicitly: asyncio only sets TCP_NODELAY on accepted sockets whose
+        # proto is TCP, and without it every response's body waits ~40 ms for the client's
+        # delayed ACK of the headers.
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
         self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         self.sock.bind(("127.0.0.1", 0))
         self.port = self.sock.getsockname()[1]
@@ -88,27 +90,6 @@ class LiveServer:
             close_pool = getattr(conn, "close_pool", None)
             if close_pool is not None:
                 close_pool()
-
-
-@pytest.fixture(scope="session")
-def fakes() -> Iterator[dict[str, Any]]:
-    servers = {
-        "openai": FakeOpenAI(slow_first_byte=0.3).start(),
-        "anthropic": FakeAnthropic(slow_first_byte=0.3).start(),
-        "gemini": FakeGemini(slow_first_byte=0.3).start(),
-        "ollama": FakeOllama(slow_first_byte=0.3).start(),
-    }
-    yield servers
-    for s in servers.values():
-        s.stop()
-
-
-@pytest.fixture(scope="session")
-def live_gateway(django_db_setup: Any, django_db_blocker: Any) -> Iterator[LiveServer]:
-    with django_db_blocker.unblock():
-        server = LiveServer()
-        yield server
-        server.stop()
 
 
 @dataclass
