@@ -56,7 +56,7 @@ async def application(scope: Scope, receive: Receive, send: Send) -> None:
     if scope["type"] == "lifespan":
         await _lifespan(receive, send)
         return
-    if scope["path"].startswith("/v1/"):
+    if scope["path"].startswith("/v1/") or scope["path"] == "/v1":
         await gateway_app(scope, receive, send)
         return
     await _http_app(scope, receive, send)  # type: ignore[arg-type]

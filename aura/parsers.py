@@ -1,10 +1,11 @@
 """Request-body parsers of the management API: bad bodies are 4xx, never a 500.
 
-DRF's own JSON parser lets three kinds of input through to a 500: a body nested deeper
+DRF's own JSON parser lets four kinds of input through to a 500: a body nested deeper
 than Python's recursion limit (``RecursionError`` in the decoder), one nested just below it
-(it fails later, wherever the data is walked recursively) and a lone UTF-16 surrogate
+(it fails later, wherever the data is walked recursively), a lone UTF-16 surrogate
 (``"\\ud800"``), which decodes to a ``str`` that cannot be encoded again (rendering a
-response, saving a row). ``JSONParser`` refuses all three with a 400 naming the field.
+response, saving a row), and a NUL (``"\\u0000"``), which Postgres refuses in text and
+jsonb. ``JSONParser`` refuses all four with a 400 naming the field.
 
 The checks cost nothing for ordinary bodies: nesting is measured only when the body holds
 more brackets than ``MAX_DEPTH``, surrogates are looked for only when the raw bytes contain
@@ -18,19 +19,24 @@ read the raw stream (DRF hands JSON and form parsers a size-checked copy, others
 
 from __future__ import annotations
 
-import io
-import re
+import json
 from typing import Any
 
 from django.conf import settings
 from django.core.exceptions import RequestDataTooBig
 from rest_framework import parsers
+from rest_framework.exceptions import ParseError
 
 from aura.errors import DomainError
+from aura.text import (
+    find_unstorable,
+    finite_float,
+    has_nul_escape,
+    has_surrogate_escape,
+    refuse_constant,
+)
 
 MAX_DEPTH = 64
-_SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89abcdefABCDEF]")
-_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 class InvalidBody(DomainError):
@@ -48,73 +54,53 @@ def read_limited(stream: Any) -> bytes:
     return data
 
 
-def _printable(key: str) -> str:
-    # A key may itself hold a lone surrogate; the path must still be renderable.
-    return key.encode("utf-8", "backslashreplace").decode("utf-8")
-
-
-def _path(parts: tuple[str | int, ...]) -> str:
-    out = ""
-    for part in parts:
-        if isinstance(part, int):
-            out += f"[{part}]"
-        else:
-            out += f".{_printable(part)}" if out else _printable(part)
-    return out
+_MESSAGES = {
+    "surrogate": "{where} contains a lone UTF-16 surrogate (an unpaired \\ud800-\\udfff "
+    "escape), which is not valid text.",
+    "nul": "{where} contains a NUL character (\\u0000), which cannot be stored.",
+    "depth": "{what} is nested deeper than {depth} levels.",
+}
 
 
 def check_tree(
-    data: Any, *, max_depth: int = MAX_DEPTH, surrogates: bool = True, what: str = "The JSON body"
+    data: Any,
+    *,
+    max_depth: int = MAX_DEPTH,
+    surrogates: bool = True,
+    nul: bool = True,
+    what: str = "The JSON body",
 ) -> None:
-    """Refuse ``data`` nested deeper than ``max_depth`` or holding a lone surrogate in a
-    key or string (when ``surrogates``). Iterative: it must not recurse itself."""
-    stack: list[tuple[Any, tuple[str | int, ...]]] = [(data, ())]
-    while stack:
-        value, path = stack.pop()
-        if isinstance(value, str):
-            if surrogates and _LONE_SURROGATE.search(value):
-                where = _path(path) or "body"
-                raise InvalidBody(
-                    f"{where} contains a lone UTF-16 surrogate (an unpaired \\ud800-\\udfff "
-                    "escape), which is not valid text.",
-                    param=_path(path) or None,
-                )
-            continue
-        if not isinstance(value, dict | list):
-            continue
-        if len(path) >= max_depth:
-            raise InvalidBody(
-                f"{what} is nested deeper than {max_depth} levels.", param=_path(path) or None
-            )
-        if isinstance(value, dict):
-            for key, item in value.items():
-                if surrogates and _LONE_SURROGATE.search(key):
-                    raise InvalidBody(
-                        f"A key of {_path(path) or 'the body'} contains a lone UTF-16 "
-                        "surrogate, which is not valid text.",
-                        param=_path((*path, key)),
-                    )
-                stack.append((item, (*path, key)))
-        else:
-            stack.extend((item, (*path, i)) for i, item in enumerate(value))
+    """Refuse (400 naming the field) ``data`` nested deeper than ``max_depth`` or holding a
+    lone surrogate (``surrogates``) or a NUL (``nul``) in a key or string."""
+    found = find_unstorable(data, max_depth=max_depth, surrogates=surrogates, nul=nul)
+    if found is not None:
+        problem, where = found
+        message = _MESSAGES[problem].format(where=where or "body", what=what, depth=max_depth)
+        raise InvalidBody(message, param=where or None)
 
 
 def check_raw_json(raw: bytes, data: Any) -> None:
     """``check_tree`` on parsed JSON, skipped when ``raw`` shows it cannot fail."""
     deep = raw.count(b"[") + raw.count(b"{") > MAX_DEPTH
-    surrogates = _SURROGATE_ESCAPE.search(raw) is not None
-    if deep or surrogates:
-        check_tree(data, surrogates=surrogates)
+    surrogates = has_surrogate_escape(raw)
+    nul = has_nul_escape(raw)
+    if deep or surrogates or nul:
+        check_tree(data, surrogates=surrogates, nul=nul)
 
 
 class JSONParser(parsers.JSONParser):
-    """DRF's JSON parser, plus the depth and surrogate checks (project default)."""
+    """DRF's JSON parser, strict about what JSON is (UTF-8 only, finite numbers: no NaN,
+    Infinity or ``1e400``), plus the depth, surrogate and NUL checks (project default)."""
 
     def parse(self, stream: Any, media_type: str | None = None, parser_context: Any = None) -> Any:
         raw = read_limited(stream)
         try:
-            data = super().parse(io.BytesIO(raw), media_type, parser_context)
+            data = json.loads(
+                raw.decode("utf-8"), parse_constant=refuse_constant, parse_float=finite_float
+            )
         except RecursionError:
             raise InvalidBody(f"The JSON body is nested deeper than {MAX_DEPTH} levels.") from None
+        except (ValueError, UnicodeDecodeError) as exc:
+            raise ParseError(f"JSON parse error - {exc}") from None
         check_raw_json(raw, data)
         return data

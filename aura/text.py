@@ -14,6 +14,8 @@ from typing import Any
 
 REPLACEMENT = "\ufffd"
 _SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
+_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
+_INF = float("inf")
 
 
 def storable_text(value: str, max_length: int | None = None) -> str:
@@ -43,32 +45,73 @@ def storable_json(value: Any) -> Any:
 
 def has_surrogate_escape(raw: bytes) -> bool:
     """Whether JSON text may hold a surrogate (an escaped ``\\ud800``-``\\udfff``): only then
-    is the parsed value worth walking for lone ones."""
+    is the parsed value worth walking for lone ones (raw surrogate bytes are invalid UTF-8
+    and fail strict decoding already)."""
     return _SURROGATE_ESCAPE.search(raw) is not None
 
 
-def lone_surrogate_path(value: Any, path: str = "") -> str | None:
-    """The path (``messages[0].content``) of the first string holding a lone surrogate, or
-    None. Keys count as strings (their path is the object's)."""
-    if isinstance(value, str):
-        try:
-            value.encode("utf-8")
-        except UnicodeEncodeError:
-            return path or "(body)"
-        return None
-    if isinstance(value, dict):
-        for k, v in value.items():
-            name = storable_text(str(k))  # the path goes into an error message
-            if name != k:
-                return path or "(body)"
-            child = f"{path}.{name}" if path else name
-            found = lone_surrogate_path(v, child)
-            if found is not None:
-                return found
-        return None
-    if isinstance(value, list):
-        for i, v in enumerate(value):
-            found = lone_surrogate_path(v, f"{path}[{i}]")
-            if found is not None:
-                return found
+def has_nul_escape(raw: bytes) -> bool:
+    return b"\\u0000" in raw
+
+
+def printable_key(key: str) -> str:
+    """A key as it can appear in an error message (lone surrogates shown escaped)."""
+    return key.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
+def path_text(parts: tuple[str | int, ...]) -> str:
+    """``("messages", 0, "content")`` -> ``messages[0].content``."""
+    out = ""
+    for part in parts:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        else:
+            out += f".{printable_key(part)}" if out else printable_key(part)
+    return out
+
+
+def find_unstorable(
+    data: Any, *, max_depth: int | None = None, surrogates: bool = True, nul: bool = False
+) -> tuple[str, str] | None:
+    """The first problem in parsed JSON/YAML, as ``(problem, path)``: ``"depth"`` (nested
+    deeper than ``max_depth``), ``"surrogate"`` (a lone UTF-16 surrogate in a string or key)
+    or ``"nul"`` (U+0000, which Postgres cannot store). Iterative: deep input must not make
+    it recurse."""
+    stack: list[tuple[Any, tuple[str | int, ...]]] = [(data, ())]
+    while stack:
+        value, path = stack.pop()
+        if isinstance(value, str):
+            if surrogates and _LONE_SURROGATE.search(value):
+                return "surrogate", path_text(path)
+            if nul and "\x00" in value:
+                return "nul", path_text(path)
+            continue
+        if not isinstance(value, dict | list):
+            continue
+        if max_depth is not None and len(path) >= max_depth:
+            return "depth", path_text(path)
+        if isinstance(value, dict):
+            for key, item in value.items():
+                if isinstance(key, str):
+                    if surrogates and _LONE_SURROGATE.search(key):
+                        return "surrogate", path_text((*path, key))
+                    if nul and "\x00" in key:
+                        return "nul", path_text((*path, key))
+                stack.append((item, (*path, key)))
+        else:
+            stack.extend((item, (*path, i)) for i, item in enumerate(value))
     return None
+
+
+def finite_float(text: str) -> float:
+    """``parse_float`` for json.loads: ``1e400`` is infinity to Python, not a number to
+    JSON (and would be sent on as the invalid token ``Infinity``)."""
+    value = float(text)
+    if value in (_INF, -_INF):
+        raise ValueError(f"the number {text[:40]} is too large")
+    return value
+
+
+def refuse_constant(name: str) -> Any:
+    """``parse_constant`` for json.loads: NaN and Infinity are Python, not JSON."""
+    raise ValueError(f"{name} is not valid JSON (numbers must be finite)")

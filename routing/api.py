@@ -45,6 +45,8 @@ from tenants.models import Role
 from tenants.scoping import TenantScopedAPIView
 
 MAX_BATCH = 100
+MAX_OUTCOME_LATENCY_MS = 86_400_000.0  # a day
+MAX_OUTCOME_COST_USD = 1_000_000
 METRICS_DEFAULT_WINDOW = timedelta(days=7)
 # Output-only keys of the policy body: ignored on PUT/PATCH so a GET body can be sent back.
 _POLICY_READ_ONLY = frozenset(
@@ -415,8 +417,12 @@ class SelectView(TenantScopedAPIView):
 
 class RecordInput(serializers.Serializer):
     model = serializers.CharField(max_length=260)
-    latency_ms = serializers.FloatField(min_value=0)
-    cost_usd = serializers.DecimalField(max_digits=18, decimal_places=10, min_value=0)
+    # Bounded so stored outcomes can always be aggregated (a 1e308 latency overflowed the
+    # metrics' averages for the whole window).
+    latency_ms = serializers.FloatField(min_value=0, max_value=MAX_OUTCOME_LATENCY_MS)
+    cost_usd = serializers.DecimalField(
+        max_digits=18, decimal_places=10, min_value=0, max_value=MAX_OUTCOME_COST_USD
+    )
     success = serializers.BooleanField()
     quality_score = serializers.FloatField(
         min_value=0, max_value=1, required=False, allow_null=True

@@ -33,7 +33,7 @@ from typing import Any, TypeVar
 from aura import lifecycle
 from aura.middleware import new_request_id, request_id_var
 from aura.redis import async_client
-from aura.text import has_surrogate_escape, lone_surrogate_path
+from aura.text import find_unstorable, finite_float, has_surrogate_escape, refuse_constant
 from billing.budgets import BudgetExceeded, BudgetUnavailable
 from billing.guard import (
     BudgetGuard,
@@ -162,17 +162,17 @@ async def _read_body(req: Request, receive: Receive) -> None:
     req.body = chunks[0] if len(chunks) == 1 else b"".join(chunks)
 
 
-def _refuse_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not valid JSON (numbers must be finite)")
-
-
 def _json_body(req: Request) -> Any:
     if not req.body:
         raise GatewayError(
             400, "The request body is empty; send a JSON object.", code="invalid_json"
         )
     try:
-        body = json.loads(req.body, parse_constant=_refuse_constant)
+        # Strict: UTF-8 only (json.loads(bytes) would let encoded surrogates through),
+        # finite numbers only (NaN, Infinity and 1e400 would go upstream as invalid JSON).
+        body = json.loads(
+            req.body.decode("utf-8"), parse_constant=refuse_constant, parse_float=finite_float
+        )
     except (ValueError, UnicodeDecodeError) as exc:
         raise GatewayError(
             400, f"The request body is not valid JSON: {exc}.", code="invalid_json"
@@ -182,8 +182,9 @@ def _json_body(req: Request) -> Any:
             400, "The request body is nested too deeply.", code="invalid_json"
         ) from None
     if has_surrogate_escape(req.body):
-        where = lone_surrogate_path(body)
-        if where is not None:
+        found = find_unstorable(body)
+        if found is not None:
+            where = found[1] or "(body)"
             raise GatewayError(
                 400,
                 f"'{where}' contains a lone UTF-16 surrogate, which is not valid Unicode text.",

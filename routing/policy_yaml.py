@@ -46,6 +46,8 @@ WEIGHT_SUM_TOLERANCE = 1e-6
 MAX_COST_LIMIT = 1_000_000.0
 MIN_COST_LIMIT = 1e-10
 MAX_DOCUMENT_CHARS = 1_000_000
+# Budget.limit_usd is a DecimalField(max_digits=14, decimal_places=6).
+MAX_BUDGET_USD = 99_999_999
 MAX_DOCUMENT_DEPTH = 32
 
 DEFAULTS: Mapping[str, Any] = {
@@ -86,11 +88,12 @@ class PolicyError(DomainError):
 
 
 def _is_number(value: Any) -> bool:
-    return (
-        isinstance(value, int | float)
-        and not isinstance(value, bool)
-        and math.isfinite(float(value))
-    )
+    if not isinstance(value, int | float) or isinstance(value, bool):
+        return False
+    try:
+        return math.isfinite(float(value))
+    except OverflowError:  # an integer of hundreds of digits
+        return False
 
 
 def _field(prefix: str, name: str) -> str:
@@ -109,10 +112,12 @@ def clean_weights(value: Any, *, field: str = "weights") -> dict[str, float]:
     weights: dict[str, float] = {}
     for name in WEIGHT_NAMES:
         if name not in value:
-            raise PolicyError(f"{field}.{name} is required.", param=field)
+            raise PolicyError(f"{field}.{name} is required.", param=f"{field}.{name}")
         w = value[name]
         if not _is_number(w) or not 0 <= w <= 1:
-            raise PolicyError(f"{field}.{name} must be a number between 0 and 1.", param=field)
+            raise PolicyError(
+                f"{field}.{name} must be a number between 0 and 1.", param=f"{field}.{name}"
+            )
         weights[name] = float(w)
     total = math.fsum(weights.values())
     if abs(total - 1.0) > WEIGHT_SUM_TOLERANCE:
@@ -175,9 +180,10 @@ def _budgets(value: Any, field: str) -> dict[str, float]:
                 f"{field}: unknown budget {key!r}; expected any of {', '.join(BUDGET_KEYS)}.",
                 param=f"{field}.{key}",
             )
-        if not _is_number(amount) or amount < 0:
+        if not _is_number(amount) or not 0 <= amount <= MAX_BUDGET_USD:
             raise PolicyError(
-                f"{field}.{key} must be a non-negative number of USD.", param=f"{field}.{key}"
+                f"{field}.{key} must be a number of USD between 0 and {MAX_BUDGET_USD:,}.",
+                param=f"{field}.{key}",
             )
         cleaned[key] = float(amount)
     return {k: cleaned[k] for k in BUDGET_KEYS if k in cleaned}
@@ -369,6 +375,10 @@ def parse_document(text: str, *, operator: bool = False) -> dict[str, dict[str, 
     except RecursionError:  # PyYAML composes nested nodes recursively
         raise PolicyError(
             f"The document is nested deeper than {MAX_DOCUMENT_DEPTH} levels.", param="yaml"
+        ) from None
+    except (ValueError, OverflowError) as exc:  # e.g. the date 2024-02-30
+        raise PolicyError(
+            f"The document has a value YAML cannot read: {exc}.", param="yaml"
         ) from None
     try:
         # Deep (but parseable) nesting and lone surrogates ("\ud800") fail later otherwise.

@@ -16,6 +16,7 @@ from routing import classify, engine
 ROLES = frozenset({"system", "developer", "user", "assistant", "tool", "function"})
 RESPONSE_FORMATS = frozenset({"text", "json_object", "json_schema"})
 MAX_MESSAGES = 10_000
+MAX_EMBEDDING_DIMENSIONS = 65_536  # no embedding model has more (OpenAI's largest: 3,072)
 
 
 class InvalidRequest(Exception):
@@ -79,11 +80,10 @@ def validate_chat(body: Any) -> None:
             )
         elif isinstance(content, list):
             for j, part in enumerate(content):
+                where = f"messages[{i}].content[{j}]"
                 if not isinstance(part, dict) or not isinstance(part.get("type"), str):
-                    raise InvalidRequest(
-                        f"'messages[{i}].content[{j}]' must be an object with a 'type'.",
-                        f"messages[{i}].content[{j}]",
-                    )
+                    raise InvalidRequest(f"'{where}' must be an object with a 'type'.", where)
+                _validate_part(part, where)
         calls = m.get("tool_calls")
         if calls is not None:
             _validate_tool_calls(calls, f"messages[{i}].tool_calls")
@@ -143,6 +143,20 @@ def validate_chat(body: Any) -> None:
         raise InvalidRequest("'stream_options' must be an object.", "stream_options")
 
 
+def _validate_part(part: Mapping[str, Any], where: str) -> None:
+    """The shapes adapters rely on: a text part's text, an image part's URL."""
+    kind = part["type"]
+    if kind == "text" and not isinstance(part.get("text"), str):
+        raise InvalidRequest(f"'{where}.text' must be a string.", f"{where}.text")
+    if kind == "image_url":
+        image = part.get("image_url")
+        if not isinstance(image, dict) or not isinstance(image.get("url"), str):
+            raise InvalidRequest(
+                f"'{where}.image_url' must be an object with a string 'url'.",
+                f"{where}.image_url",
+            )
+
+
 def _validate_tool_calls(calls: Any, where: str) -> None:
     if not isinstance(calls, list):
         raise InvalidRequest(f"'{where}' must be an array.", where)
@@ -180,6 +194,11 @@ def validate_embeddings(body: Any) -> None:
         raise InvalidRequest(
             "'input' must be a non-empty string, array of strings, or array of token arrays.",
             "input",
+        )
+    dims = _positive_int(body, "dimensions")
+    if dims is not None and dims > MAX_EMBEDDING_DIMENSIONS:
+        raise InvalidRequest(
+            f"'dimensions' must be at most {MAX_EMBEDDING_DIMENSIONS}.", "dimensions"
         )
     fmt = body.get("encoding_format")
     if fmt is not None and fmt not in ("float", "base64"):

@@ -92,3 +92,14 @@ def test_fields_of_the_wrong_type_are_a_400_naming_them(gw, change, param) -> No
     body = {"model": "fake-ok", "messages": [{"role": "user", "content": "hi"}], **change}
     err = error_of(call(gw, body=body), 400)
     assert err["param"] == param
+
+
+@pytest.mark.parametrize("dims", [0, -1, 2**64, "8", 1.5])
+def test_embedding_dimensions_must_be_a_sensible_positive_integer(gw, dims) -> None:
+    from tests.gateway.conftest import add_model
+
+    add_model(gw.providers["fakeai"], "fake-embed", kind="embeddings", caps=["embeddings"])
+    body = {"model": "fake-embed", "input": "hi", "dimensions": dims}
+    err = error_of(call(gw, "POST", "/v1/embeddings", body=body), 400)
+    assert err["param"] == "dimensions"
+    assert gw.fakes["openai"].calls == []
