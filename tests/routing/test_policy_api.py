@@ -103,19 +103,21 @@ def test_weights_without_an_objective_make_the_policy_custom(alice):
 
 
 @pytest.mark.parametrize(
-    ("weights", "fragment"),
+    ("weights", "fragment", "field"),
     [
-        ({"quality": 0.5, "cost": 0.3, "latency": 0.3}, "= 1.1"),
-        ({"quality": 0.5, "cost": 0.3, "latency": 0.1}, "= 0.9"),
-        ({"quality": 1.5, "cost": -0.3, "latency": -0.2}, "between 0 and 1"),
-        ({"quality": 0.5, "cost": 0.5}, "weights.latency is required"),
-        ({"quality": 0.5, "cost": 0.5, "latency": 0, "speed": 0}, "unknown weight 'speed'"),
+        ({"quality": 0.5, "cost": 0.3, "latency": 0.3}, "= 1.1", "weights"),
+        ({"quality": 0.5, "cost": 0.3, "latency": 0.1}, "= 0.9", "weights"),
+        ({"quality": 1.5, "cost": -0.3, "latency": -0.2}, "between 0 and 1", "weights.quality"),
+        ({"quality": 0.5, "cost": 0.5}, "weights.latency is required", "weights.latency"),
+        ({"quality": 0.5, "cost": 0.5, "latency": 0, "speed": 0}, "unknown weight", "weights"),
     ],
 )
-def test_bad_weights_are_refused_naming_weights_and_nothing_changes(alice, weights, fragment):
+def test_bad_weights_are_refused_naming_weights_and_nothing_changes(
+    alice, weights, fragment, field
+):
     resp = alice.client.put(POLICY, {"objective": "custom", "weights": weights}, format="json")
     assert resp.status_code == 400
-    assert resp.json()["field"] == "weights"
+    assert resp.json()["field"] == field
     assert fragment in resp.json()["detail"]
     assert _unchanged(alice.tenant)
     assert not WeightHistory.objects.filter(tenant=alice.tenant).exists()
