@@ -9,6 +9,7 @@ import secrets
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -20,9 +21,9 @@ GOOD = {
 }
 
 
-def start(**variables: str) -> subprocess.CompletedProcess[str]:
-    """`django.setup()` in production mode: servers named (nothing listens there; settings
-    do not connect), nothing embedded, only the given variables besides."""
+def start(code: str = "import django; django.setup()", **variables: str) -> Any:
+    """`django.setup()` (then ``code``) in production mode: servers named (nothing listens
+    there; settings do not connect), nothing embedded, only the given variables besides."""
     env = {
         "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
         "HOME": os.environ.get("HOME", "/tmp"),
@@ -32,7 +33,7 @@ def start(**variables: str) -> subprocess.CompletedProcess[str]:
         **variables,
     }
     return subprocess.run(
-        [sys.executable, "-c", "import django; django.setup()"],
+        [sys.executable, "-c", code],
         cwd=ROOT,
         env=env,
         capture_output=True,
@@ -105,26 +106,9 @@ def _settings_value(expression: str, **variables: str) -> str:
         "import pytest, django; django.setup(); from django.conf import settings; "
         f"print({expression})"
     )
-    env = {
-        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
-        "HOME": os.environ.get("HOME", "/tmp"),
-        "DJANGO_SETTINGS_MODULE": "aura.settings",
-        "DATABASE_URL": "postgres://aura@127.0.0.1:1/aura",
-        "REDIS_URL": "redis://127.0.0.1:1/0",
-        **GOOD,
-        **variables,
-    }
-    result = subprocess.run(
-        [sys.executable, "-c", code],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    result = start(code, **GOOD, **variables)
     assert result.returncode == 0, result.stderr
-    return result.stdout.strip()
+    return str(result.stdout.strip())
 
 
 def test_production_settings_do_not_know_they_are_tested() -> None:

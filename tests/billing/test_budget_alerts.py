@@ -13,31 +13,16 @@ from typing import Any
 import pytest
 from django.contrib.auth import get_user_model
 
-from aura.celery import app as celery_app
 from billing.alerts import budget_alert_enqueue, budget_alert_send
 from billing.models import Budget, BudgetAlert
 from billing.tasks import send_budget_alert
 from routing.models import RoutingPolicy
 from tenants.models import Role, Tenant
 from tenants.services import api_key_create, membership_add
-from tests.billing.smtp import SmtpSink, smtp_sink
+from tests.billing.smtp import SmtpSink
 from tests.conftest import Persona
 
 PERIOD_START = datetime(2025, 2, 28, 23, 0, tzinfo=UTC)  # 1 March 00:00 in Paris
-
-
-@pytest.fixture
-def smtp(settings: Any) -> Iterator[SmtpSink]:
-    with smtp_sink(settings) as sink:
-        yield sink
-
-
-@pytest.fixture
-def eager_celery() -> Iterator[None]:
-    previous = celery_app.conf.task_always_eager
-    celery_app.conf.task_always_eager = True
-    yield
-    celery_app.conf.task_always_eager = previous
 
 
 class Hook:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import csv
 import io
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
@@ -15,7 +14,6 @@ from django.contrib.auth import get_user_model
 from django.test import Client
 from django.utils import timezone
 
-from aura.celery import app as celery_app
 from billing.models import WeeklyReport
 from tenants.models import Role, Tenant
 from tenants.services import api_key_create, membership_add
@@ -133,14 +131,6 @@ def admin_client_(db: Any) -> Client:
     client = Client()
     client.force_login(user)
     return client
-
-
-@pytest.fixture
-def eager_celery() -> Iterator[None]:
-    previous = celery_app.conf.task_always_eager
-    celery_app.conf.task_always_eager = True
-    yield
-    celery_app.conf.task_always_eager = previous
 
 
 def test_the_billing_admin_pages_open(week: Tenant, admin_client_: Client) -> None:

@@ -13,7 +13,7 @@ import signal
 import subprocess
 import sys
 import textwrap
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
@@ -22,12 +22,10 @@ from typing import Any
 import pytest
 from django.conf import settings
 
-from aura.celery import app as celery_app
 from aura.middleware import request_id_var
 from billing import usage
 from billing.models import UsageRecord
 from billing.usage import REJECTED_FILE, SUFFIX, UsageWriter, _conninfo
-from tests.billing.smtp import SmtpSink, smtp_sink
 
 pytestmark = pytest.mark.django_db(transaction=True)
 ROOT = Path(__file__).resolve().parents[2]
@@ -255,20 +253,6 @@ def test_an_outage_past_the_memory_cap_loses_nothing_and_writes_nothing_twice(
     asyncio.run(run())
     assert stored() == [f"req_outage_{i:02d}" for i in range(30)]
     assert journal_files(tmp_path) == []
-
-
-@pytest.fixture
-def smtp(settings: Any) -> Iterator[SmtpSink]:
-    with smtp_sink(settings) as sink:
-        yield sink
-
-
-@pytest.fixture
-def eager_celery() -> Iterator[None]:
-    previous = celery_app.conf.task_always_eager
-    celery_app.conf.task_always_eager = True
-    yield
-    celery_app.conf.task_always_eager = previous
 
 
 def test_a_refused_record_alerts_operators_and_is_stored_once_it_can_be(

@@ -41,7 +41,7 @@ from billing.tasks import send_due_weekly_reports
 from routing.models import CatalogModel, Provider, RoutingPolicy
 from tenants.models import Role, Tenant
 from tenants.services import api_key_create, membership_add
-from tests.billing.smtp import SmtpSink, smtp_sink
+from tests.billing.smtp import SmtpSink
 from tests.conftest import Persona
 
 WEEK = date(2025, 3, 3)
@@ -125,12 +125,6 @@ def build_week(tenant: Tenant) -> None:
     rec(paris(25, 12, month=2), app, *small, prompt_tokens=m, cost_usd=4)
     days = [WEEK + timedelta(days=i) for i in range(-7, 8)]
     rollups_refresh(days=days, tenant_ids=[tenant.pk])
-
-
-@pytest.fixture
-def smtp(settings: Any) -> Iterator[SmtpSink]:
-    with smtp_sink(settings) as sink:
-        yield sink
 
 
 @pytest.fixture
