@@ -778,7 +778,7 @@ async def _send_capped_end(
     want_usage: bool,
 ) -> None:
     """End a stream AURA cut at max_tokens as the model would have: finish "length"."""
-    base = {k: last[k] for k in ("id", "object", "created", "model") if k in last}
+    base: dict[str, Any] = {k: last[k] for k in ("id", "object", "created", "model") if k in last}
     done = {**base, "choices": [{"index": 0, "delta": {}, "finish_reason": "length"}]}
     body = _sse(done)
     if want_usage:

@@ -247,12 +247,12 @@ class ApiKeyResolver:
         self._checked_at = now
         return True
 
-    def _apply(self, version: int, changes: list[bytes]) -> None:
+    def _apply(self, version: int, changes: list[Any]) -> None:
         previous = self._version
         self._version = version
         if previous is None or version == previous:
             return
-        seen = [c.decode().split(":", 1) for c in changes]
+        seen = [(c.decode() if isinstance(c, bytes) else str(c)).split(":", 1) for c in changes]
         # The log was trimmed past what this process last saw (or Redis was reset): all.
         if version < previous or not seen or int(seen[0][0]) > previous + 1:
             self.forget()
@@ -274,7 +274,7 @@ class ApiKeyResolver:
         try:
             client = sync_client()
             version = int(client.get(AUTH_VERSION_KEY) or 0)
-            changes = []
+            changes: list[Any] = []
             if self._version is not None and version != self._version:
                 changes = client.zrangebyscore(AUTH_CHANGES_KEY, f"({self._version}", version)
             self._apply(version, changes)
@@ -289,7 +289,7 @@ class ApiKeyResolver:
         try:
             client = async_client()
             version = int(await client.get(AUTH_VERSION_KEY) or 0)
-            changes = []
+            changes: list[Any] = []
             if self._version is not None and version != self._version:
                 changes = await client.zrangebyscore(AUTH_CHANGES_KEY, f"({self._version}", version)
             self._apply(version, changes)

@@ -18,7 +18,6 @@ are $31.30 - $3.80 = $27.50.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
@@ -28,7 +27,6 @@ import pytest
 import time_machine
 from django.contrib.auth import get_user_model
 
-from aura.celery import app as celery_app
 from billing.models import Budget, UsageRecord, WeeklyReport
 from billing.reports import (
     due_weekly_reports,
@@ -125,15 +123,6 @@ def build_week(tenant: Tenant) -> None:
     rec(paris(25, 12, month=2), app, *small, prompt_tokens=m, cost_usd=4)
     days = [WEEK + timedelta(days=i) for i in range(-7, 8)]
     rollups_refresh(days=days, tenant_ids=[tenant.pk])
-
-
-@pytest.fixture
-def eager_celery() -> Iterator[None]:
-    """Tasks run in-process at .delay() (the real worker has its own test module)."""
-    previous = celery_app.conf.task_always_eager
-    celery_app.conf.task_always_eager = True
-    yield
-    celery_app.conf.task_always_eager = previous
 
 
 @pytest.fixture

@@ -22,9 +22,7 @@ from django.core.management import call_command
 from django.test import Client
 from django.utils.crypto import get_random_string
 
-from aura.redis import sync_client
 from billing.services import budget_create
-from routing.breaker import breakers, stats
 from routing.context import cache
 from routing.credentials import credential_create, endpoint_create
 from routing.models import Provider, RoutingOutcome, RoutingPolicy
@@ -33,7 +31,13 @@ from tenants.models import Role, Tenant
 from tenants.services import api_key_create, membership_add, tenant_create
 from tests.fakes.upstreams import Exchange, _Handler
 from tests.fuzz.cases import Case, Outcome, Sender, Violation
-from tests.gateway.conftest import LiveServer, add_model, add_provider
+from tests.gateway.conftest import (
+    LiveServer,
+    add_model,
+    add_provider,
+    reset_health,
+    reset_runtime,
+)
 
 CHAT_MODELS = {
     "fakeai": "fake-ok",
@@ -176,23 +180,6 @@ class GatewayFuzz:
             if o.status != 200:
                 out.append(Violation(case, o, ["the server no longer answers a valid request"]))
         return out
-
-
-def reset_health() -> None:
-    sync_client().flushdb()
-    breakers._open_until.clear()
-    breakers._pending_ok.clear()
-    breakers._refreshed_at = float("-inf")
-    stats.latency_ms.clear()
-
-
-def reset_runtime(fakes: dict[str, Any]) -> None:
-    """What tests.gateway.conftest.gw resets per test, minus the database."""
-    reset_health()
-    cache.clear()
-    api_key_cache_forget()
-    for f in fakes.values():
-        f.reset()
 
 
 def flush_database() -> None:

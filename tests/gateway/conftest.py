@@ -29,6 +29,7 @@ from routing.models import CatalogModel, Provider, ProviderEndpoint, RoutingPoli
 from tenants.auth import api_key_cache_forget
 from tenants.models import ApiKey, Tenant
 from tenants.services import api_key_create, tenant_create
+from tests.fakes.upstreams import Exchange, FakeOpenAI
 
 CHAT_CAPS = ["chat", "tools", "json", "streaming", "vision"]
 # Prices per 1M tokens, chosen so hand-computed costs are exact decimals.
@@ -186,18 +187,44 @@ def add_provider(
     return provider
 
 
-@pytest.fixture
-def gw(live_gateway: LiveServer, fakes: dict[str, Any], transactional_db: Any) -> Iterator[Env]:
+class FakeVllm(FakeOpenAI):
+    """An OpenAI-compatible server started without a key (vLLM without --api-key)."""
+
+    def auth_error(self, ex: Exchange) -> tuple[int, Any] | None:
+        return None
+
+
+@pytest.fixture(scope="module")
+def vllm_server() -> Iterator[FakeVllm]:
+    server = FakeVllm()
+    server.start()
+    yield server
+    server.stop()
+
+
+def reset_health() -> None:
+    """Forget what the gateway learnt about providers: Redis (breakers, budgets, limits),
+    this process's breaker view, latency stats and overrun margins."""
     sync_client().flushdb()
-    cache.clear()
-    api_key_cache_forget()
     breakers._open_until.clear()
     breakers._pending_ok.clear()
     breakers._refreshed_at = float("-inf")
     stats.latency_ms.clear()
     overruns.clear()
+
+
+def reset_runtime(fakes: dict[str, Any]) -> None:
+    """Everything ``gw`` resets per test but the database: health, caches, the fakes."""
+    reset_health()
+    cache.clear()
+    api_key_cache_forget()
     for f in fakes.values():
         f.reset()
+
+
+@pytest.fixture
+def gw(live_gateway: LiveServer, fakes: dict[str, Any], transactional_db: Any) -> Iterator[Env]:
+    reset_runtime(fakes)
     providers = {
         "fakeai": add_provider("fakeai", "openai", fakes["openai"].base_url),
         "fakeclaude": add_provider("fakeclaude", "anthropic", fakes["anthropic"].base_url),

@@ -8,12 +8,14 @@ from urllib.parse import urlsplit
 import httpx
 from django.core.management import call_command
 
-from tests.gateway.test_keyless_endpoints import vllm, vllm_server  # noqa: F401 (fixtures)
+from tests.gateway.conftest import FakeVllm
 
 KEY = "aura-benchtest01." + "b" * 32
 
 
-def test_bench_setup_routes_fake_gpt_to_a_keyless_upstream(gw, vllm) -> None:  # noqa: F811
+def test_bench_setup_routes_fake_gpt_to_a_keyless_upstream(gw, vllm_server: FakeVllm) -> None:
+    vllm = vllm_server
+    vllm.reset()
     port = urlsplit(vllm.base_url).port
     call_command("bench_setup", "--key", KEY, "--port", str(port), "--budgets", "on")
     resp = httpx.post(

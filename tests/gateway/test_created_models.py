@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import io
-from collections.abc import Iterator
 from decimal import Decimal
 from typing import Any
 
@@ -11,28 +10,13 @@ import httpx
 import pytest
 from django.core.management import call_command
 
-from tests.fakes.upstreams import Exchange, FakeOpenAI
+from tests.gateway.conftest import FakeVllm
 
 HI = [{"role": "user", "content": "hi"}]
 WEATHER_TOOL = {
     "type": "function",
     "function": {"name": "get_weather", "parameters": {"type": "object", "properties": {}}},
 }
-
-
-class FakeVllm(FakeOpenAI):
-    """vLLM started without --api-key."""
-
-    def auth_error(self, ex: Exchange) -> tuple[int, Any] | None:
-        return None
-
-
-@pytest.fixture(scope="module")
-def vllm_server() -> Iterator[FakeVllm]:
-    server = FakeVllm()
-    server.start()
-    yield server
-    server.stop()
 
 
 @pytest.fixture

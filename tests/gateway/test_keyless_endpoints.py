@@ -4,7 +4,6 @@ credential: the README's recipe works as written, and no Authorization header is
 from __future__ import annotations
 
 import io
-from collections.abc import Iterator
 from typing import Any
 
 import httpx
@@ -13,25 +12,10 @@ from django.core.management import call_command
 
 from routing.models import RoutingPolicy
 from tenants.services import api_key_create
-from tests.fakes.upstreams import Exchange, FakeOpenAI
+from tests.gateway.conftest import FakeVllm
 
 MODEL = "meta-llama/Llama-3.1-8B-Instruct"
 HI = [{"role": "user", "content": "hi"}]
-
-
-class FakeVllm(FakeOpenAI):
-    """vLLM started without --api-key: answers anyone, with or without a key."""
-
-    def auth_error(self, ex: Exchange) -> tuple[int, Any] | None:
-        return None
-
-
-@pytest.fixture(scope="module")
-def vllm_server() -> Iterator[FakeVllm]:
-    server = FakeVllm()
-    server.start()
-    yield server
-    server.stop()
 
 
 @pytest.fixture
