@@ -27,3 +27,12 @@ def test_bench_setup_routes_fake_gpt_to_a_keyless_upstream(gw, vllm_server: Fake
     assert resp.status_code == 200, resp.text
     assert resp.headers["x-aura-provider"] == "benchfake"
     assert "authorization" not in {k.lower() for k in vllm.last_call.headers}
+
+
+def test_the_bench_tenant_falls_back_from_a_failing_named_model(gw, vllm_server: FakeVllm) -> None:
+    from routing.models import RoutingPolicy
+
+    port = urlsplit(vllm_server.base_url).port
+    call_command("bench_setup", "--key", KEY, "--port", str(port))
+    policy = RoutingPolicy.objects.get(tenant__slug="bench")
+    assert policy.model_fallback == "any_model"

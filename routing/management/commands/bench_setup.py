@@ -75,7 +75,11 @@ class Command(BaseCommand):
                     "is_local": True,
                 },
             )
-        RoutingPolicy.objects.get_or_create(tenant=tenant)
+        # The fault check asks for fake-gpt-500 and expects the healthy fake-gpt to answer:
+        # the bench tenant lets named models fall back to any model (the default is not to).
+        RoutingPolicy.objects.update_or_create(
+            tenant=tenant, defaults={"model_fallback": "any_model"}
+        )
         from billing.models import Budget
         from routing.context import config_changed
 
