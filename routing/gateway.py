@@ -285,8 +285,12 @@ def _meta_headers(
     ]
     if req.model and req.model != "auto":
         headers.append((b"x-aura-requested-model", _header_text(req.model)))
-    substituted = plan is not None and bool(plan.requested) and ctx_target is not None
-    substituted = substituted and ctx_target.key not in plan.requested  # type: ignore[union-attr]
+    substituted = bool(
+        plan is not None
+        and plan.requested
+        and ctx_target is not None
+        and ctx_target.key not in plan.requested
+    )
     if fallbacks or substituted:
         # Which model answered is x-aura-model; this says why it was not the first choice.
         failed = [f"{a.key}: {a.message}" for a in outcome.attempts if not a.ok]
