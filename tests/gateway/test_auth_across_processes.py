@@ -11,7 +11,7 @@ import httpx
 from tenants.models import Tenant
 from tenants.services import api_key_revoke, tenant_set_status
 from tests.gateway.conftest import add_model
-from tests.gateway.test_worker_killed import gateway_process
+from tests.gateway.processes import gateway_process
 
 BAD = "aura-{:012x}.nosuchsecret"
 HI = [{"role": "user", "content": "hi"}]
