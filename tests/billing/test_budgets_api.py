@@ -135,6 +135,8 @@ def test_a_manage_key_may_create_budgets(alice, alice_manage_key):
     client = key_client(alice_manage_key[1])
     resp = client.post(BUDGETS, {"period": "hour", "limit_usd": "1"}, format="json")
     assert resp.status_code == 201, resp.json()
+    budget = Budget.objects.get(pk=resp.json()["id"])
+    assert (budget.tenant_id, budget.period, budget.limit_usd) == (alice.tenant.pk, "hour", 1)
 
 
 # --------------------------------------------------------------------------- validation
@@ -223,6 +225,7 @@ def test_an_internal_webhook_is_accepted_when_an_operator_allows_private_urls(al
     RoutingPolicy.objects.create(tenant=alice.tenant, allow_private_base_urls=True)
     resp = _create(alice, webhook_url="http://10.0.0.7/hook")
     assert resp.status_code == 201, resp.json()
+    assert Budget.objects.get(pk=resp.json()["id"]).webhook_url == "http://10.0.0.7/hook"
 
 
 def test_a_second_budget_for_the_same_scope_and_period_is_refused(alice):

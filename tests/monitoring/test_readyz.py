@@ -86,21 +86,28 @@ def test_readyz_is_503_naming_the_database_when_it_is_unreachable(database_down)
     assert body["checks"]["redis"]["ok"] is True
 
 
-def test_readyz_reports_unapplied_migrations(monkeypatch):
-    class PendingExecutor:
-        def __init__(self, connection):
-            self.loader = type("L", (), {"graph": type("G", (), {"leaf_nodes": lambda s: []})()})()
+@pytest.mark.django_db(transaction=True)
+def test_readyz_reports_a_real_unapplied_migration(monkeypatch):
+    # The newest billing migration, recorded as not applied: what a deploy that forgot to
+    # migrate looks like to the real migration executor.
+    from django.db import connection
+    from django.db.migrations.loader import MigrationLoader
+    from django.db.migrations.recorder import MigrationRecorder
 
-        def migration_plan(self, targets):
-            migration = type("M", (), {"app_label": "billing", "name": "0042_new"})()
-            return [(migration, False)]
-
+    (leaf,) = MigrationLoader(connection).graph.leaf_nodes("billing")
+    recorder = MigrationRecorder(connection)
     monkeypatch.setattr(views, "_migrations_ok", False)
-    monkeypatch.setattr(views, "MigrationExecutor", PendingExecutor)
-    resp = Client().get("/readyz")
+    recorder.record_unapplied(*leaf)
+    try:
+        resp = Client().get("/readyz")
+    finally:
+        recorder.record_applied(*leaf)
     assert resp.status_code == 503
     assert resp.json()["down"] == ["migrations"]
-    assert "billing.0042_new" in resp.json()["checks"]["migrations"]["error"]
+    assert resp.json()["checks"]["migrations"]["error"] == (
+        f"RuntimeError: 1 unapplied migration(s): {leaf[0]}.{leaf[1]}"
+    )
+    assert Client().get("/readyz").status_code == 200  # applied again: ready
 
 
 def test_readyz_error_messages_are_bounded(monkeypatch):

@@ -7,7 +7,6 @@ completion = words of the answer ("fake reply: " + last user words), a tool call
 from __future__ import annotations
 
 import json
-import time
 
 import pytest
 
@@ -205,13 +204,13 @@ async def test_a_scripted_503_then_ok_fails_then_succeeds(wire: Wire) -> None:
 
 async def test_a_hung_upstream_times_out_on_first_byte(wire: Wire) -> None:
     target = wire.target("fake-timeout", timeouts=Timeouts(connect=1, first_byte=0.3, total=5))
-    started = time.monotonic()
 
     with pytest.raises(ProviderError) as info:
         await wire.adapter.complete(target, {"messages": MESSAGES})
 
     assert (info.value.kind, info.value.retryable) == ("timeout", True)
-    assert time.monotonic() - started < 2
+    # The first-byte (read) timeout fired, not the connect or the total one.
+    assert "(ReadTimeout)" in info.value.message
 
 
 async def test_a_slow_first_byte_times_out_a_stream_but_passes_with_a_longer_limit(

@@ -674,9 +674,11 @@ def test_a_platform_key_is_never_sent_to_a_tenants_own_endpoint(
     alice: Persona, gpt: CatalogModel
 ) -> None:
     credential_create(provider=gpt.provider, name="platform", secret="sk-platform-secret-0000")
-    create_endpoint(alice)
+    endpoint = create_endpoint(alice)
     ctx = build_context(alice.tenant.pk)
-    for candidate in ctx.candidates:
-        target = ctx.targets[candidate.key]
-        if target.endpoint_id is not None:
-            assert target.target.api_key != "sk-platform-secret-0000"
+    own = [c for c in ctx.candidates if ctx.targets[c.key].endpoint_id == endpoint["id"]]
+    assert own, "the tenant's endpoint is a candidate"
+    for candidate in own:
+        # No key of the tenant's own: none is sent, and the platform's never is.
+        assert ctx.targets[candidate.key].target.api_key is None
+        assert not candidate.has_credentials

@@ -136,7 +136,9 @@ def test_a_platform_credential_cannot_attach_to_a_tenants_endpoint(
     cred = credential_create(
         provider=openai, name="main", secret=SECRET, endpoint=endpoint, tenant=acme
     )
-    assert cred.tenant == acme
+    stored = Credential.objects.get(pk=cred.pk)
+    assert (stored.tenant_id, stored.endpoint_id) == (acme.pk, endpoint.pk)
+    assert Credential.objects.count() == 1  # the refused platform one was not written
 
 
 def test_rotating_a_secret_replaces_it_and_records_when(openai: Provider) -> None:
@@ -284,18 +286,26 @@ def test_a_tenant_endpoint_on_a_private_address_is_refused(openai: Provider, acm
 
 
 def test_an_operator_can_allow_private_base_urls_for_a_tenant(
-    openai: Provider, acme: Tenant
+    openai: Provider, gpt: CatalogModel, acme: Tenant
 ) -> None:
     RoutingPolicy.objects.create(tenant=acme, allow_private_base_urls=True)
     endpoint = endpoint_create(
         provider=openai, name="byo", base_url="http://127.0.0.1:9/v1", tenant=acme
     )
-    assert endpoint.tenant == acme
+    stored = ProviderEndpoint.objects.get(pk=endpoint.pk)
+    assert (stored.tenant_id, stored.base_url) == (acme.pk, "http://127.0.0.1:9/v1")
+    # Routing may then connect to it: the call is not restricted to public addresses.
+    from routing.context import build_context
+
+    ctx = build_context(acme.pk)
+    (target,) = [t for t in ctx.targets.values() if t.endpoint_id == endpoint.pk]
+    assert target.public_only is False
 
 
 def test_platform_endpoints_may_use_private_addresses(openai: Provider) -> None:
     endpoint = endpoint_create(provider=openai, name="vllm", base_url="http://10.0.0.5:8000/v1")
-    assert endpoint.tenant is None
+    stored = ProviderEndpoint.objects.get(pk=endpoint.pk)
+    assert (stored.tenant_id, stored.base_url) == (None, "http://10.0.0.5:8000/v1")
 
 
 def test_an_endpoint_serves_the_models_it_names(openai: Provider, gpt: CatalogModel) -> None:

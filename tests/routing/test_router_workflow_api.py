@@ -99,6 +99,9 @@ def test_weights_within_a_millionth_of_one_are_accepted(alice):
         WEIGHTS, {"quality": 0.3333333, "cost": 0.3333333, "latency": 0.3333333}, format="json"
     )
     assert resp.status_code == 200
+    stored = alice.client.get(WEIGHTS).json()
+    assert stored["objective"] == "custom"
+    assert stored["weights"] == {"quality": 0.3333333, "cost": 0.3333333, "latency": 0.3333333}
 
 
 def test_the_history_is_paginated(alice):
