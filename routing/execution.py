@@ -21,7 +21,7 @@ from aura.redis import async_client
 from routing.breaker import breakers, stats
 from routing.context import CallTarget, RoutingContext
 from routing.engine import Candidate, Plan
-from routing.failures import attempt_message
+from routing.engine.failures import attempt_message
 from routing.providers import get_adapter
 from routing.providers.base import Completion, ProviderError, redact
 

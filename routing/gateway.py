@@ -43,10 +43,11 @@ from billing.guard import (
     stream_output_cap,
 )
 from billing.usage import writer
-from routing import classify, engine, execution, ratelimit
+from routing import engine, execution, ratelimit
 from routing.breaker import breakers, stats
 from routing.context import RoutingContext, cache
-from routing.failures import attempt_message, plan_failure
+from routing.engine import classify
+from routing.engine.failures import attempt_message, plan_failure
 from routing.providers.base import ProviderError, redact
 from routing.requests import (
     InvalidRequest,

@@ -11,7 +11,8 @@ import math
 from collections.abc import Mapping
 from typing import Any
 
-from routing import classify, engine
+from routing import engine
+from routing.engine import classify
 
 ROLES = frozenset({"system", "developer", "user", "assistant", "tool", "function"})
 RESPONSE_FORMATS = frozenset({"text", "json_object", "json_schema"})

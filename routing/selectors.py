@@ -9,7 +9,7 @@ from typing import Any
 
 from routing import engine
 from routing.context import RoutingContext
-from routing.failures import plan_failure
+from routing.engine.failures import plan_failure
 
 # The request GET router/metrics scores every model for.
 METRICS_REQUEST = engine.RouteRequest(

@@ -18,7 +18,7 @@ from decimal import Decimal
 import httpx
 import pytest
 
-from routing import classify
+from routing.engine import classify
 from tests.fakes.upstreams import Exchange, FakeOpenAI
 from tests.gateway.conftest import add_model, add_provider
 

@@ -1,7 +1,7 @@
 """Streams that fail: before the first byte (fail over), mid-way (explicit error, no [DONE]),
 without upstream usage (charged by local count, flagged), and the include_usage switch.
 
-Local estimates used when the upstream reports no usage (routing.classify):
+Local estimates used when the upstream reports no usage (routing.engine.classify):
 - prompt of one user message "one two three" = 3 (priming) + 3 + 1 (message) + 3 = 10;
   "one two three four five six" = 13;
 - completion "fake reply: one two three" = 5 words + 1 for the colon = 6.

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from routing.classify import classify, count_message_tokens, estimate_tokens
+from routing.engine.classify import classify, count_message_tokens, estimate_tokens
 
 
 def _user(text: str, system: str | None = None) -> list[dict[str, object]]:

@@ -3,7 +3,7 @@ from __future__ import annotations
 from collections import Counter
 
 from routing.engine import Candidate, HealthSnapshot
-from routing.strategies import stable_hash64
+from routing.engine.strategies import stable_hash64
 from tests.routing import make_candidate, make_policy, make_request, route, step_keys
 
 CATALOG = [

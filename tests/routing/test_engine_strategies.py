@@ -6,7 +6,7 @@ from collections import Counter
 import pytest
 
 from routing.engine import HealthSnapshot, Policy
-from routing.strategies import weighted_round_robin_pick
+from routing.engine.strategies import weighted_round_robin_pick
 from tests.routing import make_candidate, make_policy, make_request, route, step_keys
 
 CATALOG = [

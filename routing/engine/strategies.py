@@ -9,21 +9,16 @@ come from the caller, never from a clock or global state.
 
 from __future__ import annotations
 
-import hashlib
 import heapq
 import math
 import random
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
-if TYPE_CHECKING:
-    from routing.engine import Candidate, HealthSnapshot, Policy, RouteRequest, Weights
+from routing.engine.types import stable_hash64
 
-    # An eligible candidate's numbers in ScoredCandidate field order (minus weights), with
-    # the in-flight count last. Plans keep these plain tuples and build ScoredCandidate
-    # objects only for the steps (and for ``Plan.scored`` on access): a frozen dataclass
-    # costs ~1 us to construct, which for 50 candidates would dominate the decision time.
-    Row = tuple[Candidate, float, float, float, float, float, float, float, int]
+if TYPE_CHECKING:
+    from routing.engine.types import Candidate, HealthSnapshot, Policy, RouteRequest, Row, Weights
 
 
 _MASK64 = (1 << 64) - 1
@@ -41,11 +36,6 @@ COST_FLOOR_USD = 1e-6
 SCORING_OUTPUT_TOKENS = 1024
 # Quality multiplier for eco-tier models on premium-tier requests (see engine docstring).
 ECO_PENALTY_ON_PREMIUM = 0.7
-
-
-def stable_hash64(text: str) -> int:
-    """A 64-bit hash that is the same in every process (unlike ``hash()``, which is salted)."""
-    return int.from_bytes(hashlib.blake2b(text.encode(), digest_size=8).digest(), "big")
 
 
 def _mix64(x: int) -> int:
