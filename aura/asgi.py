@@ -1,7 +1,8 @@
 """ASGI entry point.
 
-``/v1/`` goes to the gateway (routing.gateway: a lean ASGI app, see its docstring for why it
-is not a Django view); Django serves everything else. This thin outer layer also adds what Django's handler lacks: the
+``/v1/`` goes to the gateway (routing.gateway.app: a lean ASGI app, see its docstring for
+why it is not a Django view); Django serves everything else. This thin outer layer also
+adds what Django's handler lacks: the
 ASGI lifespan protocol (so per-process resources such as the shared outbound HTTP client
 are opened and flushed/closed cleanly) and in-process /static/ for the admin.
 """
@@ -22,7 +23,7 @@ from django.conf import settings  # noqa: E402
 from django.contrib.staticfiles.handlers import ASGIStaticFilesHandler  # noqa: E402
 
 from aura import lifecycle  # noqa: E402
-from routing.gateway import app as gateway_app  # noqa: E402
+from routing.gateway.app import app as gateway_app  # noqa: E402
 
 log = logging.getLogger("aura.asgi")
 

@@ -118,7 +118,7 @@ def _timeout_ext(t: Timeouts) -> dict[str, float | None]:
     return ext
 
 
-# Set (by routing.execution) around calls to tenant-controlled endpoints: the request must
+# Set (by routing.gateway.execution) around calls to tenant-controlled endpoints: the request must
 # reach a public address, checked on the address actually connected to.
 public_only: contextvars.ContextVar[bool] = contextvars.ContextVar(
     "aura_http_public_only", default=False

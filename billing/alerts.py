@@ -21,21 +21,13 @@ from django.utils import timezone
 
 from aura import emails
 from aura.errors import DomainError
-from billing.budgets import period_bounds
 from billing.models import Budget, BudgetAlert
+from billing.periods import budget_period_bounds
 from tenants.models import ADMIN_ROLES, Membership, Tenant
 
 log = logging.getLogger(__name__)
 
 WEBHOOK_TIMEOUT = httpx.Timeout(5.0, connect=3.0)
-
-
-def budget_period_bounds(period: str, tz_name: str, at: datetime) -> tuple[datetime, datetime]:
-    """[start, end) of the budget period containing ``at`` (the gateway's definition, in
-    ``billing.budgets``). A per-request budget has no calendar period: ``(at, at)``."""
-    if period == Budget.Period.REQUEST:
-        return at, at
-    return period_bounds(period, at, tz_name)
 
 
 def tenant_alert_recipients(tenant: Tenant) -> list[str]:

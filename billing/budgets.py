@@ -22,18 +22,18 @@ from __future__ import annotations
 
 import logging
 import uuid
-import zoneinfo
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta, tzinfo
+from datetime import datetime
 from decimal import Decimal
 from typing import Any
+
+from billing.periods import PERIODS, period_bounds
 
 log = logging.getLogger(__name__)
 
 NANO = Decimal(1_000_000_000)
 RESERVATION_TTL_MS = 15 * 60 * 1000  # longer than any upstream total timeout
-PERIODS = ("hour", "day", "week", "month")
 
 # Amounts travel as integer strings and are never negated or formatted by Lua: Lua would
 # turn -0 into "-0" and large values into "1e+15", both refused by HINCRBY.
@@ -138,32 +138,6 @@ def rules_from_rows(rows: Sequence[Any]) -> tuple[BudgetRule, ...]:
         )
         for b in rows
     )
-
-
-def period_bounds(period: str, now: datetime, tz_name: str | tzinfo) -> tuple[datetime, datetime]:
-    """[start, end) in UTC of the calendar period containing ``now``, in the tenant's zone.
-
-    Hours are absolute (60 minutes, also across a DST change); days, weeks (Monday) and
-    months run from local midnight to local midnight.
-    """
-    tz = zoneinfo.ZoneInfo(tz_name) if isinstance(tz_name, str) else tz_name
-    local = now.astimezone(tz)
-    if period == "hour":
-        start = local.replace(minute=0, second=0, microsecond=0).astimezone(UTC)
-        return start, start + timedelta(hours=1)
-    day = local.replace(hour=0, minute=0, second=0, microsecond=0, tzinfo=None)
-    if period == "day":
-        s, e = day, day + timedelta(days=1)
-    elif period == "week":
-        s = day - timedelta(days=day.weekday())
-        e = s + timedelta(days=7)
-    elif period == "month":
-        s = day.replace(day=1)
-        e = (s + timedelta(days=32)).replace(day=1)
-    else:
-        raise ValueError(f"budget period {period!r} has no calendar bounds")
-    # Local midnights (DST-safe: attach the zone to the naive wall time, then convert).
-    return s.replace(tzinfo=tz).astimezone(UTC), e.replace(tzinfo=tz).astimezone(UTC)
 
 
 def counter_key(rule: BudgetRule, start: datetime) -> str:

@@ -28,11 +28,11 @@ from django.utils import timezone
 
 from aura import emails
 from aura.money import plain_decimal, usd
-from billing.alerts import budget_period_bounds
 from billing.models import Budget, DailyRollup, UsageRecord, WeeklyReport
+from billing.periods import budget_period_bounds
 from billing.rollups import local_today, rollups_refresh, spend_rows
-from routing.context import policy_to_engine
 from routing.models import CatalogModel, RoutingPolicy
+from routing.policy.convert import policy_to_engine
 from tenants.models import ADMIN_ROLES, ApiKey, Membership, Tenant
 
 MTOK = Decimal(1_000_000)

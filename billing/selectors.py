@@ -21,11 +21,11 @@ from django.db.models import Q, QuerySet, Sum
 from django.utils import timezone
 
 from aura.money import plain_decimal
-from billing.budgets import PERIODS
-from billing.budgets import period_bounds as budget_period_bounds
 from billing.models import Budget, UsageRecord
+from billing.periods import PERIODS
+from billing.periods import period_bounds as budget_period_bounds
 from billing.rollups import spend_rows
-from routing.policy_yaml import BUDGET_KEYS
+from routing.policy.document import BUDGET_KEYS
 from tenants.models import ApiKey, Tenant
 
 ZERO = Decimal(0)
@@ -69,7 +69,7 @@ def _next_month(day: date) -> date:
 def period_bounds(period: str, *, now: datetime, tz: tzinfo) -> tuple[datetime, datetime] | None:
     """[start, end) in UTC of the ``period`` containing ``now``; None for per-request.
 
-    The one definition is billing.budgets.period_bounds (the gateway enforces with it)."""
+    The one definition is billing.periods.period_bounds (the gateway enforces with it)."""
     if period not in PERIODS:
         return None
     return budget_period_bounds(period, now, tz)
@@ -121,7 +121,7 @@ def budgets_current_periods(
 
 def budgets_policy_map(*, tenant_id: int) -> dict[str, float]:
     """The enabled tenant-wide budgets as the routing policy shows them:
-    ``{"per_request": 0.05, "per_day": 50.0}`` (policy_yaml.BUDGET_KEYS order)."""
+    ``{"per_request": 0.05, "per_day": 50.0}`` (document.BUDGET_KEYS order)."""
     limits = dict(
         Budget.objects.filter(tenant_id=tenant_id, api_key__isnull=True, enabled=True)
         .values_list("period", "limit_usd")

@@ -19,8 +19,8 @@ from django.db import IntegrityError, transaction
 
 from aura.errors import DomainError
 from billing.models import Budget
-from routing.context import config_changed
-from routing.policy_yaml import BUDGET_KEYS
+from routing.changes import config_changed
+from routing.policy.document import BUDGET_KEYS
 from tenants.models import ApiKey, Tenant
 
 # policy key -> Budget.period ("per_day" -> "day")
@@ -119,8 +119,8 @@ def budget_delete(*, budget: Budget) -> None:
 def budgets_sync_from_policy(*, tenant: Tenant, budgets: Mapping[str, float]) -> None:
     """Make the tenant-wide Budget rows match a policy's ``budgets`` map.
 
-    Called by routing.services.policy_update inside its transaction when a policy write
-    names ``budgets``, with the cleaned map (``policy_yaml.BUDGET_KEYS`` -> USD). A period in the map gets a tenant-wide budget
+    Called by routing.policy.services.policy_update inside its transaction when a policy write
+    names ``budgets``, with the cleaned map (``document.BUDGET_KEYS`` -> USD). A period in the map gets a tenant-wide budget
     with that limit (created in block mode with the default thresholds; an existing one
     keeps its mode, thresholds and webhook, and is enabled). An enabled tenant-wide budget
     whose period is not in the map is deleted: the policy replaced it. Disabled ones are

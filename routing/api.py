@@ -23,18 +23,19 @@ from rest_framework.response import Response
 
 from aura.errors import DomainError
 from aura.parsers import JSONParser, read_limited
-from routing import engine, policy_yaml, selectors
-from routing.context import RoutingContext, cache
-from routing.models import RoutingPolicy, WeightHistory
-from routing.policy_yaml import PolicyError
-from routing.requests import (
+from routing import engine, selectors
+from routing.gateway.context import RoutingContext, cache
+from routing.gateway.requests import (
     InvalidRequest,
     route_request_for_chat,
     route_request_for_embeddings,
     validate_chat,
     validate_embeddings,
 )
-from routing.services import (
+from routing.models import RoutingPolicy, WeightHistory
+from routing.policy import document
+from routing.policy.document import PolicyError
+from routing.policy.services import (
     policy_get_or_create,
     policy_preview,
     policy_state,
@@ -99,8 +100,8 @@ def _json_object(data: Any, what: str = "The request body") -> dict[str, Any]:
 def policy_body(policy: RoutingPolicy) -> dict[str, Any]:
     state = policy_state(policy)
     return {
-        **{k: state[k] for k in policy_yaml.EDITABLE_FIELDS},
-        "effective_weights": policy_yaml.effective_weights(state),
+        **{k: state[k] for k in document.EDITABLE_FIELDS},
+        "effective_weights": document.effective_weights(state),
         "allow_private_base_urls": policy.allow_private_base_urls,
         "version": policy.version,
         "updated_at": policy.updated_at,
@@ -118,7 +119,7 @@ class PolicyView(TenantScopedAPIView):
 
     def _write(self, request: Request, *, replace: bool) -> Response:
         data = _json_object(request.data)
-        changes = policy_yaml.clean_policy(
+        changes = document.clean_policy(
             {k: v for k, v in data.items() if k not in _POLICY_READ_ONLY}
         )
         policy = policy_update(
@@ -138,7 +139,7 @@ class PolicyExportView(TenantScopedAPIView):
 
     def get(self, request: Request) -> HttpResponse:
         state = policy_state(policy_get_or_create(tenant=self.tenant))
-        text = policy_yaml.dump_document({self.tenant.slug: policy_yaml.non_default_entry(state)})
+        text = document.dump_document({self.tenant.slug: document.non_default_entry(state)})
         response = HttpResponse(text, content_type="application/yaml; charset=utf-8")
         response["Content-Disposition"] = f'inline; filename="{self.tenant.slug}-policy.yaml"'
         return response
@@ -163,7 +164,7 @@ class PolicyImportView(TenantScopedAPIView):
                 param="yaml",
             )
         slug = self.tenant.slug
-        entries = policy_yaml.parse_document(text)
+        entries = document.parse_document(text)
         for other in entries:
             if other != slug:
                 raise PolicyError(
@@ -178,8 +179,8 @@ class PolicyImportView(TenantScopedAPIView):
             state = policy_preview(
                 tenant=self.tenant, changes=entries[slug], replace=True, prefix=prefix
             )
-            body = {k: state[k] for k in policy_yaml.EDITABLE_FIELDS}
-            body["effective_weights"] = policy_yaml.effective_weights(state)
+            body = {k: state[k] for k in document.EDITABLE_FIELDS}
+            body["effective_weights"] = document.effective_weights(state)
             return Response({"dry_run": True, "valid": True, "policy": body})
         policy = policy_update(
             tenant=self.tenant,
@@ -199,7 +200,7 @@ def _weights_body(policy: RoutingPolicy) -> dict[str, Any]:
     state = policy_state(policy)
     return {
         "objective": policy.objective,
-        "weights": policy_yaml.effective_weights(state),
+        "weights": document.effective_weights(state),
         "version": policy.version,
     }
 
@@ -218,7 +219,7 @@ class WeightsView(TenantScopedAPIView):
         if not isinstance(note, str) or len(note) > 200:
             raise DomainError("note must be a string of at most 200 characters.", param="note")
         raw = data["weights"] if set(data) == {"weights"} else data
-        weights = policy_yaml.clean_weights(raw)
+        weights = document.clean_weights(raw)
         policy = policy_update(
             tenant=self.tenant,
             changes={"objective": "custom", "weights": weights},

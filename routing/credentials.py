@@ -27,6 +27,7 @@ from django.utils import timezone
 from aura import crypto
 from aura.errors import DomainError
 from aura.netguard import refused_reason as _refused_reason
+from routing import changes
 from routing.models import (
     CAPABILITIES,
     WIRE_FORMATS,
@@ -78,10 +79,7 @@ MODEL_CATALOG_FIELDS = (
 
 def notify_config_changed() -> None:
     """Tell routing its cached configuration is stale (it publishes on commit itself)."""
-    # Imported at call time: routing.context imports this module's readers.
-    from routing.context import config_changed
-
-    config_changed()
+    changes.config_changed()
 
 
 # --------------------------------------------------------------------------- base URLs

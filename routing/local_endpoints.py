@@ -5,7 +5,7 @@ without care it is routable on every machine, whether Ollama runs there or not, 
 free models rank high for `auto`. When the catalog is loaded, each such provider gets an
 explicit platform endpoint at its default base URL, enabled only if a short probe gets an
 answer there now; a disabled endpoint also stops routing through the default URL
-(routing.context). Created once and never changed afterwards: after that, enabling it is
+(routing.gateway.context). Created once and never changed afterwards: after that, enabling it is
 the operator's decision (`manage.py enable_endpoint`, or the admin). Not a health check.
 """
 

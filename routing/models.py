@@ -259,7 +259,7 @@ class RoutingPolicy(TenantOwned):
     hedge_k = models.PositiveSmallIntegerField(default=2)
     aliases = models.JSONField(default=dict, blank=True, help_text="alias -> [model, ...]")
     # No budgets here: they are billing.Budget rows (the policy document shows the
-    # tenant-wide ones, see routing.services.policy_state).
+    # tenant-wide ones, see routing.policy.services.policy_state).
     rate_limits = models.JSONField(
         default=dict, blank=True, help_text="rpm / tpm (tenant), key_rpm / key_tpm (each key)."
     )

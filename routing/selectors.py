@@ -8,8 +8,8 @@ from datetime import datetime
 from typing import Any
 
 from routing import engine
-from routing.context import RoutingContext
 from routing.engine.failures import plan_failure
+from routing.gateway.context import RoutingContext
 
 # The request GET router/metrics scores every model for.
 METRICS_REQUEST = engine.RouteRequest(
@@ -19,7 +19,7 @@ METRICS_REQUEST = engine.RouteRequest(
 
 def health_snapshot(ctx: RoutingContext) -> engine.HealthSnapshot:
     # Imported at call time: breakers live in their own module, which reads Redis.
-    from routing.breaker import health_snapshot_sync
+    from routing.gateway.breaker import health_snapshot_sync
 
     return health_snapshot_sync(ctx)
 

@@ -11,7 +11,7 @@ import pytest
 import yaml
 
 from billing.models import Budget, UsageRecord
-from routing import context
+from routing import changes
 from routing.models import RoutingPolicy
 from tenants.services import api_key_create
 from tests.conftest import fake_dns, key_client
@@ -312,7 +312,7 @@ def test_alice_deletes_a_budget(alice):
 
 def test_every_budget_write_publishes_a_config_change(alice, django_capture_on_commit_callbacks):
     def publishes(callbacks: list[Any]) -> bool:
-        return context._publish_change in callbacks
+        return changes._publish_change in callbacks
 
     with django_capture_on_commit_callbacks() as created:
         budget_id = _create(alice).json()["id"]

@@ -194,7 +194,7 @@ def test_a_budget_edited_in_the_admin_reaches_the_gateway_at_once(
     acme: Tenant, admin_client_: Client, django_capture_on_commit_callbacks: Any
 ) -> None:
     from billing.models import Budget
-    from routing.context import cache
+    from routing.gateway.context import cache
 
     budget = Budget.objects.create(tenant=acme, period="day", limit_usd=10)
     assert [r.limit_usd for r in cache.get(acme.pk).budgets] == [10]

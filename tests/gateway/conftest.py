@@ -20,11 +20,11 @@ import pytest
 import uvicorn
 
 from aura.redis import sync_client
-from billing.guard import overruns
 from billing.models import UsageRecord
-from routing.breaker import breakers, stats
-from routing.context import cache
 from routing.credentials import credential_create
+from routing.gateway.breaker import breakers, stats
+from routing.gateway.context import cache
+from routing.gateway.guard import overruns
 from routing.models import CatalogModel, Provider, ProviderEndpoint, RoutingPolicy
 from tenants.auth import api_key_cache_forget
 from tenants.models import ApiKey, Tenant
@@ -70,7 +70,7 @@ class LiveServer:
         """Let the server finish what requests left behind (settlements, usage records)
         before the test's tables are flushed: a late write would deadlock the TRUNCATE."""
         from billing.usage import writer
-        from routing.gateway import drain
+        from routing.gateway.app import drain
 
         loop = writer._loop
         if loop is not None and loop.is_running():

@@ -15,9 +15,9 @@ from decimal import Decimal
 import httpx
 
 from aura.redis import sync_client
-from billing.guard import OVERRUN_KEY, overruns, stream_output_cap
 from billing.models import Budget
-from routing.context import cache
+from routing.gateway.context import cache
+from routing.gateway.guard import OVERRUN_KEY, overruns, stream_output_cap
 from tests.gateway.conftest import add_model
 
 WORDS = " ".join(f"w{i}" for i in range(64))  # the answer: "fake reply: w0 ... w63"

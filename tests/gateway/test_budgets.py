@@ -9,9 +9,10 @@ import httpx
 import pytest
 
 from aura.redis import sync_client
-from billing.budgets import BudgetRule, counter_key, period_bounds
+from billing.budgets import BudgetRule, counter_key
 from billing.models import Budget, BudgetAlert
-from routing.context import cache
+from billing.periods import period_bounds
+from routing.gateway.context import cache
 from tests.gateway.conftest import add_model
 
 # Output-only pricing so every answer costs exactly its worst case: max_tokens=4 cuts the
@@ -161,7 +162,7 @@ def test_block_budgets_fail_closed_when_redis_is_unreachable(gw, monkeypatch):
     add_model(gw.providers["fakeai"], "fake-ok", price_in=Decimal(0), price_out=Decimal(8))
     _budget(gw, period="day", limit_usd=Decimal(1), mode="block")
     dead = aioredis.Redis(unix_socket_path="/nonexistent/redis.sock", socket_connect_timeout=0.2)
-    monkeypatch.setattr("billing.guard.async_client", lambda: dead)
+    monkeypatch.setattr("routing.gateway.guard.async_client", lambda: dead)
     resp = httpx.post(
         f"{gw.url}/v1/chat/completions",
         json=BODY,

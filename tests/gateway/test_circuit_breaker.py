@@ -9,8 +9,8 @@ from __future__ import annotations
 import pytest
 
 from aura.redis import sync_client
-from routing.breaker import OPEN_SET, BreakerConfig, Breakers, breakers
-from routing.context import cache
+from routing.gateway.breaker import OPEN_SET, BreakerConfig, Breakers, breakers
+from routing.gateway.context import cache
 from routing.models import ProviderEndpoint
 from tests.gateway.conftest import add_model
 

@@ -12,7 +12,7 @@ from decimal import Decimal
 import openai
 import pytest
 
-from routing import execution
+from routing.gateway import execution
 from tests.gateway.conftest import add_model
 
 HELLO = [{"role": "user", "content": "hello there world"}]

@@ -20,8 +20,8 @@ import pytest
 from django.db.backends.utils import CursorWrapper
 
 import tenants.auth
-from routing import context
-from routing.context import cache
+from routing.gateway import context
+from routing.gateway.context import cache
 from tenants.auth import api_key_cache_forget
 from tenants.models import ApiKey
 from tests.gateway.conftest import add_model

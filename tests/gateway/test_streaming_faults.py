@@ -17,8 +17,8 @@ import httpx
 import openai
 import pytest
 
-from routing import execution
-from routing.context import cache
+from routing.gateway import execution
+from routing.gateway.context import cache
 from routing.models import ProviderEndpoint
 from tests.gateway.conftest import add_model
 

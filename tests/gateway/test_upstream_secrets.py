@@ -14,8 +14,8 @@ from urllib.parse import quote
 
 import httpx
 
-from routing.context import cache
 from routing.credentials import credential_create
+from routing.gateway.context import cache
 from routing.models import Credential, Provider, ProviderEndpoint
 from tests.gateway.conftest import add_model
 
@@ -60,7 +60,7 @@ def _call(gw) -> httpx.Response:
 
 def test_a_platform_keys_echo_reaches_neither_the_error_nor_usage(gw, caplog) -> None:
     _provider_with_key(gw, KEY)
-    with caplog.at_level(logging.WARNING, logger="routing.execution"):
+    with caplog.at_level(logging.WARNING, logger="routing.gateway.execution"):
         resp = _call(gw)
     assert resp.status_code == 502
     message = resp.json()["error"]["message"]

@@ -61,7 +61,7 @@ def test_every_refused_or_failed_request_leaves_a_record_with_its_status_and_cod
     from decimal import Decimal
 
     from billing.models import Budget
-    from routing.context import cache
+    from routing.gateway.context import cache
     from routing.models import ProviderEndpoint
 
     add_model(gw.providers["fakeai"], "fake-ok", context_window=50)

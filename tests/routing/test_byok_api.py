@@ -8,8 +8,8 @@ from typing import Any
 import pytest
 from django.urls import get_resolver
 
-from routing.context import build_context
 from routing.credentials import credential_create, credential_secret, endpoint_create
+from routing.gateway.context import build_context
 from routing.models import CatalogModel, Credential, Provider, ProviderEndpoint, RoutingPolicy
 from tenants.models import ApiKey
 from tests.conftest import Persona, key_client
@@ -26,12 +26,12 @@ PUBLIC_URL = "https://93.184.216.34/v1"
 
 @pytest.fixture(autouse=True)
 def config_changes(monkeypatch: pytest.MonkeyPatch) -> list[int]:
-    """Records each routing.context.config_changed() call instead of publishing to Redis."""
-    # Load every view module first: one that does `from routing.context import
+    """Records each routing.changes.config_changed() call instead of publishing to Redis."""
+    # Load every view module first: one that does `from routing.gateway.context import
     # config_changed` on its first import would otherwise keep the fake for the whole run.
     get_resolver().url_patterns  # noqa: B018
     calls: list[int] = []
-    monkeypatch.setattr("routing.context.config_changed", lambda: calls.append(1))
+    monkeypatch.setattr("routing.changes.config_changed", lambda: calls.append(1))
     return calls
 
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from routing.context import build_context
 from routing.credentials import credential_create
+from routing.gateway.context import build_context
 from routing.models import CatalogModel, Provider, ProviderEndpoint
 
 pytestmark = pytest.mark.django_db

@@ -43,9 +43,9 @@ def field_keys(settings: Any) -> list[str]:
 
 @pytest.fixture(autouse=True)
 def config_changes(monkeypatch: pytest.MonkeyPatch) -> list[int]:
-    """Records each routing.context.config_changed() call instead of publishing to Redis."""
+    """Records each routing.changes.config_changed() call instead of publishing to Redis."""
     calls: list[int] = []
-    monkeypatch.setattr("routing.context.config_changed", lambda: calls.append(1))
+    monkeypatch.setattr("routing.changes.config_changed", lambda: calls.append(1))
     return calls
 
 
@@ -295,7 +295,7 @@ def test_an_operator_can_allow_private_base_urls_for_a_tenant(
     stored = ProviderEndpoint.objects.get(pk=endpoint.pk)
     assert (stored.tenant_id, stored.base_url) == (acme.pk, "http://127.0.0.1:9/v1")
     # Routing may then connect to it: the call is not restricted to public addresses.
-    from routing.context import build_context
+    from routing.gateway.context import build_context
 
     ctx = build_context(acme.pk)
     (target,) = [t for t in ctx.targets.values() if t.endpoint_id == endpoint.pk]

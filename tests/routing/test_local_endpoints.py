@@ -13,8 +13,8 @@ from typing import Any
 import pytest
 from django.core.management import call_command
 
-from routing.context import build_context
 from routing.credentials import CATALOG_PATH
+from routing.gateway.context import build_context
 from routing.models import Provider, ProviderEndpoint
 from tenants.models import Tenant
 from tests.fakes.upstreams import FakeOllama

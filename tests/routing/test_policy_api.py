@@ -9,7 +9,7 @@ import yaml
 from rest_framework.test import APIClient
 
 from billing.selectors import budgets_policy_map
-from routing import context
+from routing.gateway import context
 from routing.models import RoutingPolicy, WeightHistory
 from tests.conftest import key_client
 

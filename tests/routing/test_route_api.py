@@ -22,7 +22,8 @@ from typing import Any
 import pytest
 from rest_framework.test import APIClient
 
-from routing import context, engine
+from routing import engine
+from routing.gateway import context
 from routing.models import CatalogModel, Provider, RoutingPolicy
 from tests.conftest import key_client
 
@@ -43,7 +44,7 @@ class FakeHealth:
 @pytest.fixture
 def health(monkeypatch: pytest.MonkeyPatch) -> FakeHealth:
     fake = FakeHealth()
-    monkeypatch.setattr("routing.breaker.health_snapshot_sync", fake)
+    monkeypatch.setattr("routing.gateway.breaker.health_snapshot_sync", fake)
     return fake
 
 

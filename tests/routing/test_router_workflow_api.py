@@ -10,7 +10,8 @@ import pytest
 from django.utils import timezone
 from rest_framework.test import APIClient
 
-from routing import context, engine
+from routing import engine
+from routing.gateway import context
 from routing.models import CatalogModel, Provider, RoutingOutcome, RoutingPolicy, WeightHistory
 
 pytestmark = pytest.mark.django_db
@@ -25,7 +26,7 @@ SELECT = "/api/v1/router/select"
 @pytest.fixture
 def catalog(db: Any, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(
-        "routing.breaker.health_snapshot_sync", lambda ctx=None: engine.HealthSnapshot()
+        "routing.gateway.breaker.health_snapshot_sync", lambda ctx=None: engine.HealthSnapshot()
     )
     for slug, model_id, quality, price_in, price_out, tier in [
         ("alpha", "small", 0.6, 0.1, 0.2, "eco"),

@@ -81,7 +81,7 @@ class Command(BaseCommand):
             tenant=tenant, defaults={"model_fallback": "any_model"}
         )
         from billing.models import Budget
-        from routing.context import config_changed
+        from routing.changes import config_changed
 
         if opts["budgets"] == "on":
             for period in ("day", "month"):

@@ -5,7 +5,7 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from aura.redis import sync_client
-from routing.breaker import OPEN_SET, breakers
+from routing.gateway.breaker import OPEN_SET, breakers
 from routing.models import ProviderEndpoint
 
 

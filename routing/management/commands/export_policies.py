@@ -4,9 +4,9 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from routing import policy_yaml
 from routing.models import RoutingPolicy
-from routing.services import policy_state
+from routing.policy import document
+from routing.policy.services import policy_state
 from tenants.models import Tenant
 
 
@@ -24,14 +24,14 @@ class Command(BaseCommand):
             if tenant is None:
                 raise CommandError(f"unknown tenant slug: {slug}")
             policy = RoutingPolicy.objects.filter(tenant=tenant).first()
-            state = policy_state(policy) if policy else policy_yaml.default_state()
-            entries[slug] = policy_yaml.non_default_entry(state, operator=True)
+            state = policy_state(policy) if policy else document.default_state()
+            entries[slug] = document.non_default_entry(state, operator=True)
         else:
             for policy in RoutingPolicy.objects.select_related("tenant").order_by("tenant__slug"):
-                entries[policy.tenant.slug] = policy_yaml.non_default_entry(
+                entries[policy.tenant.slug] = document.non_default_entry(
                     policy_state(policy), operator=True
                 )
         if not entries:
             self.stderr.write("no routing policies yet")
             return
-        self.stdout.write(policy_yaml.dump_document(entries), ending="")
+        self.stdout.write(document.dump_document(entries), ending="")

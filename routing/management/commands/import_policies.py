@@ -7,8 +7,8 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from aura.errors import DomainError
-from routing import policy_yaml
-from routing.services import policies_import, policy_preview
+from routing.policy import document
+from routing.policy.services import policies_import, policy_preview
 from tenants.models import Tenant
 
 
@@ -31,7 +31,7 @@ class Command(BaseCommand):
         except (OSError, UnicodeDecodeError) as exc:
             raise CommandError(f"cannot read {path}: {exc}") from exc
         try:
-            entries = policy_yaml.parse_document(text, operator=True)
+            entries = document.parse_document(text, operator=True)
         except DomainError as exc:
             raise CommandError(exc.message) from exc
         tenants = {t.slug: t for t in Tenant.objects.filter(slug__in=list(entries))}

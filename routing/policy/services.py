@@ -11,9 +11,9 @@ from django.db import transaction
 
 from billing.selectors import budgets_policy_map
 from billing.services import budgets_sync_from_policy
-from routing import policy_yaml
-from routing.context import config_changed
+from routing.changes import config_changed
 from routing.models import RoutingOutcome, RoutingPolicy, WeightHistory
+from routing.policy import document
 from tenants.models import Tenant
 
 _PLAIN_FIELDS = (
@@ -61,7 +61,7 @@ def _current_state(tenant: Tenant) -> dict[str, Any]:
     policy = RoutingPolicy.objects.filter(tenant=tenant).first()
     if policy is not None:
         return policy_state(policy)
-    state = policy_yaml.default_state()
+    state = document.default_state()
     state["budgets"] = budgets_policy_map(tenant_id=tenant.pk)
     return state
 
@@ -87,9 +87,7 @@ def policy_preview(
 ) -> dict[str, Any]:
     """The state a write would produce, without saving (dry runs). Raises PolicyError."""
     before = _current_state(tenant)
-    return policy_yaml.merge_policy(
-        before, changes, replace=replace, operator=operator, prefix=prefix
-    )
+    return document.merge_policy(before, changes, replace=replace, operator=operator, prefix=prefix)
 
 
 def policy_update(
@@ -103,7 +101,7 @@ def policy_update(
     operator: bool = False,
     prefix: str = "",
 ) -> RoutingPolicy:
-    """Apply already-cleaned ``changes`` (policy_yaml.clean_policy) to the tenant's policy.
+    """Apply already-cleaned ``changes`` (document.clean_policy) to the tenant's policy.
 
     Bumps the version, records a WeightHistory row when the weights routing uses changed,
     and publishes the change on commit. Raises PolicyError (nothing saved) when the
@@ -116,7 +114,7 @@ def policy_update(
         # Row lock: two concurrent writers must not both read version N and write N + 1.
         policy = RoutingPolicy.objects.select_for_update().get(tenant=tenant)
         before = policy_state(policy)
-        after = policy_yaml.merge_policy(
+        after = document.merge_policy(
             before, changes, replace=replace, operator=operator, prefix=prefix
         )
         _assign(policy, after)
@@ -125,11 +123,11 @@ def policy_update(
         policy.save()
         if "budgets" in changes:
             budgets_sync_from_policy(tenant=tenant, budgets=after["budgets"])
-        if policy_yaml.weights_changed(before, after):
+        if document.weights_changed(before, after):
             WeightHistory.objects.create(
                 tenant=tenant,
                 version=policy.version,
-                weights=policy_yaml.effective_weights(after),
+                weights=document.effective_weights(after),
                 source=source,
                 note=note or f"objective {after['objective']}",
                 created_by_id=user.pk if user is not None else None,

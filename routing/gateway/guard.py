@@ -1,6 +1,6 @@
 """The gateway's budget guard: reserve per plan step, settle after, alert on thresholds.
 
-Used by routing.gateway through routing.execution's StepGuard protocol; does nothing (and
+Used by the gateway through routing.gateway.execution's StepGuard protocol; does nothing (and
 costs nothing) for tenants without budgets.
 """
 
@@ -16,6 +16,7 @@ from typing import Any
 
 from django.conf import settings
 
+from aura import background
 from aura.money import usd
 from aura.redis import async_client
 from billing.budgets import (
@@ -28,7 +29,7 @@ from billing.budgets import (
     to_nano,
 )
 from routing import engine
-from routing.context import RoutingContext
+from routing.gateway.context import RoutingContext
 
 log = logging.getLogger(__name__)
 
@@ -192,9 +193,8 @@ class BudgetGuard:
 def _spawn(coro: Any) -> None:
     """Run outside the caller's cancellation scope: a second cancel must not leave a
     reservation holding money."""
-    from routing.gateway import _background
 
-    _background(coro)
+    background.detach(coro)
 
 
 def _enqueue_alert(budget_id: int, period_start: datetime, threshold: int, spent: Decimal) -> None:
@@ -212,9 +212,7 @@ def _enqueue_alert(budget_id: int, period_start: datetime, threshold: int, spent
         except Exception:
             log.exception("could not enqueue the budget alert for budget %s", budget_id)
 
-    from routing.gateway import _background
-
-    _background(asyncio.get_running_loop().run_in_executor(None, enqueue))
+    background.detach(asyncio.get_running_loop().run_in_executor(None, enqueue))
 
 
 def budget_error_message(exc: BudgetExceeded, tz_name: str) -> str:

@@ -11,9 +11,9 @@ import yaml
 from django.core.management import CommandError, call_command
 
 from billing.selectors import budgets_policy_map
-from routing import policy_yaml
 from routing.models import RoutingPolicy, WeightHistory
-from routing.policy_yaml import PolicyError
+from routing.policy import document
+from routing.policy.document import PolicyError
 
 EXAMPLE = """\
 tenants:
@@ -25,7 +25,7 @@ tenants:
 
 
 def _state(**changes: Any) -> dict[str, Any]:
-    return policy_yaml.merge_policy(policy_yaml.default_state(), changes, replace=True)
+    return document.merge_policy(document.default_state(), changes, replace=True)
 
 
 def test_it_dumps_only_non_default_keys_in_the_documented_shape() -> None:
@@ -34,24 +34,24 @@ def test_it_dumps_only_non_default_keys_in_the_documented_shape() -> None:
         budgets={"per_day": 50.0, "per_request": 0.05},
         allowed_providers=["together", "ollama"],
     )
-    entry = policy_yaml.non_default_entry(state)
-    assert policy_yaml.dump_document({"startup-123": entry}) == EXAMPLE
+    entry = document.non_default_entry(state)
+    assert document.dump_document({"startup-123": entry}) == EXAMPLE
 
 
 def test_a_default_policy_exports_only_its_objective() -> None:
-    assert policy_yaml.non_default_entry(policy_yaml.default_state()) == {"objective": "balanced"}
+    assert document.non_default_entry(document.default_state()) == {"objective": "balanced"}
 
 
 def test_custom_weights_are_exported_with_the_custom_objective() -> None:
     state = _state(weights={"quality": 0.4, "cost": 0.3, "latency": 0.3})
-    assert policy_yaml.non_default_entry(state) == {
+    assert document.non_default_entry(state) == {
         "objective": "custom",
         "weights": {"quality": 0.4, "cost": 0.3, "latency": 0.3},
     }
 
 
 def test_parse_returns_cleaned_entries_per_slug() -> None:
-    parsed = policy_yaml.parse_document(EXAMPLE)
+    parsed = document.parse_document(EXAMPLE)
     assert parsed == {
         "startup-123": {
             "objective": "minimize_cost",
@@ -75,8 +75,8 @@ def test_dump_then_parse_gives_back_the_same_state() -> None:
         aliases={"code": ["c/d"]},
         budgets={"per_month": 1000},
     )
-    text = policy_yaml.dump_document({"t": policy_yaml.non_default_entry(state)})
-    again = _state(**policy_yaml.parse_document(text)["t"])
+    text = document.dump_document({"t": document.non_default_entry(state)})
+    again = _state(**document.parse_document(text)["t"])
     assert again == state
 
 
@@ -98,38 +98,34 @@ def test_dump_then_parse_gives_back_the_same_state() -> None:
 )
 def test_bad_documents_raise_an_error_naming_the_key(text: str, param: str) -> None:
     with pytest.raises(PolicyError) as exc:
-        policy_yaml.parse_document(text)
+        document.parse_document(text)
     assert exc.value.param == param
 
 
 def test_the_weights_error_states_the_actual_sum() -> None:
     with pytest.raises(PolicyError, match=r"= 0\.9"):
-        policy_yaml.clean_weights({"quality": 0.3, "cost": 0.3, "latency": 0.3})
+        document.clean_weights({"quality": 0.3, "cost": 0.3, "latency": 0.3})
 
 
 def test_operator_only_keys_need_operator_mode() -> None:
     text = "tenants:\n  t:\n    allow_private_base_urls: true\n"
     with pytest.raises(PolicyError):
-        policy_yaml.parse_document(text)
-    assert policy_yaml.parse_document(text, operator=True) == {
-        "t": {"allow_private_base_urls": True}
-    }
+        document.parse_document(text)
+    assert document.parse_document(text, operator=True) == {"t": {"allow_private_base_urls": True}}
 
 
 def test_weights_without_an_objective_mean_custom() -> None:
     weights = {"quality": 0.1, "cost": 0.1, "latency": 0.8}
-    state = policy_yaml.merge_policy(
-        policy_yaml.default_state(), {"weights": weights}, replace=False
-    )
+    state = document.merge_policy(document.default_state(), {"weights": weights}, replace=False)
     assert state["objective"] == "custom"
-    assert policy_yaml.effective_weights(state) == weights
+    assert document.effective_weights(state) == weights
 
 
 def test_a_tenant_replace_keeps_the_operator_setting() -> None:
-    current = policy_yaml.default_state() | {"allow_private_base_urls": True}
-    state = policy_yaml.merge_policy(current, {"hedge_k": 3}, replace=True)
+    current = document.default_state() | {"allow_private_base_urls": True}
+    state = document.merge_policy(current, {"hedge_k": 3}, replace=True)
     assert state["allow_private_base_urls"] is True
-    state = policy_yaml.merge_policy(current, {}, replace=True, operator=True)
+    state = document.merge_policy(current, {}, replace=True, operator=True)
     assert state["allow_private_base_urls"] is False
 
 

@@ -30,32 +30,33 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any, TypeVar
 
-from aura import lifecycle
+from aura import background, lifecycle
 from aura.middleware import new_request_id, request_id_var
 from aura.redis import async_client
 from aura.text import find_unstorable, finite_float, has_surrogate_escape, refuse_constant
 from billing.budgets import BudgetExceeded, BudgetUnavailable
-from billing.guard import (
+from billing.usage import writer
+from routing import engine
+from routing.engine import classify
+from routing.engine.failures import attempt_message, plan_failure
+from routing.gateway import execution, ratelimit
+from routing.gateway.breaker import breakers, stats
+from routing.gateway.context import RoutingContext, cache
+from routing.gateway.guard import (
     BudgetGuard,
     applicable_rules,
     budget_error_message,
     overruns,
     stream_output_cap,
 )
-from billing.usage import writer
-from routing import engine, execution, ratelimit
-from routing.breaker import breakers, stats
-from routing.context import RoutingContext, cache
-from routing.engine import classify
-from routing.engine.failures import attempt_message, plan_failure
-from routing.providers.base import ProviderError, redact
-from routing.requests import (
+from routing.gateway.requests import (
     InvalidRequest,
     route_request_for_chat,
     route_request_for_embeddings,
     validate_chat,
     validate_embeddings,
 )
+from routing.providers.base import ProviderError, redact
 from tenants.auth import (
     ApiKeyTouch,
     AuthError,
@@ -218,7 +219,7 @@ async def _authenticate(req: Request) -> KeyPrincipal:
         raise GatewayError(401, exc.message, code=exc.code) from None
     if touch:
         # last_used_at: at most once a minute, never in the request's critical path.
-        _background(
+        background.detach(
             asyncio.get_running_loop().run_in_executor(
                 None, ApiKeyTouch.touch_releasing, principal.key_id
             )
@@ -452,7 +453,7 @@ def _account(
         **record,
     )
     if guard is not None:
-        _background(guard.settle(outcome.reservation, cost))
+        background.detach(guard.settle(outcome.reservation, cost))
     _charge_completion(ctx, principal, completion_tokens)
 
 
@@ -491,7 +492,7 @@ async def _rate_limit(ctx: RoutingContext, principal: KeyPrincipal, prompt_token
 
 def _charge_completion(ctx: RoutingContext, principal: KeyPrincipal, tokens: int) -> None:
     if ctx.rate_limits.get("tpm") or ctx.rate_limits.get("key_tpm"):
-        _background(
+        background.detach(
             ratelimit.charge_tokens(
                 async_client(),
                 ctx.rate_limits,
@@ -535,22 +536,10 @@ async def _execute(
         raise err from None
 
 
-_tasks: set[asyncio.Task[Any]] = set()
-
-
-def _background(coro: Awaitable[Any]) -> None:
-    """Run after the response, outside the request's cancellation scope (a client that has
-    gone must not stop its reservation from being settled)."""
-    task = asyncio.ensure_future(coro)
-    _tasks.add(task)
-    task.add_done_callback(_tasks.discard)
-
-
 async def drain(seconds: float = 10.0) -> None:
     """Finish the work requests left behind: settlements, alert hand-offs, usage records.
     Run at shutdown (ASGI lifespan) so a deploy loses none of it."""
-    if _tasks:
-        await asyncio.wait(list(_tasks), timeout=seconds)
+    await background.drain(seconds)
     await writer.drain(seconds)
 
 

@@ -1,8 +1,8 @@
 """A tenant's routing context: candidates, call targets and policy, cached per process.
 
 Built from the database once and reused: a warm gateway request reads it from memory.
-Any configuration write calls ``config_changed()``, which bumps a version counter in
-Redis; every process compares its cached version with Redis at most once per
+Any configuration write calls ``routing.changes.config_changed()``, which bumps a version
+counter in Redis; every process compares its cached version with Redis at most once per
 ``VERSION_CHECK_INTERVAL`` seconds (one GET, not per request), so a change reaches all
 workers within about a second, and within ``CONTEXT_TTL`` even if Redis is unreachable.
 """
@@ -20,12 +20,13 @@ from asgiref.sync import sync_to_async
 
 from aura.db import releasing_connection
 from aura.redis import async_client, sync_client
-from routing import engine
+from routing import changes, engine
+from routing.changes import VERSION_KEY
+from routing.policy.convert import policy_to_engine
 from routing.providers.base import ProviderTarget, Timeouts
 
 log = logging.getLogger(__name__)
 
-VERSION_KEY = "aura:config:version"
 VERSION_CHECK_INTERVAL = 1.0
 CONTEXT_TTL = 60.0
 
@@ -74,36 +75,6 @@ class RoutingContext:
     budgets: tuple[Any, ...] = ()  # billing.budgets.BudgetRule, tenant-wide and per key
     rate_limits: dict[str, int] = field(default_factory=dict)
     counter: int = 0
-
-
-def policy_to_engine(row: Any) -> engine.Policy:
-    """engine.Policy from a RoutingPolicy row (or None for the defaults)."""
-    if row is None:
-        return engine.Policy(weights=engine.OBJECTIVES["balanced"], fallback_to_any=False)
-    if row.objective == "custom":
-        weights = engine.Weights(row.weight_quality, row.weight_cost, row.weight_latency)
-    else:
-        weights = engine.OBJECTIVES[row.objective]
-    return engine.Policy(
-        weights=weights,
-        allowed_providers=frozenset(row.allowed_providers)
-        if row.allowed_providers is not None
-        else None,
-        denied_providers=frozenset(row.denied_providers or ()),
-        allowed_models=frozenset(row.allowed_models) if row.allowed_models is not None else None,
-        denied_models=frozenset(row.denied_models or ()),
-        local_only=row.local_only,
-        max_cost_per_request=float(row.max_cost_per_request)
-        if row.max_cost_per_request is not None
-        else None,
-        min_quality=row.min_quality,
-        fallback_depth=row.fallback_depth,
-        strategy=row.strategy,
-        hedge_k=row.hedge_k,
-        aliases={k: tuple(v) for k, v in (row.aliases or {}).items()},
-        # same_model (the default): a named model falls back only to itself elsewhere.
-        fallback_to_any=row.model_fallback == "any_model",
-    )
 
 
 def _pick_credential(creds: list[Any], tenant_id: int, endpoint: Any) -> Any | None:
@@ -326,21 +297,5 @@ class ContextCache:
 
 
 cache = ContextCache()
-
-
-def _publish_change() -> None:
-    cache.clear()
-    try:
-        sync_client().incr(VERSION_KEY)
-    except Exception:
-        log.warning("config change not published (Redis); workers catch up in %ss", CONTEXT_TTL)
-
-
-def config_changed() -> None:
-    """Call after any write that affects routing (catalog, endpoints, credentials, policy).
-
-    Published on commit, so no worker rebuilds its cache from a not-yet-committed state.
-    """
-    from django.db import transaction
-
-    transaction.on_commit(_publish_change)
+# A change written in this process is in force here at once, not after the next check.
+changes.on_change(cache.clear)

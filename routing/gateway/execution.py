@@ -18,10 +18,10 @@ from typing import Any, Protocol
 
 from aura.http import public_only as http_public_only
 from aura.redis import async_client
-from routing.breaker import breakers, stats
-from routing.context import CallTarget, RoutingContext
 from routing.engine import Candidate, Plan
 from routing.engine.failures import attempt_message
+from routing.gateway.breaker import breakers, stats
+from routing.gateway.context import CallTarget, RoutingContext
 from routing.providers import get_adapter
 from routing.providers.base import Completion, ProviderError, redact
 

@@ -1,0 +1,1 @@
+"""Serving the OpenAI-compatible API (/v1): see app.py."""
