@@ -24,7 +24,60 @@ from urllib.parse import urlsplit
 import httpx
 
 from aura.netguard import refused_reason
-from routing.providers.base import ProviderError, Timeouts
+
+
+@dataclass(frozen=True, slots=True)
+class Timeouts:
+    connect: float = 5.0
+    first_byte: float = 30.0  # time to response headers / first stream event
+    total: float = 120.0
+
+
+ERROR_KINDS = frozenset(
+    {
+        "rate_limit",
+        "server",
+        "timeout",
+        "connection",
+        "bad_request",
+        "auth",
+        "not_found",
+        "malformed",
+        "context_length",
+        "content_filter",
+    }
+)
+
+
+class ProviderError(Exception):
+    """A classified upstream failure. The message never contains the API key."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        kind: str,
+        status: int | None = None,
+        retryable: bool,
+        retry_after: float | None = None,
+        provider_code: str | None = None,
+    ) -> None:
+        if kind not in ERROR_KINDS:
+            raise ValueError(f"unknown ProviderError kind {kind!r}")
+        super().__init__(message)
+        self.message = message
+        self.kind = kind
+        self.status = status
+        self.retryable = retryable
+        self.retry_after = retry_after
+        self.provider_code = provider_code
+
+    def __repr__(self) -> str:
+        return (
+            f"ProviderError({self.message!r}, kind={self.kind!r}, status={self.status!r}, "
+            f"retryable={self.retryable!r}, retry_after={self.retry_after!r})"
+        )
+
 
 DRAIN_SECONDS = 1.0
 # http1 only: httpx's default, and h2 multiplexing would need the extra h2 dependency.

@@ -1,7 +1,7 @@
 """Which addresses a tenant-controlled URL may reach: public ones only.
 
 Shared by the checks when a tenant saves a base URL or a budget webhook
-(``routing.credentials.base_url_check``) and by the outbound HTTP seams (aura.http, the
+(``routing.catalog.services.base_url_check``) and by the outbound HTTP seams (aura.http, the
 webhook sender), which re-resolve and pin the address at call time so a name re-pointed
 later (DNS rebinding) still cannot reach an internal host.
 

@@ -19,7 +19,7 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("api/v1/", include("tenants.urls")),
     path("api/v1/", include("routing.urls")),
-    path("api/v1/", include("routing.byok_urls")),
+    path("api/v1/", include("routing.catalog.urls")),
     path("", include("billing.report_urls")),
     path("api/v1/", include("billing.urls")),
 ]

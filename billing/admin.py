@@ -20,8 +20,8 @@ from aura.errors import DomainError
 from billing.models import Budget, BudgetAlert, DailyRollup, UsageRecord, WeeklyReport
 from billing.reports import last_full_week_start
 from billing.rollups import rollups_refresh
+from routing.catalog.services import base_url_check, tenant_allows_private_base_urls
 from routing.changes import config_changed
-from routing.credentials import base_url_check, tenant_allows_private_base_urls
 from tenants.models import Tenant
 
 

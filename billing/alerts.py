@@ -139,7 +139,7 @@ def budget_alert_webhook_payload(alert: BudgetAlert, ctx: dict[str, Any]) -> dic
 
 def budget_alert_webhook(url: str, payload: dict[str, Any], *, tenant: Tenant) -> str:
     """POST the alert; returns what to record as ``webhook_status``. Never raises."""
-    from routing.credentials import (
+    from routing.catalog.services import (
         base_url_check,
         pinned_public_url,
         tenant_allows_private_base_urls,

@@ -31,7 +31,7 @@ from billing import selectors
 from billing.models import Budget, BudgetAlert, UsageRecord
 from billing.services import BudgetError, budget_create, budget_delete, budget_update
 from billing.usage import COLUMNS
-from routing.credentials import base_url_check, tenant_allows_private_base_urls
+from routing.catalog.services import base_url_check, tenant_allows_private_base_urls
 from tenants.auth import KeyPrincipal
 from tenants.models import ApiKey, Role, Tenant
 from tenants.scoping import TENANT_HEADER, TenantScopedAPIView

@@ -14,7 +14,7 @@ from aura.admin_columns import usd_column
 from aura.crypto import DecryptionError
 from aura.errors import DomainError
 from aura.money import plain_decimal
-from routing.credentials import (
+from routing.catalog.services import (
     base_url_check,
     credential_create,
     credential_rotate_secret,

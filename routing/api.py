@@ -1,4 +1,5 @@
-"""Routing API: the tenant's policy and weights, dry-run routing decisions, outcomes, metrics.
+"""Router API: dry-run routing decisions (route, route/batch, router/select), outcomes and
+metrics. The policy and weights views are in routing.policy.api.
 
 Reads need the viewer role, writes admin. ``route``, ``route/batch`` and ``router/select``
 are POST/GET reads: they explain the decision the gateway would make and call no provider.
@@ -13,16 +14,13 @@ from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from django.http import HttpResponse
 from django.utils import timezone
 from django.utils.dateparse import parse_date, parse_datetime
-from rest_framework import parsers, serializers, status
-from rest_framework.pagination import PageNumberPagination
+from rest_framework import serializers, status
 from rest_framework.request import Request
 from rest_framework.response import Response
 
 from aura.errors import DomainError
-from aura.parsers import JSONParser, read_limited
 from routing import engine, selectors
 from routing.gateway.context import RoutingContext, cache
 from routing.gateway.requests import (
@@ -32,14 +30,8 @@ from routing.gateway.requests import (
     validate_chat,
     validate_embeddings,
 )
-from routing.models import RoutingPolicy, WeightHistory
-from routing.policy import document
-from routing.policy.document import PolicyError
+from routing.policy.api import json_object
 from routing.policy.services import (
-    policy_get_or_create,
-    policy_preview,
-    policy_state,
-    policy_update,
     routing_outcome_record,
 )
 from tenants.models import Role
@@ -50,201 +42,15 @@ MAX_OUTCOME_LATENCY_MS = 86_400_000.0  # a day
 MAX_OUTCOME_COST_USD = 1_000_000
 METRICS_DEFAULT_WINDOW = timedelta(days=7)
 # Output-only keys of the policy body: ignored on PUT/PATCH so a GET body can be sent back.
-_POLICY_READ_ONLY = frozenset(
-    {"allow_private_base_urls", "effective_weights", "version", "updated_at", "updated_by"}
-)
 _HINT_HEADERS = {
     "objective": "X-Aura-Objective",
     "session_id": "X-Aura-Session-Id",
     "max_cost": "X-Aura-Max-Cost",
 }
 _HINT_KEYS = ("objective", "session_id", "max_cost", "tier")
-_TRUE = frozenset({"1", "true", "yes", "on"})
-
-
-class YamlParser(parsers.BaseParser):
-    """A raw YAML body, handed to the view as text (parsed later with safe_load)."""
-
-    media_type = "application/yaml"
-
-    def parse(self, stream: Any, media_type: str | None = None, parser_context: Any = None) -> Any:
-        encoding = (parser_context or {}).get("encoding") or "utf-8"
-        try:
-            return read_limited(stream).decode(encoding)
-        except (UnicodeDecodeError, LookupError):
-            raise PolicyError(f"The YAML body is not valid {encoding}.", param="yaml") from None
-
-
-class TextYamlParser(YamlParser):
-    media_type = "text/yaml"
-
-
-class XYamlParser(YamlParser):
-    media_type = "application/x-yaml"
-
-
-def _acting_user(view: TenantScopedAPIView, request: Request) -> Any:
-    # Keys have no Django user; only session callers are recorded as authors.
-    return request.user if not view.ctx.via_key else None
-
-
-def _json_object(data: Any, what: str = "The request body") -> dict[str, Any]:
-    if not isinstance(data, Mapping):
-        raise DomainError(f"{what} must be a JSON object.")
-    return dict(data)
-
-
-# --------------------------------------------------------------------------- policy
-
-
-def policy_body(policy: RoutingPolicy) -> dict[str, Any]:
-    state = policy_state(policy)
-    return {
-        **{k: state[k] for k in document.EDITABLE_FIELDS},
-        "effective_weights": document.effective_weights(state),
-        "allow_private_base_urls": policy.allow_private_base_urls,
-        "version": policy.version,
-        "updated_at": policy.updated_at,
-        "updated_by": policy.updated_by.get_username() if policy.updated_by else None,
-    }
-
-
-class PolicyView(TenantScopedAPIView):
-    """GET/PUT/PATCH /api/v1/router/policy. PUT replaces (absent keys -> defaults)."""
-
-    required_roles = {"GET": Role.VIEWER, "PUT": Role.ADMIN, "PATCH": Role.ADMIN}
-
-    def get(self, request: Request) -> Response:
-        return Response(policy_body(policy_get_or_create(tenant=self.tenant)))
-
-    def _write(self, request: Request, *, replace: bool) -> Response:
-        data = _json_object(request.data)
-        changes = document.clean_policy(
-            {k: v for k, v in data.items() if k not in _POLICY_READ_ONLY}
-        )
-        policy = policy_update(
-            tenant=self.tenant, changes=changes, replace=replace, user=_acting_user(self, request)
-        )
-        return Response(policy_body(policy))
-
-    def put(self, request: Request) -> Response:
-        return self._write(request, replace=True)
-
-    def patch(self, request: Request) -> Response:
-        return self._write(request, replace=False)
-
-
-class PolicyExportView(TenantScopedAPIView):
-    """GET /api/v1/router/policy/export -> this tenant's policy as a YAML document."""
-
-    def get(self, request: Request) -> HttpResponse:
-        state = policy_state(policy_get_or_create(tenant=self.tenant))
-        text = document.dump_document({self.tenant.slug: document.non_default_entry(state)})
-        response = HttpResponse(text, content_type="application/yaml; charset=utf-8")
-        response["Content-Disposition"] = f'inline; filename="{self.tenant.slug}-policy.yaml"'
-        return response
-
-
-class PolicyImportView(TenantScopedAPIView):
-    """POST /api/v1/router/policy/import (YAML body or {"yaml": "..."}; ?dry_run=1)."""
-
-    required_role = Role.ADMIN
-    parser_classes = [JSONParser, YamlParser, TextYamlParser, XYamlParser]
-
-    def post(self, request: Request) -> Response:
-        data = request.data
-        if isinstance(data, Mapping) and isinstance(data.get("yaml"), str):
-            text = data["yaml"]
-        elif isinstance(data, str):
-            text = data
-        else:
-            raise PolicyError(
-                "Send the policy document as a YAML body (Content-Type: application/yaml) "
-                'or as JSON {"yaml": "..."}.',
-                param="yaml",
-            )
-        slug = self.tenant.slug
-        entries = document.parse_document(text)
-        for other in entries:
-            if other != slug:
-                raise PolicyError(
-                    f"The document has an entry for tenant {other!r}; you may only import "
-                    f"the policy of your own tenant ({slug!r}).",
-                    param=f"tenants.{other}",
-                )
-        if slug not in entries:
-            raise PolicyError(f"The document has no entry for tenant {slug!r}.", param="tenants")
-        prefix = f"tenants.{slug}."
-        if request.query_params.get("dry_run", "").lower() in _TRUE:
-            state = policy_preview(
-                tenant=self.tenant, changes=entries[slug], replace=True, prefix=prefix
-            )
-            body = {k: state[k] for k in document.EDITABLE_FIELDS}
-            body["effective_weights"] = document.effective_weights(state)
-            return Response({"dry_run": True, "valid": True, "policy": body})
-        policy = policy_update(
-            tenant=self.tenant,
-            changes=entries[slug],
-            replace=True,
-            user=_acting_user(self, request),
-            source="import",
-            prefix=prefix,
-        )
-        return Response({"dry_run": False, "valid": True, "policy": policy_body(policy)})
 
 
 # --------------------------------------------------------------------------- weights
-
-
-def _weights_body(policy: RoutingPolicy) -> dict[str, Any]:
-    state = policy_state(policy)
-    return {
-        "objective": policy.objective,
-        "weights": document.effective_weights(state),
-        "version": policy.version,
-    }
-
-
-class WeightsView(TenantScopedAPIView):
-    """GET/PUT /api/v1/router/weights. PUT {quality, cost, latency[, note]} -> custom."""
-
-    required_roles = {"GET": Role.VIEWER, "PUT": Role.ADMIN}
-
-    def get(self, request: Request) -> Response:
-        return Response(_weights_body(policy_get_or_create(tenant=self.tenant)))
-
-    def put(self, request: Request) -> Response:
-        data = _json_object(request.data)
-        note = data.pop("note", "")
-        if not isinstance(note, str) or len(note) > 200:
-            raise DomainError("note must be a string of at most 200 characters.", param="note")
-        raw = data["weights"] if set(data) == {"weights"} else data
-        weights = document.clean_weights(raw)
-        policy = policy_update(
-            tenant=self.tenant,
-            changes={"objective": "custom", "weights": weights},
-            user=_acting_user(self, request),
-            note=note,
-        )
-        return Response(_weights_body(policy))
-
-
-class WeightHistoryOutput(serializers.ModelSerializer):
-    created_by = serializers.CharField(source="created_by.username", default=None)
-
-    class Meta:
-        model = WeightHistory
-        fields = ["id", "version", "weights", "source", "note", "created_by", "created_at"]
-
-
-class WeightHistoryView(TenantScopedAPIView):
-    """GET /api/v1/router/weights/history, newest first, paginated."""
-
-    def get(self, request: Request) -> Response:
-        qs = self.scoped(WeightHistory).select_related("created_by").order_by("-created_at", "-id")
-        paginator = PageNumberPagination()
-        page = paginator.paginate_queryset(qs, request, view=self)
-        return paginator.get_paginated_response(WeightHistoryOutput(page, many=True).data)
 
 
 # --------------------------------------------------------------------------- route
@@ -347,7 +153,7 @@ class RouteBatchView(TenantScopedAPIView):
     """POST /api/v1/route/batch {"requests": [...]} — one answer (or error) per item."""
 
     def post(self, request: Request) -> Response:
-        data = _json_object(request.data)
+        data = json_object(request.data)
         items = data.get("requests")
         if not isinstance(items, list):
             raise DomainError("'requests' must be an array of request bodies.", param="requests")

@@ -114,7 +114,7 @@ def build_context(tenant_id: int) -> RoutingContext:
 
     from billing.budgets import rules_from_rows
     from billing.models import Budget
-    from routing.credentials import credential_secret
+    from routing.catalog.services import credential_secret
     from routing.models import CatalogModel, Credential, ProviderEndpoint, RoutingPolicy
     from tenants.models import Tenant
 

@@ -21,12 +21,9 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar
 from urllib.parse import quote, quote_plus
 
+from aura.http import ERROR_KINDS, ProviderError, Timeouts
 
-@dataclass(frozen=True, slots=True)
-class Timeouts:
-    connect: float = 5.0
-    first_byte: float = 30.0  # time to response headers / first stream event
-    total: float = 120.0
+__all__ = ["ERROR_KINDS", "ProviderError", "Timeouts"]  # defined by the HTTP seam, used by adapters
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,7 +35,7 @@ class ProviderTarget:
     upstream_model: str  # the provider's own model id / Azure deployment name
     api_version: str | None = None  # Azure api-version, anthropic-version override
     extra_headers: Mapping[str, str] = field(default_factory=dict)
-    timeouts: Timeouts = Timeouts()
+    timeouts: Timeouts = Timeouts()  # noqa: RUF009 - frozen, shared safely
     max_output: int | None = None  # model's max output tokens (Anthropic needs max_tokens)
 
     def __repr__(self) -> str:
@@ -46,52 +43,6 @@ class ProviderTarget:
         return (
             f"ProviderTarget(base_url={self.base_url!r}, upstream_model={self.upstream_model!r}, "
             f"api_key={'***' if self.api_key else None})"
-        )
-
-
-ERROR_KINDS = frozenset(
-    {
-        "rate_limit",
-        "server",
-        "timeout",
-        "connection",
-        "bad_request",
-        "auth",
-        "not_found",
-        "malformed",
-        "context_length",
-        "content_filter",
-    }
-)
-
-
-class ProviderError(Exception):
-    """A classified upstream failure. The message never contains the API key."""
-
-    def __init__(
-        self,
-        message: str,
-        *,
-        kind: str,
-        status: int | None = None,
-        retryable: bool,
-        retry_after: float | None = None,
-        provider_code: str | None = None,
-    ) -> None:
-        if kind not in ERROR_KINDS:
-            raise ValueError(f"unknown ProviderError kind {kind!r}")
-        super().__init__(message)
-        self.message = message
-        self.kind = kind
-        self.status = status
-        self.retryable = retryable
-        self.retry_after = retry_after
-        self.provider_code = provider_code
-
-    def __repr__(self) -> str:
-        return (
-            f"ProviderError({self.message!r}, kind={self.kind!r}, status={self.status!r}, "
-            f"retryable={self.retryable!r}, retry_after={self.retry_after!r})"
         )
 
 

@@ -19,7 +19,7 @@ from django.test import Client, RequestFactory
 from django.urls import reverse
 
 from billing.models import Budget, BudgetAlert, DailyRollup, UsageRecord, WeeklyReport
-from routing.credentials import credential_create
+from routing.catalog.services import credential_create
 from routing.models import (
     CatalogModel,
     Provider,

@@ -23,7 +23,7 @@ from django.test import Client
 from django.utils.crypto import get_random_string
 
 from billing.services import budget_create
-from routing.credentials import credential_create, endpoint_create
+from routing.catalog.services import credential_create, endpoint_create
 from routing.gateway.context import cache
 from routing.models import Provider, RoutingOutcome, RoutingPolicy
 from tenants.auth import api_key_cache_forget

@@ -21,7 +21,7 @@ import uvicorn
 
 from aura.redis import sync_client
 from billing.models import UsageRecord
-from routing.credentials import credential_create
+from routing.catalog.services import credential_create
 from routing.gateway.breaker import breakers, stats
 from routing.gateway.context import cache
 from routing.gateway.guard import overruns

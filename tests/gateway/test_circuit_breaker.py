@@ -189,7 +189,7 @@ def test_an_operator_lists_and_closes_an_open_breaker_from_the_command_line(gw, 
 
 
 def test_failures_with_a_tenants_own_key_open_only_that_tenants_breaker(gw, clock, chain):
-    from routing.credentials import credential_create
+    from routing.catalog.services import credential_create
 
     credential_create(
         provider=gw.providers["fakeai"],

@@ -16,7 +16,7 @@ import openai
 import pytest
 
 from billing.models import UsageRecord
-from routing.credentials import credential_create
+from routing.catalog.services import credential_create
 from routing.models import ProviderEndpoint, RoutingPolicy
 from tenants.services import api_key_create, api_key_revoke, tenant_create
 from tests.gateway.conftest import add_model, add_provider

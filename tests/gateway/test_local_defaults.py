@@ -14,7 +14,7 @@ import httpx
 import pytest
 from django.core.management import call_command
 
-from routing.credentials import CATALOG_PATH
+from routing.catalog.services import CATALOG_PATH
 from tests.gateway.conftest import add_model
 
 

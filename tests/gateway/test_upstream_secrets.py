@@ -14,7 +14,7 @@ from urllib.parse import quote
 
 import httpx
 
-from routing.credentials import credential_create
+from routing.catalog.services import credential_create
 from routing.gateway.context import cache
 from routing.models import Credential, Provider, ProviderEndpoint
 from tests.gateway.conftest import add_model

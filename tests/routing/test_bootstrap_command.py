@@ -14,7 +14,7 @@ import pytest
 from django.contrib.auth import get_user_model
 from django.core.management import CommandError, call_command
 
-from routing.credentials import CATALOG_PATH
+from routing.catalog.services import CATALOG_PATH
 from routing.models import CatalogModel, ProviderEndpoint
 
 PASSWORD = "a-long-operator-passphrase-8c1f"
@@ -39,7 +39,7 @@ def catalog_with_dead_ollama(
                 provider["default_base_url"] = f"http://127.0.0.1:{sock.getsockname()[1]}"
         path = tmp_path / "catalog.json"
         path.write_text(json.dumps(data))
-        monkeypatch.setattr("routing.credentials.CATALOG_PATH", path)
+        monkeypatch.setattr("routing.catalog.services.CATALOG_PATH", path)
         yield
 
 

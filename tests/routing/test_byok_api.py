@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 from django.urls import get_resolver
 
-from routing.credentials import credential_create, credential_secret, endpoint_create
+from routing.catalog.services import credential_create, credential_secret, endpoint_create
 from routing.gateway.context import build_context
 from routing.models import CatalogModel, Credential, Provider, ProviderEndpoint, RoutingPolicy
 from tenants.models import ApiKey

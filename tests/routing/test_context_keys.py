@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from routing.credentials import credential_create
+from routing.catalog.services import credential_create
 from routing.gateway.context import build_context
 from routing.models import CatalogModel, Provider, ProviderEndpoint
 

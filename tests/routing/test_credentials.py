@@ -1,4 +1,4 @@
-"""routing.credentials: encrypted provider credentials, endpoints, base URL checks, catalog."""
+"""routing.catalog.services: encrypted provider credentials, endpoints, base URL checks, catalog."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ import pytest
 
 from aura import crypto
 from aura.errors import DomainError
-from routing.credentials import (
+from routing.catalog.services import (
     CATALOG_PATH,
     base_url_check,
     catalog_load,
@@ -415,7 +415,7 @@ def test_a_second_credential_with_the_same_name_in_the_same_place_is_refused(
 def test_a_pinned_url_goes_to_the_checked_public_address(monkeypatch: pytest.MonkeyPatch) -> None:
     import httpx
 
-    from routing import credentials
+    from routing.catalog import services as credentials
 
     monkeypatch.setattr(credentials, "_resolve", lambda host: ["93.184.216.34"])
     url, headers, ext = credentials.pinned_public_url(httpx.URL("https://hooks.example.test/x"))

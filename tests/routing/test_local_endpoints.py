@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 from django.core.management import call_command
 
-from routing.credentials import CATALOG_PATH
+from routing.catalog.services import CATALOG_PATH
 from routing.gateway.context import build_context
 from routing.models import Provider, ProviderEndpoint
 from tenants.models import Tenant
@@ -154,7 +154,7 @@ def test_the_start_up_banner_says_ollama_is_disabled_and_how_to_enable_it(
     db: Any, dead_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(
-        "routing.credentials.CATALOG_PATH", catalog_with_ollama_at(dead_url, tmp_path)
+        "routing.catalog.services.CATALOG_PATH", catalog_with_ollama_at(dead_url, tmp_path)
     )
 
     first = run("bootstrap_demo")

@@ -10,7 +10,7 @@ import pytest
 from django.test import Client
 
 from aura import crypto
-from routing.credentials import credential_create, credential_secret
+from routing.catalog.services import credential_create, credential_secret
 from routing.models import (
     CatalogModel,
     Credential,

@@ -12,7 +12,7 @@ import pytest
 from django.core.management import CommandError, call_command
 
 from aura import crypto
-from routing.credentials import CATALOG_PATH, credential_create, credential_secret
+from routing.catalog.services import CATALOG_PATH, credential_create, credential_secret
 from routing.models import CatalogModel, Credential, Provider, ProviderEndpoint
 from tenants.models import Tenant
 

@@ -16,7 +16,7 @@ from django.forms.models import model_to_dict
 from django.urls import URLPattern, URLResolver, get_resolver
 
 from billing.models import Budget
-from routing.credentials import credential_create, endpoint_create
+from routing.catalog.services import credential_create, endpoint_create
 from routing.models import Provider
 from tenants.services import api_key_create
 from tests.conftest import Persona

@@ -8,7 +8,7 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from aura.errors import DomainError
-from routing.credentials import credential_create
+from routing.catalog.services import credential_create
 from routing.models import Provider, ProviderEndpoint
 from tenants.models import Tenant
 

@@ -8,7 +8,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import transaction
 
 from aura.errors import DomainError
-from routing.credentials import catalog_models_ensure, endpoint_create
+from routing.catalog.services import catalog_models_ensure, endpoint_create
 from routing.models import CAPABILITIES, CatalogModel, Provider
 from tenants.models import Tenant
 

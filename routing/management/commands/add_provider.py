@@ -5,7 +5,7 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from aura.errors import DomainError
-from routing.credentials import provider_upsert
+from routing.catalog.services import provider_upsert
 from routing.models import WIRE_FORMATS
 
 

@@ -10,8 +10,8 @@ from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError
 
 from aura.errors import DomainError
-from routing.credentials import catalog_load
-from routing.local_endpoints import describe, local_endpoints_ensure
+from routing.catalog.local import describe, local_endpoints_ensure
+from routing.catalog.services import catalog_load
 from routing.models import CatalogModel
 
 USERNAME_VAR = "DJANGO_SUPERUSER_USERNAME"

@@ -4,7 +4,7 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from routing.credentials import notify_config_changed
+from routing.catalog.services import notify_config_changed
 from routing.models import ProviderEndpoint
 
 

@@ -5,8 +5,8 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from aura.errors import DomainError
-from routing.credentials import CATALOG_PATH, catalog_load
-from routing.local_endpoints import describe, local_endpoints_ensure
+from routing.catalog.local import describe, local_endpoints_ensure
+from routing.catalog.services import CATALOG_PATH, catalog_load
 
 
 class Command(BaseCommand):

@@ -5,7 +5,7 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError
 
 from aura.crypto import DecryptionError
-from routing.credentials import credentials_reencrypt
+from routing.catalog.services import credentials_reencrypt
 
 
 class Command(BaseCommand):

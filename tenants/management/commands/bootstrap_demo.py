@@ -35,8 +35,8 @@ class Command(BaseCommand):
             if not ApiKey.objects.filter(tenant=tenant, name="demo").exists():
                 _, plaintext = api_key_create(tenant=tenant, name="demo", can_manage=True)
 
-        from routing.credentials import catalog_load
-        from routing.local_endpoints import describe, local_endpoints_ensure
+        from routing.catalog.local import describe, local_endpoints_ensure
+        from routing.catalog.services import catalog_load
         from routing.models import CatalogModel
 
         if not CatalogModel.objects.exists():

@@ -39,7 +39,7 @@ from routing.models import (
 )
 from tenants.models import Tenant
 
-CATALOG_PATH = Path(__file__).resolve().parent / "data" / "catalog.json"
+CATALOG_PATH = Path(__file__).resolve().parents[1] / "data" / "catalog.json"
 # Showing the last 4 characters of a short secret would reveal too much of it.
 LAST4_MIN_LENGTH = 12
 ENDPOINT_TIMEOUT_FIELDS = frozenset(

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from aura.http import aclose_client
-from routing import credentials
+from routing.catalog import services as credentials
 from routing.models import Provider, ProviderEndpoint
 from routing.providers import get_adapter
 from routing.providers.base import ProviderError, ProviderTarget, Timeouts

@@ -20,7 +20,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from aura.errors import DomainError
-from routing.credentials import (
+from routing.catalog.services import (
     base_url_check,
     credential_create,
     credential_update,

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from django.urls import path
 
-from routing import byok_api
+from routing.catalog import api as byok_api
 
 urlpatterns = [
     path("providers", byok_api.ProviderListView.as_view(), name="byok-providers"),
