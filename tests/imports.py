@@ -30,7 +30,7 @@ def modules() -> dict[str, Path]:
     return found
 
 
-def _imported(tree: ast.AST, name: str, is_package: bool) -> Iterable[str]:
+def _imported(tree: ast.AST, name: str, is_package: bool, mods: dict[str, Path]) -> Iterable[str]:
     package = name if is_package else name.rpartition(".")[0]
     for node in ast.walk(tree):
         if isinstance(node, ast.Import):
@@ -44,8 +44,9 @@ def _imported(tree: ast.AST, name: str, is_package: bool) -> Iterable[str]:
             else:
                 prefix = node.module or ""
             for alias in node.names:
-                yield f"{prefix}.{alias.name}"
-                yield prefix
+                # `from pkg import sub` depends on the submodule; `from mod import name` on mod.
+                sub = f"{prefix}.{alias.name}"
+                yield sub if sub in mods else prefix
 
 
 def graph() -> dict[str, set[str]]:
@@ -55,14 +56,12 @@ def graph() -> dict[str, set[str]]:
     for name, path in mods.items():
         tree = ast.parse(path.read_text(), str(path))
         targets: set[str] = set()
-        for dotted in _imported(tree, name, path.name == "__init__.py"):
+        for dotted in _imported(tree, name, path.name == "__init__.py", mods):
             parts = dotted.split(".")
             while parts and ".".join(parts) not in mods:
                 parts.pop()
             if parts:
                 target = ".".join(parts)
-                # `from pkg import sub` names both pkg and pkg.sub; a package's own
-                # __init__ importing its submodules is not a dependency of the submodule.
                 if target != name:
                     targets.add(target)
         edges[name] = targets
