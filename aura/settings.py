@@ -75,6 +75,9 @@ SECRET_KEY = _dev_secret("SECRET_KEY")
 # Pepper for API-key hashes (HMAC-SHA256). Changing it invalidates every API key.
 API_KEY_PEPPER = _dev_secret("API_KEY_PEPPER")
 # Seconds a resolved API key is cached in-process; revocation takes effect within this.
+CACHE_MAX_ENTRIES_PER_TENANT = env.int("CACHE_MAX_ENTRIES_PER_TENANT", default=10_000)
+if CACHE_MAX_ENTRIES_PER_TENANT < 1:
+    raise ImproperlyConfigured("CACHE_MAX_ENTRIES_PER_TENANT must be at least 1")
 API_KEY_CACHE_TTL = env.float("API_KEY_CACHE_TTL", default=30.0)
 if not 0 <= API_KEY_CACHE_TTL <= 3600:
     raise ImproperlyConfigured("API_KEY_CACHE_TTL must be between 0 and 3600 seconds")

@@ -20,6 +20,7 @@ urlpatterns = [
     path("api/v1/", include("tenants.urls")),
     path("api/v1/", include("routing.urls")),
     path("api/v1/", include("routing.catalog.urls")),
+    path("api/v1/", include("routing.cache.urls")),
     path("", include("billing.report_urls")),
     path("api/v1/", include("billing.urls")),
 ]

@@ -46,6 +46,8 @@ class UsageRecord(TenantOwned):
     ttft_ms = models.FloatField(null=True, blank=True)
     overhead_ms = models.FloatField(null=True, blank=True)
     cache_status = models.CharField(max_length=16, default="miss")  # miss | exact | semantic
+    # What a cache hit would have cost had it gone upstream (the original call's cost).
+    cache_savings_usd = models.DecimalField(max_digits=18, decimal_places=10, default=0)
     fallbacks = models.PositiveSmallIntegerField(default=0)
     attempts = models.JSONField(default=list, blank=True)
     # Set by the gateway's writer: replays of its journal insert each record at most once.

@@ -14,9 +14,8 @@ figures are current without waiting for the next refresh and no day is counted t
 tenant's days are complete up to the latest day whose rollup was refreshed at least
 ``ROLLUP_SETTLE`` after that day ended.
 
-``cache_savings_usd`` is written as 0: there is no response cache yet. When the cache lands,
-the gateway should record what a hit would have cost (e.g. in the usage record) and this
-statement should sum it.
+``cache_savings_usd`` sums what cache hits would have cost upstream (each hit's usage
+record carries its original call's cost; a hit itself costs 0).
 """
 
 from __future__ import annotations
@@ -38,14 +37,15 @@ REFRESH_JOB = "billing.refresh_rollups"
 # the task more often than this only by lowering it.
 REFRESH_MIN_GAP = timedelta(minutes=1)
 
-# The figures of one rollup row (DailyRollup.MEASURES but cache_savings_usd), aggregated
+# The figures of one rollup row (DailyRollup.MEASURES), aggregated
 # from usage records ``u``: stored by the refresh, computed live by spend_rows.
 _MEASURES_SQL = """count(*) AS requests,
            count(*) FILTER (WHERE u.status <> 'ok') AS errors,
            coalesce(sum(u.prompt_tokens), 0) AS prompt_tokens,
            coalesce(sum(u.completion_tokens), 0) AS completion_tokens,
            coalesce(sum(u.cost_usd), 0) AS cost_usd,
-           count(*) FILTER (WHERE u.cache_status <> 'miss') AS cache_hits"""
+           count(*) FILTER (WHERE u.cache_status <> 'miss') AS cache_hits,
+           coalesce(sum(u.cache_savings_usd), 0) AS cache_savings_usd"""
 
 # One statement per (tenant, day). The WHERE clause uses UTC bounds so that the
 # (tenant, created_at) index serves it; the GROUP BY day expression is constant within the
@@ -66,7 +66,7 @@ WITH agg AS (
             prompt_tokens, completion_tokens, cost_usd, cache_hits, cache_savings_usd,
             updated_at)
     SELECT tenant_id, day, api_key_id, provider, model, kind, requests, errors,
-           prompt_tokens, completion_tokens, cost_usd, cache_hits, 0, now()
+           prompt_tokens, completion_tokens, cost_usd, cache_hits, cache_savings_usd, now()
       FROM agg
     ON CONFLICT ON CONSTRAINT rollup_unique_row DO UPDATE SET
            requests = EXCLUDED.requests,
@@ -125,8 +125,7 @@ SELECT r.tenant_id, r.day, r.api_key_id, r.provider, r.model, r.kind, r.requests
  WHERE r.day >= %(since)s AND r.day <= c.last_day
 UNION ALL
 SELECT l.tenant_id, (u.created_at AT TIME ZONE l.timezone)::date AS day,
-       u.api_key_id, u.provider, u.model, u.kind, {measures},
-       0::numeric AS cache_savings_usd
+       u.api_key_id, u.provider, u.model, u.kind, {measures}
   FROM live l JOIN billing_usagerecord u
     ON u.tenant_id = l.tenant_id AND u.created_at >= l.start_at AND u.created_at < l.end_at
  GROUP BY 1, 2, 3, 4, 5, 6

@@ -94,8 +94,12 @@ COLUMNS: tuple[str, ...] = (
     "cache_status",
     "fallbacks",
     "attempts",
+    "cache_savings_usd",
 )
-_DB_COLUMNS = (*COLUMNS, "record_uid")
+# Journal and COPY order: the first journal format's columns, its record_uid, then columns
+# added since, with the defaults a journal written before them replays with.
+_ADDED: dict[str, Any] = {"cache_savings_usd": "0"}
+_DB_COLUMNS = (*(c for c in COLUMNS if c not in _ADDED), "record_uid", *_ADDED)
 _COLUMN_LIST = ", ".join(_DB_COLUMNS)
 _COPY_SQL = f"COPY billing_usagerecord ({_COLUMN_LIST}) FROM STDIN"
 _STAGE_SQL = (
@@ -120,7 +124,8 @@ _TEXT_LIMITS = {
 _CREATED = COLUMNS.index("created_at")
 # Half the CPU of json.dumps here (no per-call setup, no circular-reference bookkeeping).
 _encode = json.JSONEncoder(separators=(",", ":"), check_circular=False).encode
-_COST = COLUMNS.index("cost_usd")
+_COST = _DB_COLUMNS.index("cost_usd")
+_SAVINGS = _DB_COLUMNS.index("cache_savings_usd")
 
 
 def _conninfo() -> str:
@@ -151,6 +156,8 @@ def _row(rec: dict[str, Any]) -> tuple[Any, ...]:
     row = []
     for col in _DB_COLUMNS:
         value = rec.get(col)
+        if value is None and col in _ADDED:
+            value = _ADDED[col]
         limit = _TEXT_LIMITS.get(col)
         if limit is not None:
             value = storable_text(str(value or ""), limit)
@@ -166,16 +173,20 @@ def _journal_line(flag: str, rec: dict[str, Any]) -> bytes:
     if isinstance(created, datetime):
         values[_CREATED] = created.timestamp()
     values[_COST] = str(values[_COST] if values[_COST] is not None else 0)
+    values[_SAVINGS] = str(values[_SAVINGS] if values[_SAVINGS] is not None else 0)
     return (_encode([flag, *values]) + "\n").encode()
 
 
 def _from_journal(line: str) -> tuple[str, dict[str, Any]]:
     flag, *values = json.loads(line)
+    if len(values) == len(_DB_COLUMNS) - len(_ADDED):
+        values.extend(_ADDED.values())  # written before those columns existed
     if flag not in (FINAL, PROVISIONAL) or len(values) != len(_DB_COLUMNS):
         raise ValueError("not a journal line")
     rec = dict(zip(_DB_COLUMNS, values, strict=True))
     rec["created_at"] = datetime.fromtimestamp(rec["created_at"], UTC)
     rec["cost_usd"] = Decimal(rec["cost_usd"])
+    rec["cache_savings_usd"] = Decimal(rec["cache_savings_usd"])
     return flag, rec
 
 

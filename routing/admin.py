@@ -14,6 +14,8 @@ from aura.admin_columns import usd_column
 from aura.crypto import DecryptionError
 from aura.errors import DomainError
 from aura.money import plain_decimal
+from routing.cache.config import DEFAULTS as CACHE_DEFAULTS
+from routing.cache.config import CacheConfigError, clean_cache
 from routing.catalog.services import (
     base_url_check,
     credential_create,
@@ -318,8 +320,16 @@ class RoutingPolicyForm(forms.ModelForm):
             "strategy",
             "hedge_k",
             "aliases",
+            "cache",
             "allow_private_base_urls",
         ]
+
+    def clean_cache(self) -> dict[str, Any]:
+        raw = self.cleaned_data.get("cache") or {}
+        try:
+            return {**CACHE_DEFAULTS, **clean_cache(raw)}
+        except CacheConfigError as exc:
+            raise forms.ValidationError(exc.message) from None
 
     def clean(self) -> dict[str, Any]:
         super().clean()

@@ -263,6 +263,12 @@ class RoutingPolicy(TenantOwned):
     rate_limits = models.JSONField(
         default=dict, blank=True, help_text="rpm / tpm (tenant), key_rpm / key_tpm (each key)."
     )
+    cache = models.JSONField(
+        default=dict,
+        blank=True,
+        help_text="Response cache: mode (off | exact | semantic), ttl_seconds, "
+        "similarity_threshold, embedder. Empty = off.",
+    )
     allow_private_base_urls = models.BooleanField(
         default=False, help_text="Operator only: let this tenant's endpoints use private addresses."
     )

@@ -37,13 +37,17 @@ def usage_record(
     ttft_ms: float | None = None,
     error_code: str = "",
     provisional: bool = False,
+    cache_status: str = "miss",
+    cache_savings: Decimal = Decimal(0),
+    served: tuple[str, str, int | None] | None = None,
 ) -> None:
     """Hand the request's usage record to the writer (journaled before this returns).
 
     ``provisional``: what to record if this process dies before the final record; it
-    shares the final record's id, so recovery stores exactly one of them.
+    shares the final record's id, so recovery stores exactly one of them. ``served``:
+    (provider, model, endpoint id) when no call was made (a cache hit).
     """
-    ct = _last_target(outcome)
+    ct = served or _last_target(outcome)
     latency = (time.perf_counter() - req.started) * 1000
     if not req.record_uid:
         req.record_uid = writer.new_uid()
@@ -69,7 +73,8 @@ def usage_record(
         "latency_ms": round(latency, 3),
         "ttft_ms": ttft_ms,
         "overhead_ms": round(max(0.0, latency - outcome.upstream_ms), 3),
-        "cache_status": "miss",
+        "cache_status": cache_status,
+        "cache_savings_usd": cache_savings,
         "fallbacks": outcome.fallbacks,
         "attempts": [a.as_dict() for a in outcome.attempts]
         if len(outcome.attempts) > 1 or status != "ok"

@@ -7,7 +7,7 @@ from typing import Any
 
 from routing import engine
 from routing.engine import classify
-from routing.gateway import execution
+from routing.gateway import caching, execution
 from routing.gateway.accounting import account
 from routing.gateway.context import cache
 from routing.gateway.dispatch import execute, health, rate_limit, rng
@@ -41,6 +41,9 @@ async def chat_completions(req: Request, send: Send, principal: KeyPrincipal) ->
     body = _without_routing_hints(body)
     ctx = await cache.aget(principal.tenant_id)
     await rate_limit(ctx, principal, rr.prompt_tokens)
+    caching.prepare(req, ctx, body)
+    if req.cache_key is not None and await caching.answer_from_cache(req, send, principal, body):
+        return
     plan = engine.plan(
         rr, ctx.candidates, ctx.policy, await health(ctx), rng=rng, counter=ctx.counter
     )
@@ -100,6 +103,15 @@ async def chat_completions(req: Request, send: Send, principal: KeyPrincipal) ->
         estimated=estimated,
     )
     await send_json(send, 200, payload, headers)
+    caching.store_later(
+        req,
+        ctx,
+        ct,
+        completion.body,
+        prompt_tokens=prompt_tokens,
+        completion_tokens=completion_tokens,
+        cost=cost,
+    )
 
 
 def _without_routing_hints(body: dict[str, Any]) -> dict[str, Any]:

@@ -21,6 +21,7 @@ from asgiref.sync import sync_to_async
 from aura.db import releasing_connection
 from aura.redis import async_client, sync_client
 from routing import changes, engine
+from routing.cache.config import OFF, CacheSettings
 from routing.changes import VERSION_KEY
 from routing.policy.convert import policy_to_engine
 from routing.providers.base import ProviderTarget, Timeouts
@@ -74,6 +75,7 @@ class RoutingContext:
     timezone: str = "UTC"
     budgets: tuple[Any, ...] = ()  # billing.budgets.BudgetRule, tenant-wide and per key
     rate_limits: dict[str, int] = field(default_factory=dict)
+    cache: CacheSettings = OFF
     counter: int = 0
 
 
@@ -241,6 +243,7 @@ def build_context(tenant_id: int) -> RoutingContext:
         timezone=tenant_tz or "UTC",
         budgets=budgets,
         rate_limits=dict(policy_row.rate_limits or {}) if policy_row else {},
+        cache=CacheSettings.from_state(policy_row.cache if policy_row else None),
     )
 
 

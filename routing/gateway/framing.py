@@ -8,13 +8,16 @@ import json
 import time
 from collections.abc import Awaitable, Callable
 from decimal import Decimal
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from aura.middleware import new_request_id
 from aura.text import find_unstorable, finite_float, has_surrogate_escape, refuse_constant
 from routing import engine
 from routing.gateway import execution
 from routing.gateway.errors import GatewayError
+
+if TYPE_CHECKING:
+    from routing.cache.keys import CacheKey
 
 Scope = dict[str, Any]
 
@@ -34,6 +37,7 @@ JSON_CONTENT = (b"content-type", b"application/json")
 class Request:
     __slots__ = (
         "body",
+        "cache_key",
         "disconnected",
         "headers",
         "kind",
@@ -63,6 +67,7 @@ class Request:
         self.model = ""  # as requested, once the body is read
         self.record_uid = ""  # set when a provisional record is journaled
         self.recorded = False  # its final usage record was handed to the writer
+        self.cache_key: CacheKey | None = None  # set when the tenant caches and may store
 
 
 async def read_body(req: Request, receive: Receive) -> None:

@@ -11,7 +11,7 @@ from typing import Any
 from routing import engine
 from routing.engine import classify
 from routing.engine.failures import attempt_message
-from routing.gateway import execution
+from routing.gateway import caching, execution
 from routing.gateway.accounting import account
 from routing.gateway.context import RoutingContext
 from routing.gateway.dispatch import execute
@@ -77,6 +77,8 @@ async def stream(
     delivered: list[str] = []
     status, error_code = "ok", ""
     chunk: dict[str, Any] | None = first
+    finish: str | None = None  # the model's own finish reason, for the cache
+    tool_calls_seen = False
     try:
         # Inside the try: a client gone before the headers still gets its stream closed,
         # its usage recorded and its reservation settled.
@@ -106,10 +108,12 @@ async def stream(
                     chunk = {k: v for k, v in chunk.items() if k != "usage"}
             pieces = len(delivered)
             for choice in chunk.get("choices") or ():
+                finish = choice.get("finish_reason") or finish
                 delta = choice.get("delta") or {}
                 if delta.get("content"):
                     delivered.append(delta["content"])
                 for call in delta.get("tool_calls") or ():
+                    tool_calls_seen = True
                     fn = call.get("function") or {}
                     delivered.append((fn.get("name") or "") + (fn.get("arguments") or ""))
             await send({"type": "http.response.body", "body": sse(chunk), "more_body": True})
@@ -178,5 +182,28 @@ async def stream(
             ttft_ms=ttft_ms,
             error_code=error_code,
         )
+        if status == "ok" and not error_code and finish == "stop" and not tool_calls_seen:
+            caching.store_later(
+                req,
+                ctx,
+                ct,
+                {
+                    "id": first.get("id"),
+                    "object": "chat.completion",
+                    "created": first.get("created"),
+                    "model": first.get("model"),
+                    "choices": [
+                        {
+                            "index": 0,
+                            "message": {"role": "assistant", "content": "".join(delivered)},
+                            "finish_reason": "stop",
+                        }
+                    ],
+                    "usage": usage,
+                },
+                prompt_tokens=prompt_tokens,
+                completion_tokens=completion_tokens,
+                cost=cost,
+            )
         with contextlib.suppress(Exception):
             await agen.aclose()  # type: ignore[attr-defined]  # adapters return async generators

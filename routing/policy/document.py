@@ -32,6 +32,8 @@ import yaml
 from aura.errors import DomainError
 from aura.parsers import check_tree
 from routing import engine
+from routing.cache.config import DEFAULTS as CACHE_DEFAULTS
+from routing.cache.config import CacheConfigError, clean_cache
 
 OBJECTIVE_NAMES = (*engine.OBJECTIVES, "custom")
 WEIGHT_NAMES = ("quality", "cost", "latency")
@@ -67,6 +69,7 @@ DEFAULTS: Mapping[str, Any] = {
     "aliases": {},
     "budgets": {},
     "rate_limits": {},
+    "cache": dict(CACHE_DEFAULTS),
 }
 EDITABLE_FIELDS = tuple(DEFAULTS)
 # Key order of an exported entry: what a reader looks for first (spend) comes first.
@@ -268,6 +271,11 @@ def clean_policy(
             cleaned[key] = _budgets(value, f)
         elif key == "rate_limits":
             cleaned[key] = _rate_limits(value, f)
+        elif key == "cache":
+            try:
+                cleaned[key] = clean_cache(value, f)
+            except CacheConfigError as exc:
+                raise PolicyError(exc.message, param=exc.param) from None
     return cleaned
 
 
@@ -309,7 +317,11 @@ def merge_policy(
                 state[key] = _copy(current[key])
     else:
         state = {k: _copy(v) for k, v in current.items()}
-    state.update({k: _copy(v) for k, v in changes.items()})
+    state.update({k: _copy(v) for k, v in changes.items() if k != "cache"})
+    if "cache" in changes:
+        # A partial cache block changes only the settings it names (a PUT starts from the
+        # defaults, a PATCH from the stored ones).
+        state["cache"] = {**CACHE_DEFAULTS, **state.get("cache", {}), **changes["cache"]}
     if "weights" in changes and "objective" not in changes:
         state["objective"] = "custom"
     if replace and state["objective"] == "custom" and "weights" not in changes:

@@ -30,6 +30,7 @@ _PLAIN_FIELDS = (
     "hedge_k",
     "aliases",
     "rate_limits",
+    "cache",
     "allow_private_base_urls",
 )
 
@@ -53,6 +54,7 @@ def policy_state(policy: RoutingPolicy) -> dict[str, Any]:
     state["denied_providers"] = list(state["denied_providers"] or [])
     state["denied_models"] = list(state["denied_models"] or [])
     state["aliases"] = dict(state["aliases"] or {})
+    state["cache"] = {**document.DEFAULTS["cache"], **(policy.cache or {})}
     state["budgets"] = budgets_policy_map(tenant_id=policy.tenant_id)
     return state
 

@@ -28,6 +28,9 @@ LAYERS: dict[str, int] = {
     "routing.engine": 2,
     "routing.catalog": 2,
     "routing.policy": 2,
+    "routing.cache": 2,
+    "routing.cache.api": 4,  # stats read billing's usage records; lookups use the gateway's key
+    "routing.cache.urls": 4,
     "billing": 3,
     "routing": 4,  # the gateway, the router API and selectors, policy services and views
     "routing.policy.services": 4,  # a policy write also writes its budgets (billing)

@@ -64,3 +64,15 @@ def test_it_keeps_an_existing_admin_and_does_not_reset_the_password(django_user_
     assert django_user_model.objects.get(username="admin").check_password("my-own-pw")
     assert "(shown once; reset" not in out
     assert re.search(r"demo key:\s+aura-", out)
+
+
+def test_the_demo_tenant_caches_and_a_rerun_keeps_what_its_admin_chose():
+    from routing.models import RoutingPolicy
+
+    run()
+    policy = RoutingPolicy.objects.get(tenant__slug="demo")
+    assert policy.cache["mode"] == "exact"
+    policy.cache = {**policy.cache, "mode": "off"}
+    policy.save()
+    run()
+    assert RoutingPolicy.objects.get(tenant__slug="demo").cache["mode"] == "off"

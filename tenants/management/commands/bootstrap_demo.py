@@ -22,9 +22,15 @@ class Command(BaseCommand):
         url = settings.AURA_PUBLIC_URL
         user_model = get_user_model()
         with transaction.atomic():
-            tenant = Tenant.objects.filter(slug="demo").first() or tenant_create(
-                name="Demo", slug="demo", contact_emails=["admin@example.com"]
-            )
+            tenant = Tenant.objects.filter(slug="demo").first()
+            if tenant is None:
+                tenant = tenant_create(
+                    name="Demo", slug="demo", contact_emails=["admin@example.com"]
+                )
+                # The demo shows the response cache; a new tenant's default is off.
+                from routing.policy.services import policy_update
+
+                policy_update(tenant=tenant, changes={"cache": {"mode": "exact"}}, source="demo")
             admin = user_model.objects.filter(username="admin").first()
             password = None
             if admin is None:

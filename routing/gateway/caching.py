@@ -1,0 +1,196 @@
+"""The gateway's side of the response cache (routing.cache): look up before planning,
+answer a hit (JSON or a replayed SSE stream) and record it, store a good answer after it
+was sent.
+
+A hit is recorded like any request, with ``cache_status`` (exact / semantic), cost 0, and
+``cache_savings_usd``, what the original call cost; it takes no budget reservation and
+calls no provider. Trouble with the cache (Redis down, a bad entry) is a miss, never an
+error. Clients opt out per request: ``Cache-Control: no-cache`` skips the lookup,
+``no-store`` the write; ``x-aura-cache-ttl`` shortens the TTL.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from decimal import Decimal
+from typing import Any
+
+from aura import background
+from aura.redis import async_client
+from routing.cache import exact, replay
+from routing.cache.keys import CacheKey, cache_key, model_scope
+from routing.gateway import execution
+from routing.gateway.accounting import usage_record
+from routing.gateway.context import RoutingContext
+from routing.gateway.framing import JSON_CONTENT, Request, Send, header_text
+from tenants.auth import KeyPrincipal
+
+log = logging.getLogger("aura.gateway.cache")
+
+# An answer is stored only when the model finished on its own.
+STORABLE_FINISH = frozenset({"stop", "tool_calls"})
+
+
+def _directives(req: Request) -> set[str]:
+    raw = req.headers.get("cache-control", "")
+    return {part.strip().lower().split("=", 1)[0] for part in raw.split(",") if part.strip()}
+
+
+def key_for(ctx: RoutingContext, body: dict[str, Any]) -> CacheKey | None:
+    """The cache key of a validated chat body, or None when its tenant does not cache (or
+    the request cannot be: several choices)."""
+    if not ctx.cache.enabled or body.get("n", 1) != 1:
+        return None
+    model = body["model"]
+    scope = model_scope(
+        model,
+        resolved_by_policy=model == "auto" or model in ctx.policy.aliases,
+        policy_version=ctx.policy_version,
+    )
+    return cache_key(body, tenant_id=ctx.tenant_id, model=scope)
+
+
+def prepare(req: Request, ctx: RoutingContext, body: dict[str, Any]) -> None:
+    req.cache_key = key_for(ctx, body)
+
+
+async def answer_from_cache(
+    req: Request, send: Send, principal: KeyPrincipal, body: dict[str, Any]
+) -> bool:
+    """Serve the request from the cache if it can; True when it did."""
+    key = req.cache_key
+    if key is None or "no-cache" in _directives(req):
+        return False
+    try:
+        entry = await exact.lookup(async_client(), principal.tenant_id, key.exact)
+    except Exception:
+        log.warning("cache lookup failed; treating as a miss", exc_info=True)
+        return False
+    if entry is None:
+        return False
+    await _send_hit(req, send, principal, body, entry, kind="exact", similarity=None)
+    return True
+
+
+async def _send_hit(
+    req: Request,
+    send: Send,
+    principal: KeyPrincipal,
+    body: dict[str, Any],
+    entry: dict[str, Any],
+    *,
+    kind: str,
+    similarity: float | None,
+) -> None:
+    stream = bool(body.get("stream"))
+    overhead = (time.perf_counter() - req.started) * 1000
+    headers = [
+        (b"x-aura-request-id", req.request_id.encode()),
+        (b"x-aura-provider", header_text(entry.get("provider", ""))),
+        (b"x-aura-model", header_text(entry.get("model_id", ""))),
+        (b"x-aura-cost-usd", b"0"),
+        (b"x-aura-cache", kind.encode()),
+        (b"x-aura-overhead-ms", f"{overhead:.2f}".encode()),
+        (b"x-aura-fallbacks", b"0"),
+    ]
+    if similarity is not None:
+        headers.append((b"x-aura-cache-similarity", f"{similarity:.4f}".encode()))
+    # Recorded before the answer goes out, like every request: a client that leaves
+    # mid-send still shows in usage.
+    usage_record(
+        req,
+        principal,
+        kind="chat",
+        outcome=execution.Outcome(),
+        status="ok",
+        http_status=200,
+        prompt_tokens=int(entry.get("prompt_tokens") or 0),
+        completion_tokens=int(entry.get("completion_tokens") or 0),
+        cost=Decimal(0),
+        stream=stream,
+        cache_status=kind,
+        cache_savings=Decimal(str(entry.get("cost_usd") or 0)),
+        served=(entry.get("provider", ""), entry.get("model_id", ""), None),
+    )
+    response = entry["response"]
+    if not stream:
+        payload = json.dumps(replay.completion(response)).encode()
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 200,
+                "headers": [
+                    JSON_CONTENT,
+                    (b"content-length", str(len(payload)).encode()),
+                    *headers,
+                ],
+            }
+        )
+        await send({"type": "http.response.body", "body": payload})
+        return
+    await send(
+        {
+            "type": "http.response.start",
+            "status": 200,
+            "headers": [
+                (b"content-type", b"text/event-stream; charset=utf-8"),
+                (b"cache-control", b"no-cache"),
+                (b"x-accel-buffering", b"no"),
+                *headers,
+            ],
+        }
+    )
+    include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
+    await send(
+        {
+            "type": "http.response.body",
+            "body": b"".join(replay.stream_events(response, include_usage=include_usage)),
+        }
+    )
+
+
+def _ttl(req: Request, ctx: RoutingContext) -> int:
+    ttl = ctx.cache.ttl_seconds
+    asked = req.headers.get("x-aura-cache-ttl", "").strip()
+    if asked.isdigit() and int(asked) > 0:
+        ttl = min(ttl, int(asked))
+    return ttl
+
+
+def store_later(
+    req: Request,
+    ctx: RoutingContext,
+    target: Any,
+    response: dict[str, Any],
+    *,
+    prompt_tokens: int,
+    completion_tokens: int,
+    cost: Decimal,
+) -> None:
+    """Store a good answer in the background (after it was sent; never on the hot path)."""
+    key = req.cache_key
+    if key is None or "no-store" in _directives(req):
+        return
+    choices = response.get("choices") or ()
+    if len(choices) != 1 or choices[0].get("finish_reason") not in STORABLE_FINISH:
+        return
+    value = exact.encode_entry(
+        model=key.model,
+        provider=target.provider,
+        model_id=target.model_id,
+        response=response,
+        prompt_tokens=prompt_tokens,
+        completion_tokens=completion_tokens,
+        cost_usd=cost,
+    )
+    ttl = _ttl(req, ctx)
+
+    async def write() -> None:
+        try:
+            await exact.store(async_client(), ctx.tenant_id, key.exact, value, ttl)
+        except Exception:
+            log.warning("cache store failed", exc_info=True)
+
+    background.detach(write())
