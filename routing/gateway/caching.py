@@ -173,7 +173,7 @@ def store_later(
     key = req.cache_key
     if key is None or "no-store" in _directives(req):
         return
-    choices = response.get("choices") or ()
+    choices: list[Any] = response.get("choices") or []
     if len(choices) != 1 or choices[0].get("finish_reason") not in STORABLE_FINISH:
         return
     value = exact.encode_entry(
