@@ -4,6 +4,7 @@
 #
 #   bench/run_aura.sh [LABEL] [extra uvicorn args]      e.g. REPS=1 bench/run_aura.sh
 #   BUDGETS=on bench/run_aura.sh aura-budgets   # every request reserves on 2 budgets
+#   CACHE=exact bench/run_aura.sh aura-cache    # repeated requests: every one after the first a hit
 #
 # AURA's own Postgres and Redis (embedded, in var/bench) are started first, outside the
 # measured process tree, unpinned; auth, routing and usage records are all on.
@@ -22,7 +23,8 @@ mkdir -p var
 set -a; . var/bench.env; set +a
 export AURA_EMBEDDED_DB=1 LOG_LEVEL=WARNING
 "$PY" manage.py migrate --noinput -v 0
-"$PY" manage.py bench_setup --key "$KEY" --port "${UP_PORT:-9100}" --budgets "${BUDGETS:-off}"
+"$PY" manage.py bench_setup --key "$KEY" --port "${UP_PORT:-9100}" --budgets "${BUDGETS:-off}" \
+  --cache "${CACHE:-off}"
 
 GW_API_KEY=$KEY GW_MODEL=fake-gpt GW_MODEL_500=fake-gpt-500 GW_MODEL_429=fake-gpt-429 \
 GW_VERSION="aura $(git -C "$ROOT" rev-parse --short HEAD)" \

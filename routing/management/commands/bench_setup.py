@@ -31,6 +31,12 @@ class Command(BaseCommand):
             default="off",
             help="on: day and month block budgets (never reached) so every request reserves",
         )
+        parser.add_argument(
+            "--cache",
+            choices=["off", "exact", "semantic"],
+            default="off",
+            help="the bench tenant's response cache (exact: repeated requests are hits)",
+        )
 
     def handle(self, *args: Any, **opts: Any) -> None:
         parsed = parse_key(opts["key"])
@@ -78,7 +84,8 @@ class Command(BaseCommand):
         # The fault check asks for fake-gpt-500 and expects the healthy fake-gpt to answer:
         # the bench tenant lets named models fall back to any model (the default is not to).
         RoutingPolicy.objects.update_or_create(
-            tenant=tenant, defaults={"model_fallback": "any_model"}
+            tenant=tenant,
+            defaults={"model_fallback": "any_model", "cache": {"mode": opts["cache"]}},
         )
         from billing.models import Budget
         from routing.changes import config_changed
