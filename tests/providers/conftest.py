@@ -9,7 +9,7 @@ import pytest
 from aura.http import aclose_client
 from routing.providers import get_adapter
 from routing.providers.base import Adapter, ProviderTarget, Timeouts
-from tests.fakes.upstreams import FAKES, FakeUpstream
+from tests.fakes.server import FAKES, FakeUpstream
 
 API_KEY = "sk-test-secret-key-0123456789"
 FAST = Timeouts(connect=2.0, first_byte=5.0, total=10.0)

@@ -17,7 +17,7 @@ from routing.context import build_context
 from routing.credentials import CATALOG_PATH
 from routing.models import Provider, ProviderEndpoint
 from tenants.models import Tenant
-from tests.fakes.upstreams import FakeOllama
+from tests.fakes.server import FakeOllama
 
 
 def run(*args: str) -> str:
