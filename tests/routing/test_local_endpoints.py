@@ -17,7 +17,7 @@ from routing.context import build_context
 from routing.credentials import CATALOG_PATH
 from routing.models import Provider, ProviderEndpoint
 from tenants.models import Tenant
-from tests.fakes.server import FakeOllama
+from tests.fakes.ollama import FakeOllama
 
 
 def run(*args: str) -> str:
