@@ -193,7 +193,15 @@ class FakeAnthropic(FakeUpstream):
 
     def models_body(self) -> Any:
         return {
-            "data": [{"type": "model", "id": "fake-ok", "display_name": "Fake"}],
+            "data": [
+                {
+                    "type": "model",
+                    "id": "fake-ok",
+                    "display_name": "Fake",
+                    "created_at": "2025-02-19T00:00:00Z",
+                    "lifecycle": "active",
+                }
+            ],
             "has_more": False,
             "first_id": "fake-ok",
             "last_id": "fake-ok",

@@ -83,6 +83,7 @@ class FakeGemini(FakeUpstream):
                 "@type": "type.googleapis.com/google.rpc.ErrorInfo",
                 "reason": "API_KEY_INVALID",
                 "domain": "googleapis.com",
+                "metadata": {"service": "generativelanguage.googleapis.com"},
             }
             return self._error(
                 400, "INVALID_ARGUMENT", "API key not valid. Please pass a valid API key.", [detail]
@@ -186,7 +187,6 @@ class FakeGemini(FakeUpstream):
         if answer.tool_name:
             # Gemini sends a function call whole, in one event.
             return [
-                event([]),
                 event(self._parts(answer)),
                 event([{"text": ""}], self._finish(answer)),
             ]

@@ -136,6 +136,10 @@ class FakeOpenAI(FakeUpstream):
                 f"b64 {base64.b64encode(key.encode()).decode()})",
             ),
         }[scenario]
+        if ex is not None and ex.path.startswith("/openai/") and code is None:
+            # Azure's error schema (inference.json `errorBase`) makes `code` a string; for a
+            # bare status Azure sends the number, e.g. "429".
+            code = str(status)
         body = {"error": {"message": message, "type": etype, "param": None, "code": code}}
         return body, retry_headers(status)
 
