@@ -19,7 +19,10 @@ from rest_framework.test import APIClient
 from tenants.auth import api_key_cache_forget
 from tenants.models import ApiKey, Role, Tenant
 from tenants.services import api_key_create, membership_add, tenant_create
-from tests.fakes.upstreams import FakeAnthropic, FakeGemini, FakeOllama, FakeOpenAI
+from tests.fakes.anthropic import FakeAnthropic
+from tests.fakes.gemini import FakeGemini
+from tests.fakes.ollama import FakeOllama
+from tests.fakes.openai import FakeOpenAI
 from tests.gateway.conftest import LiveServer
 
 

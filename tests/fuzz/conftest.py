@@ -29,7 +29,7 @@ from routing.models import Provider, RoutingOutcome, RoutingPolicy
 from tenants.auth import api_key_cache_forget
 from tenants.models import Role, Tenant
 from tenants.services import api_key_create, membership_add, tenant_create
-from tests.fakes.upstreams import Exchange, _Handler
+from tests.fakes.server import Exchange, _Handler
 from tests.fuzz.cases import Case, Outcome, Sender, Violation
 from tests.gateway.conftest import (
     LiveServer,

@@ -29,7 +29,8 @@ from routing.models import CatalogModel, Provider, ProviderEndpoint, RoutingPoli
 from tenants.auth import api_key_cache_forget
 from tenants.models import ApiKey, Tenant
 from tenants.services import api_key_create, tenant_create
-from tests.fakes.upstreams import Exchange, FakeOpenAI
+from tests.fakes.openai import FakeOpenAI
+from tests.fakes.server import Exchange
 
 CHAT_CAPS = ["chat", "tools", "json", "streaming", "vision"]
 # Prices per 1M tokens, chosen so hand-computed costs are exact decimals.

@@ -19,7 +19,8 @@ import httpx
 import pytest
 
 from routing.engine import classify
-from tests.fakes.upstreams import Exchange, FakeOpenAI
+from tests.fakes.openai import FakeOpenAI
+from tests.fakes.server import Exchange
 from tests.gateway.conftest import add_model, add_provider
 
 HOLD_SECONDS = 5.0  # how long the fake holds a connection the gateway does not close

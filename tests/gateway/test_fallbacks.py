@@ -1,6 +1,6 @@
 """Retries on the same model and fallbacks to the next plan step, as a client sees them.
 
-Fake token rules (tests/fakes/upstreams.py): prompt = 10 + words of every message text,
+Fake token rules (tests/fakes/scenarios.py): prompt = 10 + words of every message text,
 completion = words of "fake reply: <last user words>". Prices: $2 in / $8 out per 1M.
 Every provider endpoint from conftest has max_retries=1 (two attempts per plan step).
 """

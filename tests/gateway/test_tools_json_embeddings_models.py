@@ -15,7 +15,7 @@ from decimal import Decimal
 import openai
 import pytest
 
-from tests.fakes.upstreams import fake_embedding
+from tests.fakes.scenarios import fake_embedding
 from tests.gateway.conftest import add_model, add_provider
 
 PROVIDERS = ["fakeai", "fakeclaude", "fakegemini", "fakellama"]

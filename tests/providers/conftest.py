@@ -9,10 +9,23 @@ import pytest
 from aura.http import aclose_client
 from routing.providers import get_adapter
 from routing.providers.base import Adapter, ProviderTarget, Timeouts
-from tests.fakes.upstreams import FAKES, FakeUpstream
+from tests.fakes.anthropic import FakeAnthropic
+from tests.fakes.azure import FakeAzureOpenAI
+from tests.fakes.gemini import FakeGemini
+from tests.fakes.ollama import FakeOllama
+from tests.fakes.openai import FakeOpenAI
+from tests.fakes.server import FakeUpstream
 
 API_KEY = "sk-test-secret-key-0123456789"
 FAST = Timeouts(connect=2.0, first_byte=5.0, total=10.0)
+# The fake speaking each adapter's wire format, by the adapter registry's kind.
+FAKES: dict[str, type[FakeUpstream]] = {
+    "openai": FakeOpenAI,
+    "azure": FakeAzureOpenAI,
+    "anthropic": FakeAnthropic,
+    "gemini": FakeGemini,
+    "ollama": FakeOllama,
+}
 
 
 @pytest.fixture

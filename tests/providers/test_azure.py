@@ -3,7 +3,7 @@ from __future__ import annotations
 import pytest
 
 from routing.providers.azure import DEFAULT_API_VERSION
-from tests.fakes.upstreams import fake_embedding
+from tests.fakes.scenarios import fake_embedding
 from tests.providers.conftest import API_KEY, Wire, collect
 
 pytestmark = pytest.mark.anyio

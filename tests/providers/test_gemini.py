@@ -6,7 +6,7 @@ import pytest
 
 from routing.providers.base import ProviderError
 from routing.providers.gemini import from_gemini, gemini_error, to_gemini
-from tests.fakes.upstreams import fake_embedding
+from tests.fakes.scenarios import fake_embedding
 from tests.providers.conftest import API_KEY, WEATHER_TOOL, Wire, collect
 
 pytestmark = pytest.mark.anyio

@@ -6,7 +6,7 @@ import pytest
 
 from aura.http import aclose_client, get_client, open_stream, request_json
 from routing.providers.base import ProviderError, Timeouts
-from tests.fakes.upstreams import FakeUpstream
+from tests.fakes.server import FakeUpstream
 
 pytestmark = pytest.mark.anyio
 

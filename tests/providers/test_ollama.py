@@ -6,7 +6,7 @@ import pytest
 
 from routing.providers.base import ProviderError, ProviderTarget
 from routing.providers.ollama import to_ollama
-from tests.fakes.upstreams import fake_embedding
+from tests.fakes.scenarios import fake_embedding
 from tests.providers.conftest import WEATHER_TOOL, Wire, collect
 
 pytestmark = pytest.mark.anyio

@@ -17,7 +17,7 @@ from routing.catalog.services import CATALOG_PATH
 from routing.gateway.context import build_context
 from routing.models import Provider, ProviderEndpoint
 from tenants.models import Tenant
-from tests.fakes.upstreams import FakeOllama
+from tests.fakes.ollama import FakeOllama
 
 
 def run(*args: str) -> str:
