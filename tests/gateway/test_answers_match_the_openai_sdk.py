@@ -127,3 +127,23 @@ def test_the_error_event_ending_a_cut_stream_is_a_strict_sdk_error_object(gw):
     *chunks, last = payloads
     assert chunk_problems(chunks) == []
     assert sdk_problems(ErrorBody, json.loads(last)) == []
+
+
+@pytest.mark.parametrize("provider", PROVIDERS)
+def test_answers_replayed_from_the_cache_parse_strictly(gw, provider):
+    from tests.gateway.test_cache_exact import _stored
+
+    add_model(gw.providers[provider], "fake-ok")
+    gw.policy(cache={"mode": "exact"})
+    body = {"model": "fake-ok", "messages": HELLO}
+    first = post(gw, "/v1/chat/completions", body)
+    assert _stored(gw.tenant.pk, 1) == 1
+    hit = post(gw, "/v1/chat/completions", body)
+    assert hit.headers["x-aura-cache"] == "exact"
+    assert sdk_problems(ChatCompletion, hit.json()) == []
+    assert hit.json()["choices"] == first.json()["choices"]
+    for options in ({}, {"stream_options": {"include_usage": True}}):
+        payloads = stream_payloads(gw, {**body, **options})
+        assert payloads[-1] == "[DONE]"
+        assert chunk_problems(payloads[:-1]) == []
+        assert bool(json.loads(payloads[-2]).get("usage")) == bool(options)
