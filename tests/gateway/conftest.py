@@ -13,7 +13,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import openai
 import pytest
@@ -30,6 +30,9 @@ from tenants.auth import api_key_cache_forget
 from tenants.models import ApiKey, Tenant
 from tenants.services import api_key_create, tenant_create
 from tests.fakes.upstreams import Exchange, FakeOpenAI
+
+if TYPE_CHECKING:
+    from tests.gateway.processes import GatewayProcess
 
 CHAT_CAPS = ["chat", "tools", "json", "streaming", "vision"]
 # Prices per 1M tokens, chosen so hand-computed costs are exact decimals.
@@ -239,6 +242,35 @@ def gw(live_gateway: LiveServer, fakes: dict[str, Any], transactional_db: Any) -
     live_gateway.drain()
     cache.clear()
     api_key_cache_forget()
+
+
+@pytest.fixture(scope="module")
+def two_gateways(django_db_setup: Any) -> Iterator[tuple[GatewayProcess, GatewayProcess]]:
+    """Two real gateway processes (uvicorn subprocesses) on the test database and Redis,
+    started once per module. Tests that use them need real commits (``gw`` does that) and
+    must wait for the records they cause before they end (the tables are emptied after)."""
+    # Imported here: processes.py reaches tests.conftest, which imports this module.
+    from tests.gateway.processes import gateway_processes
+
+    with gateway_processes(2) as (a, b):
+        yield a, b
+
+
+@pytest.fixture
+def pair(gw: Env, two_gateways: tuple[GatewayProcess, GatewayProcess]) -> Iterator[Any]:
+    """The two gateway processes, for one test on ``gw``'s tenant; afterwards, waits until
+    their usage records are all written (no new row for a while), so none arrives after
+    the tables are emptied."""
+    yield two_gateways
+    seen, quiet_since = -1, time.monotonic()
+    deadline = quiet_since + 10
+    while time.monotonic() < deadline:
+        count = UsageRecord.objects.count()
+        if count != seen:
+            seen, quiet_since = count, time.monotonic()
+        elif time.monotonic() - quiet_since > 0.3:
+            break
+        time.sleep(0.05)
 
 
 def run(coro: Any) -> Any:
