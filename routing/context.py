@@ -10,6 +10,7 @@ workers within about a second, and within ``CONTEXT_TTL`` even if Redis is unrea
 from __future__ import annotations
 
 import logging
+import secrets
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -331,7 +332,12 @@ cache = ContextCache()
 def _publish_change() -> None:
     cache.clear()
     try:
-        sync_client().incr(VERSION_KEY)
+        client = sync_client()
+        # A counter Redis lost would restart at 1 and could climb back to the version a
+        # process last saw, which would then miss changes until CONTEXT_TTL: restart it at
+        # a random point instead.
+        client.set(VERSION_KEY, secrets.randbelow(10**12), nx=True)
+        client.incr(VERSION_KEY)
     except Exception:
         log.warning("config change not published (Redis); workers catch up in %ss", CONTEXT_TTL)
 
