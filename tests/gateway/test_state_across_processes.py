@@ -70,6 +70,37 @@ async def _fire(requests: list[tuple[GatewayProcess, dict[str, Any]]], key: str)
         )
 
 
+# --------------------------------------------------------------------------- usage
+
+
+# First in the module, while both processes are fresh and number their records in step:
+# that is where record ids that were not unique across processes would collide.
+def test_the_usage_records_of_both_processes_add_up(gw, pair) -> None:
+    a, b = pair
+    add_model(gw.providers["fakeai"], "fake-ok")  # $2 in / $8 out per 1M tokens
+    admin = _admin(gw)
+    served = []
+    for words in range(1, 5):  # different sizes, so different costs
+        for gp in (a, b):
+            answer = _chat(gp, gw.plaintext, messages=[{"role": "user", "content": "w " * words}])
+            assert answer.status_code == 200
+            served.append(answer)
+    ids = {r.headers["x-aura-request-id"] for r in served}
+    cost = sum(Decimal(r.headers["x-aura-cost-usd"]) for r in served)
+    assert len(ids) == 8 and cost > 0
+
+    rows = gw.usage(8)
+    assert {r.request_id for r in rows} == ids
+    assert sum(r.cost_usd for r in rows) == cost
+
+    listed = _api(b, "GET", "/usage", admin, params={"limit": 1000}).json()["results"]
+    assert {r["request_id"] for r in listed} == ids
+    assert sum(Decimal(str(r["cost_usd"])) for r in listed) == cost
+    totals = _api(a, "GET", "/spend/summary", admin).json()["totals"]
+    assert totals["requests"] == 8
+    assert Decimal(str(totals["cost_usd"])) == cost
+
+
 # --------------------------------------------------------------------------- configuration
 
 
@@ -238,32 +269,3 @@ def test_a_rate_limit_is_shared_by_both_processes(gw, pair) -> None:
     assert all(int(r.headers["retry-after"]) >= 1 for r in refused)
     assert len(gw.fakes["openai"].calls) == 5
     assert len(gw.usage(14)) == 14
-
-
-# --------------------------------------------------------------------------- usage
-
-
-def test_the_usage_records_of_both_processes_add_up(gw, pair) -> None:
-    a, b = pair
-    add_model(gw.providers["fakeai"], "fake-ok")  # $2 in / $8 out per 1M tokens
-    admin = _admin(gw)
-    served = []
-    for words in range(1, 5):  # different sizes, so different costs
-        for gp in (a, b):
-            answer = _chat(gp, gw.plaintext, messages=[{"role": "user", "content": "w " * words}])
-            assert answer.status_code == 200
-            served.append(answer)
-    ids = {r.headers["x-aura-request-id"] for r in served}
-    cost = sum(Decimal(r.headers["x-aura-cost-usd"]) for r in served)
-    assert len(ids) == 8 and cost > 0
-
-    rows = gw.usage(8)
-    assert {r.request_id for r in rows} == ids
-    assert sum(r.cost_usd for r in rows) == cost
-
-    listed = _api(b, "GET", "/usage", admin, params={"limit": 1000}).json()["results"]
-    assert {r["request_id"] for r in listed} == ids
-    assert sum(Decimal(str(r["cost_usd"])) for r in listed) == cost
-    totals = _api(a, "GET", "/spend/summary", admin).json()["totals"]
-    assert totals["requests"] == 8
-    assert Decimal(str(totals["cost_usd"])) == cost
