@@ -182,7 +182,7 @@ def test_reencrypt_moves_what_it_can_and_names_what_it_cannot(
     assert not crypto.needs_reencrypt(good.ciphertext)
 
 
-def _published_version() -> bytes | None:
+def _published_version() -> Any:
     """What every gateway process watches for configuration changes (routing.context)."""
     return sync_client().get(VERSION_KEY)
 
