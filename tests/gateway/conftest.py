@@ -26,7 +26,7 @@ from routing.breaker import breakers, stats
 from routing.context import cache
 from routing.credentials import credential_create
 from routing.models import CatalogModel, Provider, ProviderEndpoint, RoutingPolicy
-from tenants.auth import api_key_cache_forget
+from tenants.auth import api_key_cache_forget, resolver
 from tenants.models import ApiKey, Tenant
 from tenants.services import api_key_create, tenant_create
 from tests.fakes.upstreams import Exchange, FakeOpenAI
@@ -206,14 +206,19 @@ def vllm_server() -> Iterator[FakeVllm]:
 
 
 def reset_health() -> None:
-    """Forget what the gateway learnt about providers: Redis (breakers, budgets, limits),
-    this process's breaker view, latency stats and overrun margins."""
+    """Forget what the gateway learnt about providers: Redis (breakers, budgets, limits,
+    change counters), this process's breaker view, latency stats and overrun margins."""
     sync_client().flushdb()
     breakers._open_until.clear()
     breakers._pending_ok.clear()
     breakers._refreshed_at = float("-inf")
     stats.latency_ms.clear()
     overruns.clear()
+    # The change counters went with the flush: the next request takes the versions as it
+    # finds them, rather than as changes since the ones it saw before (which would drop
+    # this process's caches at a moment that depends on timing).
+    cache._version, cache._checked_at = None, float("-inf")
+    resolver._version, resolver._checked_at = None, float("-inf")
 
 
 def reset_runtime(fakes: dict[str, Any]) -> None:

@@ -90,10 +90,12 @@ def test_the_usage_records_of_both_processes_add_up(gw, pair) -> None:
     assert len(ids) == 8 and cost > 0
 
     rows = gw.usage(8)
+    assert len(rows) == 8
     assert {r.request_id for r in rows} == ids
     assert sum(r.cost_usd for r in rows) == cost
 
     listed = _api(b, "GET", "/usage", admin, params={"limit": 1000}).json()["results"]
+    assert len(listed) == 8
     assert {r["request_id"] for r in listed} == ids
     assert sum(Decimal(str(r["cost_usd"])) for r in listed) == cost
     totals = _api(a, "GET", "/spend/summary", admin).json()["totals"]
