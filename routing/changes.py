@@ -10,6 +10,7 @@ reaches all workers within about a second, and within the context TTL if Redis i
 from __future__ import annotations
 
 import logging
+import secrets
 from collections.abc import Callable
 
 from aura.redis import sync_client
@@ -30,7 +31,12 @@ def _publish_change() -> None:
     for listener in _listeners:
         listener()
     try:
-        sync_client().incr(VERSION_KEY)
+        client = sync_client()
+        # A counter Redis lost would restart at 1 and could climb back to the version a
+        # process last saw, which would then miss changes until the context TTL: restart it
+        # at a random point instead.
+        client.set(VERSION_KEY, secrets.randbelow(10**12), nx=True)
+        client.incr(VERSION_KEY)
     except Exception:
         log.warning("config change not published (Redis); workers catch up within the TTL")
 

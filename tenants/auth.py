@@ -24,6 +24,7 @@ import hmac
 import ipaddress
 import logging
 import math
+import secrets
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -49,9 +50,14 @@ FAILURES_KEY = "aura:authfail"
 log = logging.getLogger(__name__)
 
 # Atomically: next version, remember what changed under it, keep the log short.
+# ARGV[1]: where a counter Redis lost restarts (random: restarting at 1, it could climb back
+# to the version a process last saw, which would then miss changes until the cache TTL).
+# Below 10**12, so that Lua still writes the version into a member as digits (from 10**14
+# it writes "1.2e+14").
 _PUBLISH = f"""
+if redis.call('EXISTS', KEYS[1]) == 0 then redis.call('SET', KEYS[1], ARGV[1]) end
 local v = redis.call('INCR', KEYS[1])
-for i = 1, #ARGV do redis.call('ZADD', KEYS[2], v, v .. ':' .. ARGV[i]) end
+for i = 2, #ARGV do redis.call('ZADD', KEYS[2], v, v .. ':' .. ARGV[i]) end
 redis.call('ZREMRANGEBYRANK', KEYS[2], 0, -1 - {AUTH_CHANGES_KEPT})
 return v
 """
@@ -468,7 +474,9 @@ def api_keys_changed(*, prefixes: Iterable[str] = (), tenant_ids: Iterable[int] 
         from aura.redis import sync_client
 
         try:
-            sync_client().eval(_PUBLISH, 2, AUTH_VERSION_KEY, AUTH_CHANGES_KEY, *changes)
+            sync_client().eval(
+                _PUBLISH, 2, AUTH_VERSION_KEY, AUTH_CHANGES_KEY, secrets.randbelow(10**12), *changes
+            )
         except Exception:
             log.warning(
                 "API key change not published (Redis); other processes catch up within %ss",

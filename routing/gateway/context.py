@@ -281,10 +281,17 @@ class ContextCache:
                 log.warning("config version check failed; using cached routing context")
         ctx = self._fresh(tenant_id)
         if ctx is None:
+            version = self._version
             ctx = await sync_to_async(releasing_connection(build_context))(tenant_id)
-            ctx.built_at = self.clock()
-            self._contexts[tenant_id] = ctx
+            self._keep(ctx, version)
         return ctx
+
+    def _keep(self, ctx: RoutingContext, version: int | None) -> None:
+        ctx.built_at = self.clock()
+        # A change seen (by a concurrent request) while this was built may postdate what it
+        # read: keeping it would serve the old configuration until CONTEXT_TTL.
+        if self._version == version:
+            self._contexts[ctx.tenant_id] = ctx
 
     def get(self, tenant_id: int) -> RoutingContext:
         try:
@@ -293,9 +300,9 @@ class ContextCache:
             log.warning("config version check failed; using cached routing context")
         ctx = self._fresh(tenant_id)
         if ctx is None:
+            version = self._version
             ctx = build_context(tenant_id)
-            ctx.built_at = self.clock()
-            self._contexts[tenant_id] = ctx
+            self._keep(ctx, version)
         return ctx
 
 

@@ -13,7 +13,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import openai
 import pytest
@@ -26,11 +26,14 @@ from routing.gateway.breaker import breakers, stats
 from routing.gateway.context import cache
 from routing.gateway.guard import overruns
 from routing.models import CatalogModel, Provider, ProviderEndpoint, RoutingPolicy
-from tenants.auth import api_key_cache_forget
+from tenants.auth import api_key_cache_forget, resolver
 from tenants.models import ApiKey, Tenant
 from tenants.services import api_key_create, tenant_create
 from tests.fakes.openai import FakeOpenAI
 from tests.fakes.server import Exchange
+
+if TYPE_CHECKING:
+    from tests.gateway.processes import GatewayProcess
 
 CHAT_CAPS = ["chat", "tools", "json", "streaming", "vision"]
 # Prices per 1M tokens, chosen so hand-computed costs are exact decimals.
@@ -204,14 +207,19 @@ def vllm_server() -> Iterator[FakeVllm]:
 
 
 def reset_health() -> None:
-    """Forget what the gateway learnt about providers: Redis (breakers, budgets, limits),
-    this process's breaker view, latency stats and overrun margins."""
+    """Forget what the gateway learnt about providers: Redis (breakers, budgets, limits,
+    change counters), this process's breaker view, latency stats and overrun margins."""
     sync_client().flushdb()
     breakers._open_until.clear()
     breakers._pending_ok.clear()
     breakers._refreshed_at = float("-inf")
     stats.latency_ms.clear()
     overruns.clear()
+    # The change counters went with the flush: the next request takes the versions as it
+    # finds them, rather than as changes since the ones it saw before (which would drop
+    # this process's caches at a moment that depends on timing).
+    cache._version, cache._checked_at = None, float("-inf")
+    resolver._version, resolver._checked_at = None, float("-inf")
 
 
 def reset_runtime(fakes: dict[str, Any]) -> None:
@@ -240,6 +248,35 @@ def gw(live_gateway: LiveServer, fakes: dict[str, Any], transactional_db: Any) -
     live_gateway.drain()
     cache.clear()
     api_key_cache_forget()
+
+
+@pytest.fixture(scope="module")
+def two_gateways(django_db_setup: Any) -> Iterator[tuple[GatewayProcess, GatewayProcess]]:
+    """Two real gateway processes (uvicorn subprocesses) on the test database and Redis,
+    started once per module. Tests that use them need real commits (``gw`` does that) and
+    must wait for the records they cause before they end (the tables are emptied after)."""
+    # Imported here: processes.py reaches tests.conftest, which imports this module.
+    from tests.gateway.processes import gateway_processes
+
+    with gateway_processes(2) as (a, b):
+        yield a, b
+
+
+@pytest.fixture
+def pair(gw: Env, two_gateways: tuple[GatewayProcess, GatewayProcess]) -> Iterator[Any]:
+    """The two gateway processes, for one test on ``gw``'s tenant; afterwards, waits until
+    their usage records are all written (no new row for a while), so none arrives after
+    the tables are emptied."""
+    yield two_gateways
+    seen, quiet_since = -1, time.monotonic()
+    deadline = quiet_since + 10
+    while time.monotonic() < deadline:
+        count = UsageRecord.objects.count()
+        if count != seen:
+            seen, quiet_since = count, time.monotonic()
+        elif time.monotonic() - quiet_since > 0.3:
+            break
+        time.sleep(0.05)
 
 
 def run(coro: Any) -> Any:

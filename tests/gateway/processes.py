@@ -9,8 +9,9 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
@@ -27,9 +28,18 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-@contextmanager
-def gateway_process() -> Iterator[tuple[subprocess.Popen[bytes], str, Path]]:
-    """Start one gateway process; yields (process, base URL, log file); stops it after."""
+@dataclass
+class GatewayProcess:
+    proc: subprocess.Popen[bytes]
+    url: str
+    log: Path
+
+    def output(self) -> str:
+        """The end of the process's log (for assertion messages)."""
+        return self.log.read_text(errors="replace")[-3000:]
+
+
+def _start() -> GatewayProcess:
     port = _free_port()
     env = {
         **os.environ,
@@ -61,25 +71,65 @@ def gateway_process() -> Iterator[tuple[subprocess.Popen[bytes], str, Path]]:
             stdout=out,
             stderr=subprocess.STDOUT,
         )
-    url = f"http://127.0.0.1:{port}"
+    return GatewayProcess(proc, f"http://127.0.0.1:{port}", log)
+
+
+def _wait_ready(gp: GatewayProcess, deadline: float) -> None:
+    while True:
+        try:
+            if httpx.get(f"{gp.url}/healthz", timeout=1).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        assert gp.proc.poll() is None, gp.output()
+        assert time.monotonic() < deadline, "gateway did not start"
+        time.sleep(0.1)
+
+
+def _stop(gp: GatewayProcess) -> None:
+    if gp.proc.poll() is None:
+        gp.proc.terminate()
+        try:
+            gp.proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            gp.proc.kill()
+            gp.proc.wait(timeout=5)
+    gp.log.unlink(missing_ok=True)
+
+
+@contextmanager
+def gateway_processes(n: int) -> Iterator[list[GatewayProcess]]:
+    """Start ``n`` gateway processes side by side; yields them once all answer; stops them."""
+    started: list[GatewayProcess] = []
     try:
+        for _ in range(n):
+            started.append(_start())
         deadline = time.monotonic() + 60
-        while True:
-            try:
-                if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            assert proc.poll() is None, log.read_text()[-3000:]
-            assert time.monotonic() < deadline, "gateway did not start"
-            time.sleep(0.1)
-        yield proc, url, log
+        for gp in started:
+            _wait_ready(gp, deadline)
+        yield started
     finally:
-        if proc.poll() is None:
-            proc.terminate()
-            try:
-                proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(timeout=5)
-        log.unlink(missing_ok=True)
+        for gp in started:
+            _stop(gp)
+
+
+@contextmanager
+def gateway_process() -> Iterator[tuple[subprocess.Popen[bytes], str, Path]]:
+    """Start one gateway process; yields (process, base URL, log file); stops it after."""
+    with gateway_processes(1) as (gp,):
+        yield gp.proc, gp.url, gp.log
+
+
+def poll_until(
+    request: Callable[[], httpx.Response], done: Callable[[httpx.Response], bool], seconds: float
+) -> tuple[float, httpx.Response]:
+    """Send ``request()`` every 50 ms until ``done`` says yes: (seconds it took, the answer).
+    Fails once ``seconds`` have passed."""
+    started = time.monotonic()
+    while True:
+        resp = request()
+        elapsed = time.monotonic() - started
+        if done(resp):
+            return elapsed, resp
+        assert elapsed < seconds, f"still {resp.status_code} after {elapsed:.2f} s: {resp.text}"
+        time.sleep(0.05)

@@ -14,6 +14,7 @@ import pytest
 
 from aura import crypto
 from aura.errors import DomainError
+from aura.redis import sync_client
 from routing.catalog.services import (
     CATALOG_PATH,
     base_url_check,
@@ -25,6 +26,7 @@ from routing.catalog.services import (
     credentials_reencrypt,
     endpoint_create,
 )
+from routing.changes import VERSION_KEY
 from routing.models import CatalogModel, Credential, Provider, ProviderEndpoint, RoutingPolicy
 from tenants.models import Tenant
 
@@ -39,14 +41,6 @@ def new_key() -> str:
 def field_keys(settings: Any) -> list[str]:
     settings.FIELD_ENCRYPTION_KEYS = [new_key()]
     return settings.FIELD_ENCRYPTION_KEYS
-
-
-@pytest.fixture(autouse=True)
-def config_changes(monkeypatch: pytest.MonkeyPatch) -> list[int]:
-    """Records each routing.changes.config_changed() call instead of publishing to Redis."""
-    calls: list[int] = []
-    monkeypatch.setattr("routing.changes.config_changed", lambda: calls.append(1))
-    return calls
 
 
 @pytest.fixture
@@ -188,14 +182,25 @@ def test_reencrypt_moves_what_it_can_and_names_what_it_cannot(
     assert not crypto.needs_reencrypt(good.ciphertext)
 
 
-def test_every_write_notifies_routing(openai: Provider, config_changes: list[int]) -> None:
+def _published_version() -> Any:
+    """What every gateway process watches for configuration changes (routing.changes)."""
+    return sync_client().get(VERSION_KEY)
+
+
+@pytest.mark.django_db(transaction=True)  # changes are published when they commit
+def test_every_write_is_published_to_every_process(openai: Provider) -> None:
+    versions = [_published_version()]
     cred = credential_create(provider=openai, name="main", secret=SECRET)
+    versions.append(_published_version())
     credential_rotate_secret(credential=cred, secret=SECRET + "x")
+    versions.append(_published_version())
     endpoint_create(provider=openai, name="main", base_url="https://api.openai.com/v1")
+    versions.append(_published_version())
     catalog_load()
-    assert len(config_changes) == 4
+    versions.append(_published_version())
+    assert len(set(versions)) == 5, versions  # each write published a new version
     catalog_load()  # nothing changed: nothing to tell
-    assert len(config_changes) == 4
+    assert _published_version() == versions[-1]
 
 
 # --------------------------------------------------------------------------- base URLs

@@ -16,36 +16,24 @@ beta/big       0.9      0.0154      1200 -> .5   0.36+0.11+0.15=.62  0.72+0.04+0
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from decimal import Decimal
 from typing import Any
 
+import httpx
 import pytest
 from rest_framework.test import APIClient
 
-from routing import engine
 from routing.gateway import context
 from routing.models import CatalogModel, Provider, RoutingPolicy
 from tests.conftest import key_client
+from tests.gateway.conftest import reset_health
 
 pytestmark = pytest.mark.django_db
 
 ROUTE = "/api/v1/route"
 POLICY = "/api/v1/router/policy"
 BATCH = "/api/v1/route/batch"
-
-
-class FakeHealth:
-    snapshot = engine.HealthSnapshot()
-
-    def __call__(self, ctx: Any = None) -> engine.HealthSnapshot:
-        return self.snapshot
-
-
-@pytest.fixture
-def health(monkeypatch: pytest.MonkeyPatch) -> FakeHealth:
-    fake = FakeHealth()
-    monkeypatch.setattr("routing.gateway.breaker.health_snapshot_sync", fake)
-    return fake
 
 
 def _provider(slug: str, wire_format: str = "ollama") -> Provider:
@@ -55,7 +43,11 @@ def _provider(slug: str, wire_format: str = "ollama") -> Provider:
 
 
 @pytest.fixture
-def catalog(db: Any, health: FakeHealth) -> None:
+def catalog(db: Any) -> Iterator[None]:
+    """The catalog above, with health as the gateway sees it: no breaker open, no latency
+    observed yet (Redis and this process's view of it start empty)."""
+    reset_health()
+
     def model(provider: Provider, model_id: str, **fields: Any) -> None:
         fields.setdefault("capabilities", ["chat", "tools", "json", "streaming"])
         fields.setdefault("max_output_tokens", 16_384)
@@ -98,6 +90,8 @@ def catalog(db: Any, health: FakeHealth) -> None:
         output_price_per_mtok=0,
     )
     context.cache.clear()
+    yield
+    reset_health()
 
 
 def chat(content: str = "Hello, how are you?", model: str = "auto", **extra: Any) -> dict:
@@ -231,10 +225,26 @@ def test_when_nothing_fits_the_status_follows_the_closest_miss(alice, catalog):
     assert body["error"]["status"] == 413
 
 
-def test_an_open_circuit_is_reported_and_skipped(alice, catalog, health):
-    ctx = context.cache.get(alice.tenant.pk)
-    small = next(c for c in ctx.candidates if c.key == "alpha/small")
-    health.snapshot = engine.HealthSnapshot(open_endpoints=frozenset({small.endpoint}))
+@pytest.mark.django_db(transaction=True)  # the live gateway must see the catalog
+def test_a_circuit_opened_by_real_failures_is_reported_and_skipped(
+    alice, alice_key, catalog, live_gateway
+):
+    # alpha's base URL (127.0.0.1:9) refuses connections. A request makes 3 attempts (no
+    # endpoint row: 2 retries), each a failure for the breaker, which opens at 5 failures
+    # out of 5 or more (BreakerConfig): the second request opens it.
+    _, plaintext = alice_key
+    try:
+        for _ in range(2):
+            failed = httpx.post(
+                f"{live_gateway.url}/v1/chat/completions",
+                json=chat(model="alpha/small"),
+                headers={"authorization": f"Bearer {plaintext}"},
+                timeout=20,
+            )
+            assert failed.status_code == 502, failed.text
+    finally:
+        live_gateway.drain()  # its usage records, before the tables are emptied
+
     body = alice.client.post(ROUTE, chat(), format="json").json()
     assert body["model"] == "gamma/mid"
     assert {e["model"]: e["reason"] for e in body["excluded"]}["alpha/small"] == "circuit_open"
