@@ -145,7 +145,10 @@ def account(
     **record: Any,
 ) -> None:
     """Everything a served request owes: its usage record, its budget settlement and its
-    completion tokens against TPM limits (the last two in the background)."""
+    completion tokens against TPM limits (the last two in the background).
+
+    ``cost`` is the answering call's; the record adds what hedged calls that lost cost
+    (execution settled their reservations)."""
     usage_record(
         req,
         principal,
@@ -155,7 +158,7 @@ def account(
         http_status=200,
         prompt_tokens=prompt_tokens,
         completion_tokens=completion_tokens,
-        cost=cost,
+        cost=cost + outcome.hedge_cost,
         **record,
     )
     if guard is not None:
@@ -199,9 +202,12 @@ def record_cancelled(
     stream: bool = False,
 ) -> None:
     """Cancelled (client gone) while executing. If it reached a provider it is charged for
-    the prompt by local count and flagged estimated."""
+    the prompt by local count and flagged estimated (every hedged call's, when hedging)."""
     target = ctx.targets.get(outcome.attempts[-1].key) if outcome.attempts else None
-    cost = target.cost(prompt_tokens, 0) if target is not None else Decimal(0)
+    if outcome.hedge_cost:
+        cost = outcome.hedge_cost
+    else:
+        cost = target.cost(prompt_tokens, 0) if target is not None else Decimal(0)
     usage_record(
         req,
         principal,
@@ -233,4 +239,6 @@ def record_failure(
         status="error",
         http_status=status,
         error_code=code,
+        cost=outcome.hedge_cost,  # hedged calls cancelled when another one failed the request
+        estimated=outcome.hedge_estimated,
     )

@@ -60,12 +60,12 @@ async def chat_completions(req: Request, send: Send, principal: KeyPrincipal) ->
         ctx,
         rr,
         plan,
-        lambda p, out, g: execution.complete(p, ctx, body, out, g),
+        lambda p, out, g: execution.complete(p, ctx, body, out, g, rr.prompt_tokens),
     )
     ct = outcome.target
     assert ct is not None
     usage = completion.usage
-    estimated = usage is None
+    estimated = usage is None or outcome.hedge_estimated
     if usage is None:
         text = _completion_text(completion.body)
         prompt_tokens, completion_tokens, cached = (
@@ -83,7 +83,7 @@ async def chat_completions(req: Request, send: Send, principal: KeyPrincipal) ->
         overruns.observe(ct.key, rr.max_output_tokens, completion_tokens)
     cost = ct.cost(prompt_tokens, completion_tokens, cached)
     payload = json.dumps(completion.body).encode()
-    headers = meta_headers(req, ct, cost, outcome, plan)
+    headers = meta_headers(req, ct, cost + outcome.hedge_cost, outcome, plan)
     if downgraded is not None:
         headers.append((b"x-aura-budget", f"downgraded; budget={downgraded.rule.id}".encode()))
     # Account before answering (settlement runs in the background, adding no latency): a

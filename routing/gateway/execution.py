@@ -14,6 +14,7 @@ import random
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
+from decimal import Decimal
 from typing import Any, Protocol
 
 from aura.http import public_only as http_public_only
@@ -48,12 +49,15 @@ class Attempt:
     status: int | None = None
     message: str = ""
     latency_ms: float = 0.0
+    cost_usd: Decimal | None = None  # set for a hedged call that lost but was billed
 
     def as_dict(self) -> dict[str, Any]:
         d: dict[str, Any] = {"model": self.key, "provider": self.provider, "ok": self.ok}
         if not self.ok:
             d.update(error=self.kind, status=self.status, message=self.message[:300])
         d["latency_ms"] = round(self.latency_ms, 2)
+        if self.cost_usd is not None:
+            d["cost_usd"] = str(self.cost_usd)
         return d
 
 
@@ -66,6 +70,10 @@ class Outcome:
     step_index: int = 0
     reservation: Any = None  # the winning step's budget reservation, settled by the caller
     upstream_ms: float = 0.0
+    # What hedged calls that did not win cost (their providers bill them all the same); their
+    # reservations are settled here, the request's record adds this to its cost.
+    hedge_cost: Decimal = Decimal(0)
+    hedge_estimated: bool = False
 
     @property
     def fallbacks(self) -> int:
@@ -180,9 +188,10 @@ class StepGuard(Protocol):
     def release(self, token: Any) -> None:
         """The step failed before the provider charged anything: free its reservation."""
 
-    def abandon(self, token: Any, candidate: Candidate) -> None:
+    def abandon(self, token: Any, candidate: Candidate, cost: Decimal | None = None) -> None:
         """The call was cut off (client gone, hedge lost) after reaching the provider:
-        charge what it was surely billed (the prompt) instead of releasing."""
+        charge ``cost``, or else what it was surely billed (the prompt), instead of
+        releasing."""
 
 
 def _is_budget_refusal(exc: BaseException) -> bool:
@@ -252,10 +261,12 @@ async def complete(
     body: Mapping[str, Any],
     out: Outcome | None = None,
     guard: StepGuard | None = None,
+    prompt_tokens: int = 0,
 ) -> tuple[Completion, Outcome]:
     """Non-streamed chat completion along the plan (hedging the first ``plan.hedge`` steps).
 
     Pass ``out`` to see the attempts made so far if this is cancelled (client gone).
+    ``prompt_tokens`` (the local count) prices hedged calls cancelled before they answered.
     """
     out = Outcome() if out is None else out
 
@@ -265,7 +276,7 @@ async def complete(
 
     start_index = 0
     if plan.hedge > 1:
-        result = await _hedge(list(plan.steps[: plan.hedge]), ctx, out, call, guard)
+        result = await _hedge(list(plan.steps[: plan.hedge]), ctx, out, call, guard, prompt_tokens)
         if result is not None:
             return result, out
         start_index = plan.hedge
@@ -278,10 +289,16 @@ async def _hedge(
     out: Outcome,
     call: Callable[[CallTarget, Any], Awaitable[Any]],
     guard: StepGuard | None,
+    prompt_tokens: int,
 ) -> Completion | None:
     """Fire the same request at several models; first success wins, the rest are cancelled.
-    Every hedged call reserves its own worst case; the losers' reservations are released."""
+
+    Every hedged call reserves its own worst case. A call that did not win is paid for if
+    it reached its provider: its own usage if it answered anyway, else its prompt (by local
+    count, flagged estimated); one that failed is not (as a failed fallback step). What
+    they cost goes to ``out.hedge_cost`` and settles their reservations."""
     tokens: dict[int, Any] = {}
+    cut: set[int] = set()  # cancelled while calling its provider
 
     async def one(index: int) -> tuple[int, Completion | None]:
         cand = steps[index].candidate
@@ -289,7 +306,11 @@ async def _hedge(
         adapter = get_adapter(ct.wire_format)
         if guard is not None:
             tokens[index] = await guard.acquire(cand)
-        result, _ = await _with_retries(ct, cand.endpoint, out, lambda: call(ct, adapter))
+        try:
+            result, _ = await _with_retries(ct, cand.endpoint, out, lambda: call(ct, adapter))
+        except asyncio.CancelledError:
+            cut.add(index)
+            raise
         return index, result
 
     tasks = [asyncio.create_task(one(i)) for i in range(len(steps))]
@@ -306,11 +327,45 @@ async def _hedge(
         for t in tasks:
             t.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
-        if guard is not None:
-            for index, token in tokens.items():
-                if index != winner:
-                    # A losing hedge reached its provider: it is billed at least the prompt.
-                    guard.abandon(token, steps[index].candidate)
+        for index, task in enumerate(tasks):
+            if index == winner:
+                continue
+            cand = steps[index].candidate
+            charge = _hedge_loser_cost(task, index in cut, ctx.targets[cand.key], prompt_tokens)
+            if charge is not None:
+                cost, estimated = charge
+                out.hedge_cost += cost
+                out.hedge_estimated = out.hedge_estimated or estimated
+                for attempt in reversed(out.attempts):
+                    if attempt.key == cand.key:
+                        attempt.cost_usd = cost
+                        break
+            token = tokens.get(index)
+            if guard is not None and token is not None:
+                if charge is None:
+                    guard.release(token)
+                else:
+                    guard.abandon(token, cand, charge[0])
+    return None
+
+
+def _hedge_loser_cost(
+    task: asyncio.Task[tuple[int, Completion | None]],
+    cut: bool,
+    ct: CallTarget,
+    prompt_tokens: int,
+) -> tuple[Decimal, bool] | None:
+    """(cost, estimated) of a hedged call that did not win, or None if nothing is owed."""
+    if not task.cancelled() and task.exception() is None:
+        _, result = task.result()
+        if result is None:
+            return None  # every attempt failed: providers do not bill a refusal
+        if result.usage is not None:  # answered too late to win: billed in full
+            u = result.usage
+            return ct.cost(u.prompt_tokens, u.completion_tokens, u.cached_tokens), False
+        return ct.cost(prompt_tokens, 0), True
+    if cut:
+        return ct.cost(prompt_tokens, 0), True
     return None
 
 

@@ -174,10 +174,12 @@ class BudgetGuard:
         if token is not None:
             _spawn(self.budgets.release(token))
 
-    def abandon(self, token: Any, candidate: engine.Candidate) -> None:
+    def abandon(self, token: Any, candidate: engine.Candidate, cost: Decimal | None = None) -> None:
         if token is not None:
-            prompt_cost = Decimal(self.rr.prompt_tokens) * Decimal(str(candidate.input_price))
-            _spawn(self.settle(token, prompt_cost / Decimal(1_000_000)))
+            if cost is None:
+                prompt = Decimal(self.rr.prompt_tokens) * Decimal(str(candidate.input_price))
+                cost = prompt / Decimal(1_000_000)
+            _spawn(self.settle(token, cost))
 
     async def settle(self, token: Any, cost: Decimal) -> None:
         """Settle the real cost and enqueue alerts for thresholds this request crossed."""
