@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import math
 import time
 from typing import Any
 
@@ -16,7 +17,7 @@ from routing.gateway.accounting import account
 from routing.gateway.context import RoutingContext
 from routing.gateway.dispatch import execute
 from routing.gateway.framing import Request, Send, meta_headers, sse
-from routing.gateway.guard import stream_output_cap
+from routing.gateway.guard import PROMPT_MARGIN, stream_output_cap
 from routing.providers.base import ProviderError, redact
 from tenants.auth import KeyPrincipal
 
@@ -68,7 +69,10 @@ async def stream(
     want_usage = bool((body.get("stream_options") or {}).get("include_usage"))
     # The serving model may come from a downgraded plan, so look it up in the context.
     served = next(c for c in ctx.candidates if c.key == ct.key)
-    worst = engine.estimate_cost(served, rr.prompt_tokens, rr.max_output_tokens)
+    # The worst case as the budget reserves it: the local prompt count with its margin,
+    # and output up to where the stream is cut (not max_tokens: a provider may overrun).
+    cap = stream_output_cap(rr.max_output_tokens) if rr.max_output_tokens else None
+    worst = engine.estimate_cost(served, math.ceil(rr.prompt_tokens * PROMPT_MARGIN), cap)
     headers = meta_headers(req, ct, f"{worst:.10f}", outcome, plan)
     headers.append((b"x-aura-cost-estimate", b"upper-bound"))
     if downgraded is not None:
@@ -95,7 +99,6 @@ async def stream(
             }
         )
         # A provider that ignores max_tokens is cut off where the budget reservation ends.
-        cap = stream_output_cap(rr.max_output_tokens) if rr.max_output_tokens else None
         counted = 0
         while chunk is not None:
             u = chunk.get("usage")
