@@ -29,6 +29,7 @@ from tests.billing.counters import counter, recorded_spend, settled
 from tests.fakes.openai import FakeOpenAI
 from tests.fakes.server import Exchange
 from tests.gateway.conftest import add_model, add_provider
+from tests.gateway.http import http
 
 HOLD_SECONDS = 10.0  # longer than the endpoint's first-byte timeout (2 s)
 MTOK = Decimal(1_000_000)
@@ -120,7 +121,7 @@ def day_budget(gw) -> Budget:
 
 
 def post(gw, **kw) -> httpx.Response:
-    return httpx.post(
+    return http().post(
         f"{gw.url}/v1/chat/completions",
         json=BODY,
         headers={"Authorization": f"Bearer {gw.plaintext}"},
