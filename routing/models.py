@@ -340,3 +340,7 @@ class RoutingOutcome(TenantOwned):
             "quality_score": self.quality_score,
             "created_at": self.created_at,
         }
+
+
+# The semantic cache's rows live in routing.cache; imported here so Django registers them.
+from routing.cache.models import CacheEntry  # noqa: E402, F401

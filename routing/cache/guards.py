@@ -1,0 +1,649 @@
+"""Guards of the semantic cache: refuse a hit when two prompts differ in what flips an answer.
+
+Mean-pooled sentence embeddings score "convert USD to EUR" and "convert EUR to USD" at a
+cosine of 0.99, so a similarity threshold alone cannot keep a wrong answer out of a hit.
+Each guard here reads both prompts (the stored one and the new one, each the last user
+turn) and says whether they differ in one thing that changes the answer:
+
+``number``       the numbers, in order (digits, written numbers, ordinals, "50k", "$1,500")
+``unit``         units and currencies, in order ("kg to lb" vs "lb to kg"); durations
+                 only right after a number ("3-day trip")
+``time``         dates and times: today/tomorrow, weekdays, months, seasons, am/pm,
+                 before/after/ago/last/next
+``negation``     how many negations (not, no, never, without, none, "gluten-free", ...) and
+                 prefix negation of a word the other prompt has ("cooked" vs "uncooked")
+``polarity``     opposite poles of one axis: enable/disable, add/remove, install/uninstall,
+                 increase/decrease, import/export, pros/cons, safe/toxic, eat/avoid, ...
+``comparison``   opposite comparative poles: more/less, cheaper/pricier, faster/slower,
+                 newest/oldest, better/worse, ...
+``scope``        all/every/entire vs one/single/only, and "except"
+``direction``    the same two things on swapped sides of to/into/than/in ("from Madrid to
+                 Barcelona" vs "from Barcelona to Madrid"), or the same words reordered
+``role``         who is asking ("as a landlord" vs "as a tenant", "I'm the sender")
+``entity``       a capitalised name, acronym or quoted literal of one prompt that the other
+                 does not mention ("Japan" vs "China", "'happy'")
+``technology``   programming languages, databases, frameworks, tools and platforms
+``substitution`` the prompts share most of their content words, and each has content
+                 words the other lacks ("dolphin" vs "shark"), synonyms aside
+``constraint``   one prompt is the other plus a qualifier ("a vegan lasagna recipe")
+
+The rules are English word lists and patterns (``lexicon.py``): cheap (tens of
+microseconds), explainable (the dry-run names the guard), and on the safe side: a paraphrase
+that a guard refuses is a miss that costs one upstream call, a wrong hit is a wrong answer.
+They are heuristics, and ``bench/cache_eval.py`` measures what they let through.
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+import unicodedata
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from functools import lru_cache
+
+from routing.cache import lexicon as lx
+
+GUARDS: tuple[str, ...] = (
+    "number",
+    "unit",
+    "time",
+    "negation",
+    "polarity",
+    "comparison",
+    "scope",
+    "direction",
+    "role",
+    "entity",
+    "technology",
+    "substitution",
+    "constraint",
+)
+
+
+def guard_refusal(stored: str, new: str, *, guards: Iterable[str] | None = None) -> str | None:
+    """The name of the first guard that refuses to serve ``stored``'s answer for ``new``,
+    or None when no guard objects. ``guards`` limits the check to those names."""
+    a, b = prompt_features(stored), prompt_features(new)
+    for name in GUARDS if guards is None else guards:
+        if _CHECKS[name](a, b):
+            return name
+    return None
+
+
+# --- normalisation --------------------------------------------------------------------------
+
+_QUOTES = str.maketrans(
+    {"\u2019": "'", "\u2018": "'", "\u201c": '"', "\u201d": '"', "\u00b4": "'", "`": "'"}
+)
+_CONTRACTIONS = (
+    (re.compile(r"\bcan'?t\b"), "can not"),
+    (re.compile(r"\bwon'?t\b"), "will not"),
+    (re.compile(r"\bcannot\b"), "can not"),
+    (re.compile(r"\b(\w+)n't\b"), r"\1 not"),
+    (
+        re.compile(r"\b(do|does|did|is|are|was|were|should|would|could|has|have|had)nt\b"),
+        r"\1 not",
+    ),
+    (re.compile(r"\bw/o\b"), "without"),
+    (re.compile(r"\bw/(?=\s)"), "with"),
+    (re.compile(r"&"), " and "),
+)
+_RETIREMENT_PLAN = re.compile(r"\b(401|403|457)\s*\(?([kb])\)?")
+_THOUSANDS = re.compile(r"\b(\d+(?:\.\d+)?)k\b")
+_DIGIT_LETTER = re.compile(r"(?<=\d)(?=[a-z])|(?<=[a-z])(?=\d)")
+_HYPHEN = re.compile(r"(?<=\w)[-–—/](?=\w)")  # noqa: RUF001 - en and em dash
+_TOKEN = re.compile(r"\d+(?:,\d{3})*(?:\.\d+)?|[a-z]+(?:'[a-z]+)?|[$€£¥₹%°]")
+
+
+def normalise(text: str) -> str:
+    """Lower-case text with quotes unified, contractions expanded, numbers split from
+    words ("3-day" -> "3 day", "python3" -> "python 3") and hyphens made spaces."""
+    text = unicodedata.normalize("NFKC", text).translate(_QUOTES).lower()
+    for pattern, repl in _CONTRACTIONS:
+        text = pattern.sub(repl, text)
+    text = _RETIREMENT_PLAN.sub(r" plan\1\2 ", text)
+    text = _THOUSANDS.sub(lambda m: f"{float(m.group(1)) * 1000:g}", text)
+    keep_slash = re.sub(r"(?<=\w)[-–—](?=\w)", " ", text)  # noqa: RUF001
+    return _DIGIT_LETTER.sub(" ", keep_slash)
+
+
+def _spelling(s: str) -> str:
+    return _DIGIT_LETTER.sub(" ", re.sub(r"(?<=\w)[-–—](?=\w)", " ", s.lower()))  # noqa: RUF001
+
+
+def _phrase_regex(spellings: Iterable[str]) -> re.Pattern[str]:
+    parts = []
+    for s in sorted({_spelling(s) for s in spellings}, key=len, reverse=True):
+        body = re.escape(s).replace(r"\ ", r"\s+")
+        before = r"(?<![a-z0-9])" if s[0].isalnum() else ""
+        after = r"(?![a-z0-9+#])" if s[-1].isalnum() else ""
+        parts.append(before + body + after)
+    return re.compile("|".join(parts))
+
+
+def _table(table: dict[str, tuple[str, ...]]) -> tuple[re.Pattern[str], dict[str, str]]:
+    lookup = {_spelling(s): canon for canon, spellings in table.items() for s in spellings}
+    return _phrase_regex(lookup), lookup
+
+
+def _matches(
+    text: str, compiled: tuple[re.Pattern[str], dict[str, str]]
+) -> list[tuple[int, int, str]]:
+    pattern, lookup = compiled
+    return [
+        (m.start(), m.end(), lookup[re.sub(r"\s+", " ", m.group(0))])
+        for m in pattern.finditer(text)
+    ]
+
+
+_UNITS = _table(lx.UNITS)
+_DURATIONS = _table(lx.DURATIONS)
+_TIMES = _table(lx.TIME_WORDS)
+_TECH = _table(lx.TECH)
+_AXES = {key: (_phrase_regex(a) if a else None, _phrase_regex(b) if b else None)
+         for key, (a, b) in lx.AXES.items()}  # fmt: skip
+# Frequencies and idioms, not the scope of a request: "every day", "all over", "at all".
+_NOT_SCOPE = re.compile(
+    r"\bevery\s+(?:single\s+)?(?:day|night|time|week|month|year|morning|afternoon|evening|"
+    r"hour|minute|weekend)s?\b|\ball\s+(?:over|the\s+time|along)\b|\bat\s+all\b|\bjust\s+now\b"
+)
+_NUMBER_RUN = re.compile(r"\d+(?:,\d{3})*(?:\.\d+)?")
+
+
+def stem(word: str) -> str:
+    """A light suffix strip, enough to equate "inches"/"inch" and "declining"/"decline"."""
+    if word.endswith("'s"):
+        word = word[:-2]
+    if len(word) <= 3 or not word.isalpha():
+        return word
+    for suffix, repl in (("ies", "y"), ("sses", "ss"), ("xes", "x"), ("ches", "ch"),
+                         ("shes", "sh"), ("ing", ""), ("ed", ""), ("es", "e"), ("s", "")):  # fmt: skip
+        if word.endswith(suffix) and len(word) - len(suffix) >= 3:
+            if suffix == "s" and word.endswith(("ss", "us", "is")):
+                break
+            word = word[: len(word) - len(suffix)] + repl
+            break
+    if len(word) > 4 and word[-1] == word[-2] and word[-1] not in "aeiouls":
+        word = word[:-1]  # running -> runn -> run
+    if len(word) > 4 and word.endswith("e"):
+        word = word[:-1]
+    return word
+
+
+_SYNONYM_GROUPS: dict[str, frozenset[int]] = {}
+for _i, _group in enumerate(lx.SYNONYMS):
+    for _w in _group:
+        _s = stem(_w)
+        _SYNONYM_GROUPS[_s] = _SYNONYM_GROUPS.get(_s, frozenset()) | {_i}
+_FILLER_STEMS = frozenset(stem(w) for w in lx.FILLERS) | lx.FILLERS
+_NEGATION_PREFIXES = ("un", "non", "dis", "in", "im", "il", "ir", "anti")
+_FUNCTION_WORDS = frozenset(
+    "a an the my your our their his her its this that these those some any of is are was "
+    "were be am do does did how what which i you we it".split()
+)
+_CONNECTORS = {"to": "to", "into": "to", "towards": "to", "than": "than", "in": "in"}
+_CLAUSE_END = frozenset(",.;:?!")
+RELATION_WINDOW = 6  # words each side of a connector, within its clause
+_COPULA = re.compile(r"\b(?:is|are|was|were)\s+(?:a|an|the)?\s*([a-z]+)\s+(?:a|an|the)\s+([a-z]+)")
+
+
+@dataclass(frozen=True, slots=True)
+class Features:
+    """What the guards compare, read once per prompt (cached by text)."""
+
+    tokens: tuple[str, ...]
+    numbers: tuple[str, ...]
+    units: tuple[str, ...]
+    times: frozenset[str]
+    negations: int
+    negated_stems: frozenset[str]
+    poles: dict[tuple[str, str], frozenset[str]]
+    roles: frozenset[str]
+    role_order: tuple[str, ...]
+    entities: frozenset[str]
+    quoted: tuple[str, ...]
+    tech: frozenset[str]
+    relations: dict[str, frozenset[tuple[str, str]]]
+    content: tuple[str, ...]
+    stems: frozenset[str] = field(default_factory=frozenset)
+
+
+@lru_cache(maxsize=4096)
+def prompt_features(text: str) -> Features:
+    norm = normalise(text)
+    tokens = tuple(_TOKEN.findall(norm))
+    units, unit_spans = _units(norm)
+    times = frozenset(
+        c
+        for s, _, c in _matches(norm, _TIMES)
+        if c not in ("am", "pm") or _AFTER_NUMBER.search(norm[max(0, s - 12) : s])
+    ) | _months_cased(text)
+    tech = frozenset(c for _, _, c in _matches(norm, _TECH)) | _tech_cased(text)
+    special = {canon for canon in (*units, *times, *tech)}
+    special_words = {w for s, e, _ in unit_spans for w in _TOKEN.findall(norm[s:e])}
+    for compiled in (_TIMES, _TECH):
+        for s, e, _ in _matches(norm, compiled):
+            special_words.update(_TOKEN.findall(norm[s:e]))
+    negations = sum(1 for t in tokens if t in lx.NEGATIONS) + len(
+        re.findall(r"\b[a-z]+[- ]free\b", unicodedata.normalize("NFKC", text).lower())
+    )
+    stems = [stem(t) for t in tokens]
+    entities = _entities(text)
+    content = tuple(
+        s
+        for t, s in zip(tokens, stems, strict=True)
+        if t not in lx.FILLERS
+        and s not in _FILLER_STEMS
+        and t not in special_words
+        and t not in special
+        and not t[0].isdigit()
+        and t not in lx.NUMBER_WORDS
+        and t not in lx.ORDINALS
+        and t not in lx.NEGATIONS
+        and t.isalpha()
+        and len(t) > 1
+    )
+    return Features(
+        tokens=tokens,
+        numbers=_numbers(tokens),
+        units=units,
+        times=times,
+        negations=negations,
+        negated_stems=frozenset(t for t in tokens if t.startswith(_NEGATION_PREFIXES)),
+        poles={
+            key: _poles(_NOT_SCOPE.sub(" ", norm) if key[0] == "scope" else norm, regexes)
+            for key, regexes in _AXES.items()
+        },
+        roles=_roles(norm),
+        role_order=_role_order(stems),
+        entities=entities,
+        quoted=_quoted(text),
+        tech=tech,
+        relations=_relations(norm, entities | tech),
+        content=content,
+        stems=frozenset(stems),
+    )
+
+
+# --- feature extraction ---------------------------------------------------------------------
+
+
+def _numbers(tokens: tuple[str, ...]) -> tuple[str, ...]:
+    """Numeric values in order: digits, written numbers ("twenty five"), ordinals, "a dozen"."""
+    out: list[str] = []
+    run: float | None = None  # a written number being composed
+    part = 0.0
+    prev = ""
+    padded = (*tokens, "", "")
+    for i, tok in enumerate(padded[:-1]):
+        nxt = padded[i + 1]
+        word_value = lx.NUMBER_WORDS.get(tok)
+        if tok == "one" and (prev in lx.ONE_AS_PRONOUN_AFTER or nxt in ("of", "")):
+            word_value = None
+        if tok in ("couple", "pair", "half", "quarter", "double", "single") and prev not in (
+            "a",
+            "one",
+            "and",
+        ):
+            word_value = None
+        if word_value is not None:
+            part = (part or 0) + word_value
+            run = run or 0.0
+        elif tok in lx.MULTIPLIERS and run is not None and tok not in ("k", "m", "bn"):
+            part = (part or 1) * lx.MULTIPLIERS[tok]
+            if lx.MULTIPLIERS[tok] >= 1000:
+                run += part
+                part = 0.0
+        elif tok == "and" and run is not None:
+            pass
+        else:
+            if run is not None:
+                out.append(f"{run + part:g}")
+                run, part = None, 0.0
+            if tok and tok[0].isdigit():
+                value = float(tok.replace(",", ""))
+                out.append(f"{value:g}" if "." not in tok else tok.replace(",", ""))
+            elif tok in lx.ORDINALS:
+                out.append(f"{lx.ORDINALS[tok]:g}")
+            elif tok in lx.MULTIPLIERS and out and prev and prev[0].isdigit():
+                out[-1] = f"{float(out[-1]) * lx.MULTIPLIERS[tok]:g}"
+        prev = tok
+    return tuple(out)
+
+
+def _units(norm: str) -> tuple[tuple[str, ...], list[tuple[int, int, str]]]:
+    spans = _matches(norm, _UNITS)
+    # °c / °f written as "400 c" or "400 f" (after a number) are temperatures too.
+    spans += [
+        (m.start(1), m.end(1), "celsius" if m.group(1) == "c" else "fahrenheit")
+        for m in re.finditer(r"\d\s*°?\s*([cf])(?![a-z0-9+#])", norm)
+        if not any(s <= m.start(1) < e for s, e, _ in spans)
+    ]
+    spans += [
+        (s, e, canon)
+        for s, e, canon in _matches(norm, _DURATIONS)
+        if _AFTER_NUMBER.search(norm[max(0, s - 12) : s])
+    ]
+    spans.sort()
+    seq: list[str] = []
+    for _, _, canon in spans:
+        if not seq or seq[-1] != canon:
+            seq.append(canon)
+    return tuple(seq), spans
+
+
+_AFTER_NUMBER = re.compile(
+    r"(?:\d|\b(?:" + "|".join(w for w in lx.NUMBER_WORDS if w not in ("single", "once")) + r"))\s*$"
+)
+_MONTH_CASED = re.compile(r"(?<![A-Za-z])(May|Mar)(?![A-Za-z])")
+
+
+def _months_cased(text: str) -> frozenset[str]:
+    found = set()
+    for m in _MONTH_CASED.finditer(text):
+        if not _sentence_initial(text, m.start()):
+            found.add("may" if m.group(1) == "May" else "march")
+    return frozenset(found)
+
+
+def _sentence_initial(text: str, pos: int) -> bool:
+    before = text[:pos].rstrip(" \t\"'(")
+    return not before or before[-1] in ".?!:\n"
+
+
+_CASED_TECH = re.compile(
+    r"(?<![A-Za-z0-9.])(" + "|".join(re.escape(k) for k in lx.TECH_CASED) + r")(?![A-Za-z0-9+#°])"
+)
+
+
+def _tech_cased(text: str) -> frozenset[str]:
+    found = set()
+    for m in _CASED_TECH.finditer(text):
+        word = m.group(1)
+        if len(word) == 1 and text[m.end() : m.end() + 1] in ("'", "-"):
+            continue  # "C-section", "R's"
+        if not _sentence_initial(text, m.start()) or len(word) == 1:
+            found.add(lx.TECH_CASED[word])
+    return frozenset(found)
+
+
+_CAPITALISED = re.compile(
+    r"(?<![\w'°])([A-Z][A-Za-z0-9]*(?:[.'][A-Za-z]+)*(?:[ -][A-Z][A-Za-z0-9]*(?:'s)?)*)"
+)
+_GENERIC_NAME_WORDS = frozenset(
+    "airport inc ltd llc corp co company city station university street pc app".split()
+)
+_COMMON_CAPS = frozenset({"i", "i'm", "i'd", "i've", "i'll", "ok", "hi", "hello", "hey"})
+
+
+def _entities(text: str) -> frozenset[str]:
+    """Capitalised words not at the start of a sentence, and acronyms anywhere."""
+    text = unicodedata.normalize("NFKC", text).translate(_QUOTES)
+    found = set()
+    for m in _CAPITALISED.finditer(text):
+        words = m.group(1).replace("-", " ").split()
+        if _sentence_initial(text, m.start()):
+            # "How", "Convert": a sentence's first word is capitalised anyway; an acronym
+            # there ("IDP required?") still names something.
+            first = words.pop(0)
+            if len(first) >= 2 and first.isupper() and first.lower() not in _COMMON_CAPS:
+                found.add(first.lower())
+        name = " ".join(
+            w.lower().removesuffix("'s")
+            for w in words
+            if w.lower().removesuffix("'s") not in _GENERIC_NAME_WORDS
+        )
+        if len(name) >= 2 and name not in _COMMON_CAPS:
+            found.add(name)
+    return frozenset(found)
+
+
+_QUOTED = re.compile(r"(?:(?<=[\s(:])|^)['\"]([^'\"]{1,80}?)['\"](?=[\s.,?!:;)]|$)")
+
+
+def _quoted(text: str) -> tuple[str, ...]:
+    text = unicodedata.normalize("NFKC", text).translate(_QUOTES)
+    return tuple(" ".join(_TOKEN.findall(normalise(q))) for q in _QUOTED.findall(text))
+
+
+def _poles(
+    norm: str, regexes: tuple[re.Pattern[str] | None, re.Pattern[str] | None]
+) -> frozenset[str]:
+    found = set()
+    a, b = regexes
+    if a is not None and a.search(norm):
+        found.add("a")
+    if b is not None and b.search(norm):
+        found.add("b")
+    return frozenset(found)
+
+
+# "As a landlord, ...", "... as a tenant?", "I'm the sender": who asks. A mid-sentence
+# "serves as a repository" is not a role.
+_ROLE = re.compile(
+    r"(?:(?:^|[,.;:?!]\s*)as|\bi\s*'?m|\bi am)\s+(?:a|an|the)\s+((?:[a-z]+\s+)?[a-z]+?)"
+    r"(?=[\s,.?!;:]|$)|\bas\s+(?:a|an|the)\s+((?:[a-z]+\s+)?[a-z]+)(?=\s*[,.?!;:]|\s*$)"
+)
+_ROLE_WORDS = frozenset(stem(r) for pair in lx.ROLE_PAIRS for r in pair)
+
+
+def _roles(norm: str) -> frozenset[str]:
+    found = set()
+    for m in _ROLE.finditer(norm):
+        words = [stem(w) for w in (m.group(1) or m.group(2)).split() if w not in _FUNCTION_WORDS]
+        role = next((w for w in reversed(words) if w in _ROLE_WORDS), words[-1] if words else "")
+        if role:
+            found.add(role)
+    return frozenset(found)
+
+
+def _role_order(stems: list[str]) -> tuple[str, ...]:
+    seq: list[str] = []
+    for s in stems:
+        if s in _ROLE_WORDS and s not in seq:
+            seq.append(s)
+    return tuple(seq)
+
+
+def _relations(norm: str, names: frozenset[str]) -> dict[str, frozenset[tuple[str, str]]]:
+    """Ordered pairs (x, y) with x before and y after a connector (to/into, than, in) in one
+    clause, at most three words away: who goes where, what is compared with what."""
+    words: list[str] = []
+    for m in re.finditer(r"\d+(?:,\d{3})*(?:\.\d+)?|[a-z]+(?:'[a-z]+)?|[,.;:?!]", norm):
+        w = m.group(0)
+        if w in _FUNCTION_WORDS and w not in _CONNECTORS:
+            continue
+        words.append(w if w in _CONNECTORS or w in _CLAUSE_END else stem(w))
+    out: dict[str, set[tuple[str, str]]] = {}
+    for i, w in enumerate(words):
+        kind = _CONNECTORS.get(w)
+        if kind is None:
+            continue
+        left = _window(words, range(i - 1, -1, -1))
+        right = _window(words, range(i + 1, len(words)))
+        out.setdefault(kind, set()).update((x, y) for x in left for y in right if x != y)
+    # "is a square a rectangle" vs "is a rectangle a square"
+    for m in _COPULA.finditer(norm):
+        out.setdefault("is", set()).add((stem(m.group(1)), stem(m.group(2))))
+    return {k: frozenset(v) for k, v in out.items()}
+
+
+def _window(words: list[str], indices: Iterable[int]) -> list[str]:
+    got: list[str] = []
+    for j in indices:
+        w = words[j]
+        if w in _CLAUSE_END or len(got) == RELATION_WINDOW:
+            break
+        if w not in _CONNECTORS:
+            got.append(w)
+    return got
+
+
+# --- the guards -----------------------------------------------------------------------------
+
+
+def _number(a: Features, b: Features) -> bool:
+    return a.numbers != b.numbers
+
+
+def _unit(a: Features, b: Features) -> bool:
+    return a.units != b.units
+
+
+def _time(a: Features, b: Features) -> bool:
+    return a.times != b.times
+
+
+def _negation(a: Features, b: Features) -> bool:
+    if a.negations != b.negations:
+        return True
+    # "cooked" vs "uncooked", "safe" vs "unsafe": a word of one is negated in the other.
+    for x, y in ((a, b), (b, a)):
+        for word in x.negated_stems:
+            if stem(word) in y.stems:
+                continue
+            for prefix in _NEGATION_PREFIXES:
+                rest = word[len(prefix) :]
+                if word.startswith(prefix) and len(rest) >= 3 and stem(rest) in y.stems:
+                    return True
+    return False
+
+
+def _axis_conflict(a: Features, b: Features, guard: str) -> bool:
+    for key, pa in a.poles.items():
+        if key[0] != guard:
+            continue
+        pb = b.poles[key]
+        if pa == pb:
+            continue
+        if key == ("scope", "except"):
+            return True
+        if key == ("scope", "all/one") and ("a" in pa) != ("a" in pb):
+            return True  # "the kitchen cabinets" vs "my entire home"
+        # One takes a pole the other lacks while the other takes the opposite pole.
+        if (pa - pb and pb - pa) or (pa and pb and pa != pb):
+            return True
+    return False
+
+
+def _polarity(a: Features, b: Features) -> bool:
+    return _axis_conflict(a, b, "polarity")
+
+
+def _comparison(a: Features, b: Features) -> bool:
+    return _axis_conflict(a, b, "comparison")
+
+
+def _scope(a: Features, b: Features) -> bool:
+    return _axis_conflict(a, b, "scope")
+
+
+def _direction(a: Features, b: Features) -> bool:
+    for kind, pairs in a.relations.items():
+        other = b.relations.get(kind, frozenset())
+        for x, y in pairs:
+            if (y, x) in other and (x, y) not in other:
+                return True
+    return False
+
+
+def _role(a: Features, b: Features) -> bool:
+    if a.roles != b.roles:
+        return True
+    sa, sb = set(a.role_order), set(b.role_order)
+    for r1, r2 in lx.ROLE_PAIRS:
+        r1, r2 = stem(r1), stem(r2)
+        if (r1 in sa and r2 not in sa and r2 in sb and r1 not in sb) or (
+            r2 in sa and r1 not in sa and r1 in sb and r2 not in sb
+        ):
+            return True
+    common = [r for r in a.role_order if r in sb]
+    return common != [r for r in b.role_order if r in sa]
+
+
+def _mentions(name: str, other: Features) -> bool:
+    words = _TOKEN.findall(normalise(name))
+    joined = " " + " ".join(other.tokens) + " "
+    if " " + " ".join(words) + " " in joined or name.replace(" ", "") in joined.replace(" ", ""):
+        return True
+    if all(w in other.stems or stem(w) in other.stems for w in words):
+        return True
+    if name in other.tech:
+        return True
+    canon = {c for _, _, c in _matches(name, _TECH)} | {c for _, _, c in _matches(name, _UNITS)}
+    canon |= {c for _, _, c in _matches(name, _TIMES)}
+    return bool(canon) and canon <= (other.tech | set(other.units) | other.times)
+
+
+def _entity(a: Features, b: Features) -> bool:
+    for x, y in ((a, b), (b, a)):
+        if any(not _mentions(e, y) for e in x.entities):
+            return True
+        other_text = " " + " ".join(y.tokens) + " "
+        if any(f" {q} " not in other_text for q in x.quoted if q):
+            return True
+    return False
+
+
+def _technology(a: Features, b: Features) -> bool:
+    return a.tech != b.tech
+
+
+def _same(x: str, y: str) -> bool:
+    return x == y or bool(_SYNONYM_GROUPS.get(x, frozenset()) & _SYNONYM_GROUPS.get(y, frozenset()))
+
+
+def _split_content(a: Features, b: Features) -> tuple[set[str], set[str], set[str]]:
+    ca, cb = set(a.content), set(b.content)
+    shared = {x for x in ca if any(_same(x, y) for y in cb)}
+    only_a = ca - shared
+    only_b = {y for y in cb if not any(_same(x, y) for x in ca)}
+    return shared, only_a, only_b
+
+
+def _wording(a: Features, b: Features) -> float:
+    """How much of the wording (every word, in order) two prompts share: 0..1."""
+    return difflib.SequenceMatcher(None, a.tokens, b.tokens, autojunk=False).ratio()
+
+
+# A rewording shares less of its wording than a template with one word swapped: on
+# hand-written paraphrases, wording >= 0.5 with a content word swapped on each side is rare,
+# and it is the shape of "take ibuprofen while pregnant" vs "take acetaminophen ...".
+SUBSTITUTION_WORDING = 0.5
+CONSTRAINT_WORDING = 0.7
+
+
+def _substitution(a: Features, b: Features) -> bool:
+    shared, only_a, only_b = _split_content(a, b)
+    if not (only_a and only_b and shared):
+        return False
+    if len(shared) < 0.5 * min(len(set(a.content)), len(set(b.content))):
+        return False
+    return _wording(a, b) >= SUBSTITUTION_WORDING
+
+
+def _constraint(a: Features, b: Features) -> bool:
+    shared, only_a, only_b = _split_content(a, b)
+    if bool(only_a) == bool(only_b) or len(shared) < 2:
+        return False
+    smaller = len(set(a.content)) if only_b else len(set(b.content))
+    return len(shared) >= smaller and _wording(a, b) >= CONSTRAINT_WORDING
+
+
+_CHECKS = {
+    "number": _number,
+    "unit": _unit,
+    "time": _time,
+    "negation": _negation,
+    "polarity": _polarity,
+    "comparison": _comparison,
+    "scope": _scope,
+    "direction": _direction,
+    "role": _role,
+    "entity": _entity,
+    "technology": _technology,
+    "substitution": _substitution,
+    "constraint": _constraint,
+}
+assert set(_CHECKS) == set(GUARDS)
