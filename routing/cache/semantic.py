@@ -5,8 +5,8 @@ Isolation is a filter, never a distance: every query has ``tenant_id = %s AND pa
 %s AND embedder = %s`` in its WHERE clause, so an entry of another tenant, another
 partition (model, system prompt, earlier turns, tools, parameters) or another embedder's
 vector space cannot be returned however close its vector is. Within the partition the
-nearest few entries above the threshold are checked by the guards (``guards.py``) in
-order of similarity; the first that passes is the hit.
+nearest entry (or the nearest ``candidates``) above the threshold is checked by the guards
+(``guards.py``); the first that passes is the hit.
 
 These are synchronous ORM calls: the gateway runs them off the event loop (a thread, or
 after the response is sent for writes), as it does its other database work.
@@ -30,7 +30,11 @@ from routing.cache.guards import guard_refusal
 from routing.cache.models import VECTOR_COLUMNS, CacheEntry, vector_column
 
 DEFAULT_THRESHOLD = 0.80  # wordllama; chosen with bench/cache_eval.py (see its docstring)
-CANDIDATES = 5  # nearest entries checked by the guards before giving up
+# Only the nearest entry may be served by default: when the guards refuse it, the next ones
+# are further away and differ more, and the guards (built to spot small, answer-changing
+# differences) pass many of them: in bench/cache_eval.py's one-partition runs, falling
+# through to the 2nd..5th nearest turned refusals into wrong answers.
+CANDIDATES = 1
 DEFAULT_MAX_ENTRIES_PER_TENANT = 20_000
 CACHEABLE_FINISH = frozenset({"stop", "tool_calls"})
 _VECTOR_FIELDS = tuple(VECTOR_COLUMNS.values())

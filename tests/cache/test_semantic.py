@@ -93,20 +93,20 @@ def test_a_hit_needs_the_threshold(acme: Tenant) -> None:
     assert hit.entry == entry and hit.refused_by is None
 
 
-def test_a_guard_refuses_the_nearest_and_the_next_candidate_is_served(acme: Tenant) -> None:
+def test_a_guard_refuses_the_nearest_entry_and_names_itself(acme: Tenant) -> None:
     wrong = store(acme, "How do I convert USD to EUR?", unit(1.0, 0.1))
     right = store(acme, "Convert EUR to USD, how?", unit(1.0, 0.3))
     prompt, vector = "How do I convert EUR to USD?", unit(1.0, 0.1)
 
-    guarded = lookup(acme, prompt, vector)
-    unguarded = lookup(acme, prompt, vector, guards=False)
-
-    assert guarded.entry == right and guarded.candidate == wrong
-    assert unguarded.entry == wrong
-    right.delete()
     refused = lookup(acme, prompt, vector)
+    unguarded = lookup(acme, prompt, vector, guards=False)
+    further = lookup(acme, prompt, vector, candidates=2)
+
+    # By default only the nearest may answer: refused, nothing further away is served.
     assert (refused.entry, refused.refused_by, refused.candidate) == (None, "unit", wrong)
     assert refused.similarity == pytest.approx(1.0)
+    assert unguarded.entry == wrong
+    assert further.entry == right and further.candidate == wrong
 
 
 def test_expired_entries_are_not_served_and_the_beat_task_deletes_them(acme: Tenant) -> None:
