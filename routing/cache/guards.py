@@ -157,10 +157,16 @@ def _axis_table(key: tuple[str, str]) -> str:
     return f"{key[0]}:{key[1]}"
 
 
-_NOT_SCOPE_PHRASES = tuple(
-    f"every {w}"
-    for w in "day night time week month year morning afternoon evening hour minute weekend".split()
-) + ("every single day", "all over", "all the time", "all along", "at all", "just now")
+_FREQUENCY_UNITS = "day night time week month year morning afternoon evening hour minute weekend"
+_NOT_SCOPE_PHRASES = (
+    *(f"every {w}" for w in _FREQUENCY_UNITS.split()),
+    "every single day",
+    "all over",
+    "all the time",
+    "all along",
+    "at all",
+    "just now",
+)
 _LEXICON = _Lexicon(
     {
         "unit": lx.UNITS,
