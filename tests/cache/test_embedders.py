@@ -15,6 +15,7 @@ from routing.cache.embedders import (
     DEFAULT_EMBEDDER,
     NEEDS_TARGET,
     REGISTRY,
+    THRESHOLDS,
     Embedder,
     get_embedder,
     provider_embedder,
@@ -55,6 +56,13 @@ def test_the_registry_names_each_embedder_once_and_caches_it() -> None:
         get_embedder("nope")
     with pytest.raises(ValueError, match="needs a target"):
         get_embedder("provider")
+
+
+def test_every_embedder_has_a_measured_threshold_and_the_default_is_the_lookups() -> None:
+    from routing.cache.semantic import DEFAULT_THRESHOLD
+
+    assert set(THRESHOLDS) == set(REGISTRY)
+    assert THRESHOLDS[DEFAULT_EMBEDDER] == DEFAULT_THRESHOLD
 
 
 def test_minilm_reproduces_the_reference_vector() -> None:

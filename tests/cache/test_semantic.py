@@ -17,6 +17,7 @@ from aura.celery import app as celery_app
 from routing.cache.embedders import get_embedder
 from routing.cache.models import CacheEntry
 from routing.cache.semantic import (
+    MAX_PROMPT_CHARS,
     semantic_expire,
     semantic_hit_record,
     semantic_lookup,
@@ -166,6 +167,18 @@ def test_only_complete_answers_are_stored_and_a_prompt_is_stored_once(acme: Tena
     second = semantic_store(**base, response=answer("two", "tool_calls"), ttl_seconds=60)
     assert first is not None and second is not None
     assert list(CacheEntry.objects.values_list("pk", flat=True)) == [second.pk]
+
+
+def test_long_prompts_are_neither_stored_nor_matched(acme: Tenant) -> None:
+    long = "Summarise this: " + "lorem ipsum " * 200
+    assert len(long) > MAX_PROMPT_CHARS
+    assert semantic_store(
+        tenant_id=acme.pk, partition="P", model="m", prompt=long, embedding=unit(1.0),
+        embedder="wordllama", response=answer(), ttl_seconds=60,
+    ) is None  # fmt: skip
+    store(acme, "short", unit(1.0), partition="P")
+    miss = lookup(acme, long, unit(1.0), partition="P")
+    assert (miss.entry, miss.refused_by) == (None, "length")
 
 
 def test_vectors_of_each_size_go_to_their_column_and_are_found(acme: Tenant) -> None:

@@ -20,6 +20,10 @@ from typing import Any
 from routing.cache.embedders.base import Embedder, EmbedderUnavailable
 
 DEFAULT_EMBEDDER = "wordllama"
+# Cosine thresholds that bench/cache_eval.py supports (guards on): false hits <= 1 % on the
+# hand-written sets and on pairs.jsonl's mined negatives, the most paraphrase hits. A
+# provider's model needs its own measurement; 0.85 is a cautious start.
+THRESHOLDS: dict[str, float] = {"wordllama": 0.75, "minilm": 0.85, "provider": 0.85}
 
 REGISTRY: dict[str, str] = {
     "wordllama": "routing.cache.embedders.wordllama.WordLlamaEmbedder",
@@ -84,6 +88,7 @@ def available_embedders() -> dict[str, str | None]:
 __all__ = [
     "DEFAULT_EMBEDDER",
     "REGISTRY",
+    "THRESHOLDS",
     "Embedder",
     "EmbedderUnavailable",
     "available_embedders",

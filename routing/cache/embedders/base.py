@@ -24,8 +24,8 @@ class Embedder(abc.ABC):
 
     @abc.abstractmethod
     def embed(self, texts: Sequence[str]) -> list[list[float]]:
-        """One unit-length vector of ``dim`` floats per text, in order. An empty or
-        all-unknown text gives the zero vector (it matches nothing)."""
+        """One unit-length vector of ``dim`` floats per text, in order (a text with no
+        tokens may give the zero vector, which matches nothing)."""
 
     async def aembed(self, texts: Sequence[str]) -> list[list[float]]:
         """The same, for async callers. Local embedders answer in well under a millisecond,
