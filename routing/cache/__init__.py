@@ -9,7 +9,8 @@
 - ``embedders/`` the semantic layer's text embedders, behind a registry (wordllama by
               default, MiniLM, a provider's embedding model through the adapters)
 - ``guards``  what two prompts must agree on for one's answer to serve the other
-              (numbers, units, dates, negation, direction, entities, technology, ...)
+              (numbers, units, dates, negation, direction, entities, technology, ...),
+              over what ``features`` reads from each prompt with ``lexicon``'s word lists
 - ``models``  ``CacheEntry``: semantic entries with their embedding (pgvector, HNSW cosine)
 - ``semantic`` store, lookup inside one partition (a WHERE filter, never a distance),
               purge, expiry and per-tenant caps; ``tasks`` runs expiry from beat
