@@ -16,6 +16,7 @@ from aura.errors import DomainError
 from aura.money import plain_decimal
 from routing.cache.config import DEFAULTS as CACHE_DEFAULTS
 from routing.cache.config import CacheConfigError, clean_cache
+from routing.cache.models import CacheEntry
 from routing.catalog.services import (
     base_url_check,
     credential_create,
@@ -428,3 +429,49 @@ class RoutingOutcomeAdmin(ReadOnlyAdmin):
     search_fields = ["model_key", "request_id", "tenant__slug"]
     date_hierarchy = "created_at"
     cost = usd_column("cost_usd", "cost")
+
+
+@admin.register(CacheEntry)
+class CacheEntryAdmin(admin.ModelAdmin):
+    """Semantic cache entries: looked at and deleted here, written only by the gateway."""
+
+    list_display = [
+        "tenant",
+        "model",
+        "provider",
+        "short_prompt",
+        "hits",
+        "created_at",
+        "expires_at",
+    ]
+    list_filter = ["embedder", "tenant"]
+    list_select_related = ["tenant"]
+    search_fields = ["prompt", "model", "tenant__slug"]
+    date_hierarchy = "created_at"
+    fields = [
+        "tenant",
+        "partition",
+        "model",
+        "provider",
+        "embedder",
+        "prompt",
+        "response",
+        "prompt_tokens",
+        "completion_tokens",
+        "cost_usd",
+        "hits",
+        "last_hit_at",
+        "created_at",
+        "expires_at",
+    ]
+    readonly_fields = fields
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    @admin.display(description="prompt")
+    def short_prompt(self, obj: CacheEntry) -> str:
+        return obj.prompt if len(obj.prompt) <= 80 else obj.prompt[:79] + "…"

@@ -26,6 +26,9 @@ from aura.money import plain_decimal
 from aura.redis import sync_client
 from billing.models import UsageRecord
 from routing.cache import exact
+from routing.cache.embedders import get_embedder
+from routing.cache.models import CacheEntry
+from routing.cache.semantic import semantic_lookup, semantic_purge
 from routing.gateway import caching
 from routing.gateway.context import cache as contexts
 from routing.gateway.requests import InvalidRequest, validate_chat
@@ -88,7 +91,12 @@ class CacheStatsView(TenantScopedAPIView):
             {
                 "since": since,
                 "until": until,
-                "entries": {"exact": exact.entries(sync_client(), self.tenant.pk)},
+                "entries": {
+                    "exact": exact.entries(sync_client(), self.tenant.pk),
+                    "semantic": self.scoped(CacheEntry)
+                    .filter(expires_at__gt=timezone.now())
+                    .count(),
+                },
                 **_figures(total),
                 "by_model": by_model,
             }
@@ -119,6 +127,35 @@ class CacheLookupView(TenantScopedAPIView):
                 "cost_usd": entry.get("cost_usd"),
                 "response": entry.get("response"),
             }
+            return Response(answer)
+        if ctx.cache.mode == "semantic" and key.prompt:
+            embedder = get_embedder(ctx.cache.embedder)
+            found = semantic_lookup(
+                tenant_id=self.tenant.pk,
+                partition=key.partition,
+                prompt=key.prompt,
+                embedding=embedder.embed([key.prompt])[0],
+                embedder=embedder.name,
+                threshold=ctx.cache.similarity_threshold,
+            )
+            nearest = found.entry or found.candidate
+            answer["semantic"] = {
+                "similarity": found.similarity,
+                "threshold": ctx.cache.similarity_threshold,
+                "refused_by": found.refused_by,
+                "nearest": None
+                if nearest is None
+                else {"id": nearest.pk, "prompt": nearest.prompt, "provider": nearest.provider},
+            }
+            if found.entry is not None:
+                answer["hit"] = "semantic"
+                answer["entry"] = {
+                    "provider": found.entry.provider,
+                    "model": (found.entry.response or {}).get("model"),
+                    "stored_at": found.entry.created_at,
+                    "cost_usd": plain_decimal(found.entry.cost_usd),
+                    "response": found.entry.response,
+                }
         return Response(answer)
 
 
@@ -127,5 +164,8 @@ class CachePurgeView(TenantScopedAPIView):
 
     def delete(self, request: Request) -> Response:
         model = request.query_params.get("model") or None
-        deleted = exact.purge(sync_client(), self.tenant.pk, model)
-        return Response({"deleted": {"exact": deleted}, "model": model})
+        deleted = {
+            "exact": exact.purge(sync_client(), self.tenant.pk, model),
+            "semantic": semantic_purge(tenant_id=self.tenant.pk, model=model),
+        }
+        return Response({"deleted": deleted, "model": model})

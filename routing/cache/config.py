@@ -13,12 +13,14 @@ from dataclasses import dataclass
 from typing import Any
 
 MODES = ("off", "exact", "semantic")
-EMBEDDERS = ("wordllama",)  # routing.cache.embedders registers these
+# Embedders a policy may name (routing.cache.embedders; "provider" needs a target, not yet
+# selectable here). Each has its measured default threshold (embedders.THRESHOLDS).
+EMBEDDERS = ("wordllama", "minilm")
 MAX_TTL_SECONDS = 30 * 86_400
 DEFAULTS: Mapping[str, Any] = {
     "mode": "off",
     "ttl_seconds": 3600,
-    "similarity_threshold": 0.92,
+    "similarity_threshold": 0.75,  # wordllama's, measured by bench/cache_eval.py
     "embedder": "wordllama",
 }
 
@@ -60,6 +62,12 @@ def clean_cache(value: Any, field: str = "cache") -> dict[str, Any]:
         elif key == "embedder":
             if item not in EMBEDDERS:
                 raise CacheConfigError(f"{f} must be one of {', '.join(EMBEDDERS)}.", f)
+            from routing.cache.embedders import EmbedderUnavailable, get_embedder
+
+            try:
+                get_embedder(item)  # loaded once per process
+            except EmbedderUnavailable as exc:
+                raise CacheConfigError(f"{f}: {item} cannot be used here ({exc}).", f) from None
             cleaned[key] = item
         else:
             raise CacheConfigError(
@@ -72,7 +80,7 @@ def clean_cache(value: Any, field: str = "cache") -> dict[str, Any]:
 class CacheSettings:
     mode: str = "off"
     ttl_seconds: int = 3600
-    similarity_threshold: float = 0.92
+    similarity_threshold: float = 0.75
     embedder: str = "wordllama"
 
     @property

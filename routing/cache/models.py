@@ -32,6 +32,7 @@ class CacheEntry(TenantOwned):
 
     partition = models.CharField(max_length=64)
     model = models.CharField(max_length=260)  # resolved model key, or "auto"
+    provider = models.CharField(max_length=64, blank=True)  # who answered originally
     prompt = models.TextField()  # the last user turn
     embedder = models.CharField(max_length=100)
     embedding = VectorField(dimensions=256, null=True, blank=True)

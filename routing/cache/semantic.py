@@ -22,7 +22,7 @@ from decimal import Decimal
 from typing import Any
 
 from django.db import connection, transaction
-from django.db.models import F
+from django.db.models import F, Q
 from django.utils import timezone
 
 from aura.text import storable_json, storable_text
@@ -90,6 +90,7 @@ def semantic_store(
     prompt_tokens: int = 0,
     completion_tokens: int = 0,
     cost_usd: Decimal = Decimal(0),
+    provider: str = "",
     now: datetime | None = None,
 ) -> CacheEntry | None:
     """Store one answer; None (nothing written) when the response is not cacheable or the
@@ -107,6 +108,7 @@ def semantic_store(
             tenant_id=tenant_id,
             partition=partition,
             model=storable_text(model, 260),
+            provider=storable_text(provider, 64),
             prompt=prompt,
             embedder=embedder,
             response=storable_json(dict(response)),
@@ -168,7 +170,7 @@ def semantic_lookup(
     return Lookup(None, best_similarity, refused_by, best)
 
 
-_FIELDS = ("id", "prompt", "model", "response", "prompt_tokens", "completion_tokens",
+_FIELDS = ("id", "prompt", "model", "provider", "response", "prompt_tokens", "completion_tokens",
            "cost_usd", "created_at", "expires_at", "hits", "last_hit_at")  # fmt: skip
 _LOOKUP_SQL = {
     column: f"""
@@ -205,7 +207,8 @@ def semantic_purge(*, tenant_id: int, model: str | None = None) -> int:
     """Delete a tenant's entries (of one model only, when given); returns how many."""
     qs = CacheEntry.objects.filter(tenant_id=tenant_id)
     if model is not None:
-        qs = qs.filter(model=model)
+        # A name the policy resolves is stored with its policy version (routing.cache.keys).
+        qs = qs.filter(Q(model=model) | Q(model__startswith=f"{model}@policy-v"))
     deleted, _ = qs.delete()
     return deleted
 

@@ -17,10 +17,15 @@ import time
 from decimal import Decimal
 from typing import Any
 
+from asgiref.sync import sync_to_async
+
 from aura import background
+from aura.db import releasing_connection
 from aura.redis import async_client
 from routing.cache import exact, replay
+from routing.cache.embedders import get_embedder
 from routing.cache.keys import CacheKey, cache_key, model_scope
+from routing.cache.semantic import semantic_hit_record, semantic_lookup, semantic_store
 from routing.gateway import execution
 from routing.gateway.accounting import usage_record
 from routing.gateway.context import RoutingContext
@@ -54,6 +59,7 @@ def key_for(ctx: RoutingContext, body: dict[str, Any]) -> CacheKey | None:
 
 def prepare(req: Request, ctx: RoutingContext, body: dict[str, Any]) -> None:
     req.cache_key = key_for(ctx, body)
+    req.cache_settings = ctx.cache
 
 
 async def answer_from_cache(
@@ -68,10 +74,59 @@ async def answer_from_cache(
     except Exception:
         log.warning("cache lookup failed; treating as a miss", exc_info=True)
         return False
-    if entry is None:
+    if entry is not None:
+        await _send_hit(req, send, principal, body, entry, kind="exact", similarity=None)
+        return True
+    if req.cache_settings is None or req.cache_settings.mode != "semantic" or not key.prompt:
         return False
-    await _send_hit(req, send, principal, body, entry, kind="exact", similarity=None)
+    try:
+        found = await _semantic_lookup(req, principal.tenant_id, key)
+    except Exception:
+        log.warning("semantic cache lookup failed; treating as a miss", exc_info=True)
+        return False
+    if found is None:
+        return False
+    await _send_hit(req, send, principal, body, found[0], kind="semantic", similarity=found[1])
+    entry_id = found[0]["id"]
+    background.detach(_off_loop(semantic_hit_record, entry_id=entry_id))
     return True
+
+
+async def _off_loop(fn: Any, **kwargs: Any) -> Any:
+    """A database call from the event loop: in a worker thread, its connection released."""
+    return await sync_to_async(releasing_connection(fn), thread_sensitive=False)(**kwargs)
+
+
+async def _semantic_lookup(
+    req: Request, tenant_id: int, key: CacheKey
+) -> tuple[dict[str, Any], float] | None:
+    settings = req.cache_settings
+    assert settings is not None
+    embedder = get_embedder(settings.embedder)
+    vector = (await embedder.aembed([key.prompt]))[0]
+    req.cache_vector = vector  # stored with the answer on a miss
+    found = await _off_loop(
+        semantic_lookup,
+        tenant_id=tenant_id,
+        partition=key.partition,
+        prompt=key.prompt,
+        embedding=vector,
+        embedder=embedder.name,
+        threshold=settings.similarity_threshold,
+    )
+    if found.entry is None:
+        return None
+    e = found.entry
+    entry = {
+        "id": e.pk,
+        "provider": e.provider,
+        "model_id": (e.response or {}).get("model", ""),
+        "response": e.response,
+        "prompt_tokens": e.prompt_tokens,
+        "completion_tokens": e.completion_tokens,
+        "cost_usd": str(e.cost_usd),
+    }
+    return entry, float(found.similarity or 0.0)
 
 
 async def _send_hit(
@@ -186,11 +241,35 @@ def store_later(
         cost_usd=cost,
     )
     ttl = _ttl(req, ctx)
+    semantic = ctx.cache.mode == "semantic" and bool(key.prompt)
+    vector = req.cache_vector
 
     async def write() -> None:
         try:
             await exact.store(async_client(), ctx.tenant_id, key.exact, value, ttl)
         except Exception:
             log.warning("cache store failed", exc_info=True)
+        if not semantic:
+            return
+        try:
+            embedder = get_embedder(ctx.cache.embedder)
+            embedding = vector or (await embedder.aembed([key.prompt]))[0]
+            await _off_loop(
+                semantic_store,
+                tenant_id=ctx.tenant_id,
+                partition=key.partition,
+                model=key.model,
+                provider=target.provider,
+                prompt=key.prompt,
+                embedding=embedding,
+                embedder=embedder.name,
+                response=response,
+                ttl_seconds=ttl,
+                prompt_tokens=prompt_tokens,
+                completion_tokens=completion_tokens,
+                cost_usd=cost,
+            )
+        except Exception:
+            log.warning("semantic cache store failed", exc_info=True)
 
     background.detach(write())

@@ -17,6 +17,7 @@ from routing.gateway import execution
 from routing.gateway.errors import GatewayError
 
 if TYPE_CHECKING:
+    from routing.cache.config import CacheSettings
     from routing.cache.keys import CacheKey
 
 Scope = dict[str, Any]
@@ -38,6 +39,8 @@ class Request:
     __slots__ = (
         "body",
         "cache_key",
+        "cache_settings",
+        "cache_vector",
         "disconnected",
         "headers",
         "kind",
@@ -68,6 +71,8 @@ class Request:
         self.record_uid = ""  # set when a provisional record is journaled
         self.recorded = False  # its final usage record was handed to the writer
         self.cache_key: CacheKey | None = None  # set when the tenant caches and may store
+        self.cache_settings: CacheSettings | None = None
+        self.cache_vector: list[float] | None = None  # the last turn's embedding, once made
 
 
 async def read_body(req: Request, receive: Receive) -> None:

@@ -51,6 +51,7 @@ class Migration(migrations.Migration):
                 ),
                 ("partition", models.CharField(max_length=64)),
                 ("model", models.CharField(max_length=260)),
+                ("provider", models.CharField(blank=True, max_length=64)),
                 ("prompt", models.TextField()),
                 ("embedder", models.CharField(max_length=100)),
                 (

@@ -27,7 +27,7 @@ def test_stats_count_hits_by_kind_and_what_they_saved(gw):
     _ask(gw.client())
     gw.usage(expected=3)
     body = _manager(gw).get("/api/v1/cache/stats").json()
-    assert body["entries"] == {"exact": 1}
+    assert body["entries"] == {"exact": 1, "semantic": 0}
     assert body["requests"] == 3
     assert body["hits"] == {"exact": 2, "semantic": 0}
     assert body["hit_rate"] == round(2 / 3, 4)
@@ -86,10 +86,10 @@ def test_a_purge_empties_the_cache_of_a_model_or_of_everything(gw):
     assert refused.status_code == 403
     client = _manager(gw)
     one = client.delete("/api/v1/cache?model=fake-ok-2").json()
-    assert one["deleted"] == {"exact": 1}
+    assert one["deleted"] == {"exact": 1, "semantic": 0}
     assert _ask(gw.client(), model="fake-ok-2").headers["x-aura-cache"] == "miss"
     assert _ask(gw.client()).headers["x-aura-cache"] == "exact"
     _stored(gw.tenant.pk, 2)
     everything = client.delete("/api/v1/cache").json()
-    assert everything["deleted"] == {"exact": 2}
+    assert everything["deleted"] == {"exact": 2, "semantic": 0}
     assert _ask(gw.client()).headers["x-aura-cache"] == "miss"

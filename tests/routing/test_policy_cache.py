@@ -18,7 +18,7 @@ def test_caching_is_off_by_default_and_a_patch_turns_it_on(alice):
     assert body["cache"] == {
         "mode": "off",
         "ttl_seconds": 3600,
-        "similarity_threshold": 0.92,
+        "similarity_threshold": 0.75,
         "embedder": "wordllama",
     }
     resp = alice.client.patch(

@@ -71,7 +71,7 @@ def test_the_demo_tenant_caches_and_a_rerun_keeps_what_its_admin_chose():
 
     run()
     policy = RoutingPolicy.objects.get(tenant__slug="demo")
-    assert policy.cache["mode"] == "exact"
+    assert policy.cache["mode"] == "semantic"
     policy.cache = {**policy.cache, "mode": "off"}
     policy.save()
     run()

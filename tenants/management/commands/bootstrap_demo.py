@@ -30,7 +30,7 @@ class Command(BaseCommand):
                 # The demo shows the response cache; a new tenant's default is off.
                 from routing.policy.services import policy_update
 
-                policy_update(tenant=tenant, changes={"cache": {"mode": "exact"}}, source="demo")
+                policy_update(tenant=tenant, changes={"cache": {"mode": "semantic"}}, source="demo")
             admin = user_model.objects.filter(username="admin").first()
             password = None
             if admin is None:
