@@ -219,3 +219,23 @@ def test_a_tenant_caps_its_entries_oldest_out_first(gw, settings):
         _ask(gw.client(), messages=[{"role": "user", "content": "three"}]).headers["x-aura-cache"]
         == "exact"
     )
+
+
+def test_a_hit_spends_nothing_from_the_budget(gw):
+    from billing.models import Budget
+    from tests.billing.counters import counter, recorded_spend, settled
+
+    add_model(gw.providers["fakeai"], "fake-ok")
+    _caching(gw)
+    budget = Budget.objects.create(tenant=gw.tenant, period="day", limit_usd=1, mode="block")
+    gw.policy()  # the budget reaches the gateway's context
+    _ask(gw.client())
+    cost = (Decimal(13) * 2 + Decimal(5) * 8) / Decimal(1_000_000)
+    assert settled(budget, cost).spent == cost
+    assert _stored(gw.tenant.pk, 1) == 1
+    for _ in range(3):
+        assert _ask(gw.client()).headers["x-aura-cache"] == "exact"
+    gw.usage(expected=4)
+    after = counter(budget)
+    assert (after.spent, after.reserved, after.live_reservations) == (cost, 0, 0)
+    assert recorded_spend(budget) == cost
