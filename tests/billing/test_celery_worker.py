@@ -12,6 +12,7 @@ import os
 import subprocess
 import sys
 import tempfile
+import time
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, date, datetime
@@ -153,5 +154,10 @@ def test_a_real_worker_sends_the_alert_and_the_weekly_report(
     for message in smtp.messages:
         assert message.text and message.html
     assert BudgetAlert.objects.get(pk=alert.pk).emailed_at is not None
+    # The worker writes the report's totals just after the mail went out.
+    deadline = time.monotonic() + 10
     report = WeeklyReport.objects.get(tenant=tenant, week_start=date(2025, 3, 3))
+    while not report.totals and time.monotonic() < deadline:
+        time.sleep(0.05)
+        report.refresh_from_db()
     assert report.sent_at is not None and report.totals["cost_usd"] == "3.8"
