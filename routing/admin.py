@@ -448,7 +448,7 @@ class CacheEntryAdmin(admin.ModelAdmin):
     list_select_related = ["tenant"]
     search_fields = ["prompt", "model", "tenant__slug"]
     date_hierarchy = "created_at"
-    fields = [
+    fields = readonly_fields = (
         "tenant",
         "partition",
         "model",
@@ -463,8 +463,7 @@ class CacheEntryAdmin(admin.ModelAdmin):
         "last_hit_at",
         "created_at",
         "expires_at",
-    ]
-    readonly_fields = fields
+    )
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False
