@@ -26,7 +26,6 @@ from aura.money import plain_decimal
 from aura.redis import sync_client
 from billing.models import UsageRecord
 from routing.cache import exact
-from routing.cache.embedders import get_embedder
 from routing.cache.models import CacheEntry
 from routing.cache.semantic import semantic_lookup, semantic_purge
 from routing.gateway import caching
@@ -129,6 +128,8 @@ class CacheLookupView(TenantScopedAPIView):
             }
             return Response(answer)
         if ctx.cache.mode == "semantic" and key.prompt:
+            from routing.cache.embedders import get_embedder  # numpy: only when needed
+
             embedder = get_embedder(ctx.cache.embedder)
             found = semantic_lookup(
                 tenant_id=self.tenant.pk,

@@ -23,7 +23,6 @@ from aura import background
 from aura.db import releasing_connection
 from aura.redis import async_client
 from routing.cache import exact, replay
-from routing.cache.embedders import get_embedder
 from routing.cache.keys import CacheKey, cache_key, model_scope
 from routing.cache.semantic import semantic_hit_record, semantic_lookup, semantic_store
 from routing.gateway import execution
@@ -100,6 +99,8 @@ async def _off_loop(fn: Any, **kwargs: Any) -> Any:
 async def _semantic_lookup(
     req: Request, tenant_id: int, key: CacheKey
 ) -> tuple[dict[str, Any], float] | None:
+    from routing.cache.embedders import get_embedder  # numpy: only once a tenant needs it
+
     settings = req.cache_settings
     assert settings is not None
     embedder = get_embedder(settings.embedder)
@@ -252,6 +253,8 @@ def store_later(
         if not semantic:
             return
         try:
+            from routing.cache.embedders import get_embedder
+
             embedder = get_embedder(ctx.cache.embedder)
             embedding = vector or (await embedder.aembed([key.prompt]))[0]
             await _off_loop(
