@@ -276,7 +276,7 @@ class RecordView(TenantScopedAPIView):
         return Response(body, status=status.HTTP_201_CREATED)
 
 
-def _instant(raw: str | None, name: str) -> datetime | None:
+def parse_instant(raw: str | None, name: str) -> datetime | None:
     if not raw:
         return None
     try:
@@ -299,8 +299,8 @@ class MetricsView(TenantScopedAPIView):
     """GET /api/v1/router/metrics?since=ISO&until=ISO (default: the last 7 days)."""
 
     def get(self, request: Request) -> Response:
-        until = _instant(request.query_params.get("until"), "until") or timezone.now()
-        since = _instant(request.query_params.get("since"), "since") or (
+        until = parse_instant(request.query_params.get("until"), "until") or timezone.now()
+        since = parse_instant(request.query_params.get("since"), "since") or (
             until - METRICS_DEFAULT_WINDOW
         )
         if since > until:

@@ -11,13 +11,12 @@ Reads need the viewer role, purges admin.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from decimal import Decimal
 from typing import Any
 
 from django.db.models import Count, Q, Sum
 from django.utils import timezone
-from django.utils.dateparse import parse_date, parse_datetime
 from rest_framework.request import Request
 from rest_framework.response import Response
 
@@ -25,6 +24,7 @@ from aura.errors import DomainError
 from aura.money import plain_decimal
 from aura.redis import sync_client
 from billing.models import UsageRecord
+from routing.api import parse_instant
 from routing.cache import exact
 from routing.cache.models import CacheEntry
 from routing.cache.semantic import semantic_lookup, semantic_purge
@@ -35,22 +35,6 @@ from tenants.models import Role
 from tenants.scoping import TenantScopedAPIView
 
 STATS_DEFAULT_WINDOW = timedelta(days=7)
-
-
-def _instant(raw: str | None, name: str) -> datetime | None:
-    if not raw:
-        return None
-    try:
-        value = parse_datetime(raw)
-        if value is None:
-            day = parse_date(raw)
-            if day is not None:
-                value = datetime.combine(day, datetime.min.time())
-    except ValueError:
-        value = None
-    if value is None:
-        raise DomainError(f"'{name}' must be an ISO date or date-time.", param=name)
-    return value if timezone.is_aware(value) else timezone.make_aware(value, UTC)
 
 
 def _figures(rows: Any) -> dict[str, Any]:
@@ -66,8 +50,8 @@ def _figures(rows: Any) -> dict[str, Any]:
 
 class CacheStatsView(TenantScopedAPIView):
     def get(self, request: Request) -> Response:
-        until = _instant(request.query_params.get("until"), "until") or timezone.now()
-        since = _instant(request.query_params.get("since"), "since") or (
+        until = parse_instant(request.query_params.get("until"), "until") or timezone.now()
+        since = parse_instant(request.query_params.get("since"), "since") or (
             until - STATS_DEFAULT_WINDOW
         )
         if since > until:

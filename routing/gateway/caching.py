@@ -28,7 +28,7 @@ from routing.cache.semantic import semantic_hit_record, semantic_lookup, semanti
 from routing.gateway import execution
 from routing.gateway.accounting import usage_record
 from routing.gateway.context import RoutingContext
-from routing.gateway.framing import JSON_CONTENT, Request, Send, header_text
+from routing.gateway.framing import Request, Send, header_text, send_json, start_sse
 from tenants.auth import KeyPrincipal
 
 log = logging.getLogger("aura.gateway.cache")
@@ -172,32 +172,9 @@ async def _send_hit(
     )
     response = entry["response"]
     if not stream:
-        payload = json.dumps(replay.completion(response)).encode()
-        await send(
-            {
-                "type": "http.response.start",
-                "status": 200,
-                "headers": [
-                    JSON_CONTENT,
-                    (b"content-length", str(len(payload)).encode()),
-                    *headers,
-                ],
-            }
-        )
-        await send({"type": "http.response.body", "body": payload})
+        await send_json(send, 200, json.dumps(replay.completion(response)).encode(), headers)
         return
-    await send(
-        {
-            "type": "http.response.start",
-            "status": 200,
-            "headers": [
-                (b"content-type", b"text/event-stream; charset=utf-8"),
-                (b"cache-control", b"no-cache"),
-                (b"x-accel-buffering", b"no"),
-                *headers,
-            ],
-        }
-    )
+    await start_sse(send, headers)
     include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
     await send(
         {

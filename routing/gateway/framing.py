@@ -132,6 +132,22 @@ def json_body(req: Request) -> Any:
     return body
 
 
+async def start_sse(send: Send, headers: list[tuple[bytes, bytes]]) -> None:
+    """The response start of a server-sent-events stream."""
+    await send(
+        {
+            "type": "http.response.start",
+            "status": 200,
+            "headers": [
+                (b"content-type", b"text/event-stream; charset=utf-8"),
+                (b"cache-control", b"no-cache"),
+                (b"x-accel-buffering", b"no"),
+                *headers,
+            ],
+        }
+    )
+
+
 async def send_json(
     send: Send, status: int, body: bytes, headers: list[tuple[bytes, bytes]]
 ) -> None:

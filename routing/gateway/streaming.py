@@ -16,7 +16,7 @@ from routing.gateway import caching, execution
 from routing.gateway.accounting import account
 from routing.gateway.context import RoutingContext
 from routing.gateway.dispatch import execute
-from routing.gateway.framing import Request, Send, meta_headers, sse
+from routing.gateway.framing import Request, Send, meta_headers, sse, start_sse
 from routing.gateway.guard import PROMPT_MARGIN, stream_output_cap
 from routing.providers.base import ProviderError, redact
 from tenants.auth import KeyPrincipal
@@ -86,18 +86,7 @@ async def stream(
     try:
         # Inside the try: a client gone before the headers still gets its stream closed,
         # its usage recorded and its reservation settled.
-        await send(
-            {
-                "type": "http.response.start",
-                "status": 200,
-                "headers": [
-                    (b"content-type", b"text/event-stream; charset=utf-8"),
-                    (b"cache-control", b"no-cache"),
-                    (b"x-accel-buffering", b"no"),
-                    *headers,
-                ],
-            }
-        )
+        await start_sse(send, headers)
         # A provider that ignores max_tokens is cut off where the budget reservation ends.
         counted = 0
         while chunk is not None:
