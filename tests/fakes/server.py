@@ -16,8 +16,10 @@ The model is the body's `model` (OpenAI, Anthropic, Ollama) or the URL's model /
 from __future__ import annotations
 
 import json
+import select
 import socket
 import threading
+import time
 from collections import deque
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -247,6 +249,26 @@ class FakeUpstream:
             self._script.clear()
         self._default = None
         self.slow_first_byte = self._initial_slow_first_byte
+
+    def wait_for_peer_close(self, ex: Exchange, seconds: float) -> bool:
+        """Hold ``ex`` open until the peer closes its connection (True) or ``seconds`` pass
+        or the server stops (False); then drop it."""
+        sock = ex.handler.connection
+        deadline = time.monotonic() + seconds
+        closed = False
+        while time.monotonic() < deadline and not self._stopping.is_set():
+            readable, _, _ = select.select([sock], [], [], 0.02)
+            if not readable:
+                continue
+            try:
+                peek = sock.recv(1, socket.MSG_PEEK)
+            except OSError:
+                peek = b""
+            if not peek:
+                closed = True
+                break
+        ex.drop()
+        return closed
 
     @property
     def last_call(self) -> RecordedCall:

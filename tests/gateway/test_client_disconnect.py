@@ -8,10 +8,7 @@ the gateway really dropped the upstream connection.
 from __future__ import annotations
 
 import json
-import select
-import socket
 import threading
-import time
 from collections.abc import Iterator
 from decimal import Decimal
 
@@ -39,20 +36,8 @@ class HangingOpenAI(FakeOpenAI):
         self.closed.clear()
 
     def _wait_for_peer_close(self, ex: Exchange) -> None:
-        sock = ex.handler.connection
-        deadline = time.monotonic() + HOLD_SECONDS
-        while time.monotonic() < deadline and not self._stopping.is_set():
-            readable, _, _ = select.select([sock], [], [], 0.02)
-            if not readable:
-                continue
-            try:
-                peek = sock.recv(1, socket.MSG_PEEK)
-            except OSError:
-                peek = b""
-            if not peek:
-                self.closed.set()
-                break
-        ex.drop()
+        if self.wait_for_peer_close(ex, HOLD_SECONDS):
+            self.closed.set()
 
     def _handle(self, ex: Exchange) -> None:
         if (ex.json or {}).get("model") == "hang-first-byte":

@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import select
-import socket
 import threading
 import time
 from collections.abc import Iterator
@@ -70,21 +68,9 @@ class HoldingOpenAI(FakeOpenAI):
         with self._lock:
             self.held.append(model)
         self.holding.set()
-        sock = ex.handler.connection
-        deadline = time.monotonic() + HOLD_SECONDS
-        while time.monotonic() < deadline and not self._stopping.is_set():
-            readable, _, _ = select.select([sock], [], [], 0.02)
-            if not readable:
-                continue
-            try:
-                peek = sock.recv(1, socket.MSG_PEEK)
-            except OSError:
-                peek = b""
-            if not peek:
-                with self._lock:
-                    self.closed.append(model)
-                break
-        ex.drop()
+        if self.wait_for_peer_close(ex, HOLD_SECONDS):
+            with self._lock:
+                self.closed.append(model)
 
     def wait_closed(self, n: int, timeout: float = HOLD_SECONDS + 5) -> list[str]:
         deadline = time.monotonic() + timeout
