@@ -285,6 +285,53 @@ DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="AURA <aura@localhost
 # Empty: the emails of active superusers.
 OPERATOR_EMAILS = env.list("OPERATOR_EMAILS", default=[])
 
+# --------------------------------------------------------------------------- provider health
+
+# Seconds between probes of each enabled endpoint, and how long one probe may take
+# (per-endpoint overrides on the endpoint).
+HEALTH_CHECK_INTERVAL = env.float("HEALTH_CHECK_INTERVAL", default=30.0)
+HEALTH_CHECK_TIMEOUT = env.float("HEALTH_CHECK_TIMEOUT", default=5.0)
+# models: list models (free, the default); completion: a 1-token completion (billed);
+# off: no active probes (traffic still counts).
+HEALTH_CHECK_MODE = env.str("HEALTH_CHECK_MODE", default="models")
+# Hysteresis: consecutive failed probes before an endpoint is down, and consecutive good
+# ones before a down endpoint is healthy again.
+HEALTH_DOWN_AFTER = env.int("HEALTH_DOWN_AFTER", default=3)
+HEALTH_UP_AFTER = env.int("HEALTH_UP_AFTER", default=2)
+# Operators' webhook for provider alerts (JSON POST); empty: email only.
+OPERATOR_ALERT_WEBHOOK = env.str("OPERATOR_ALERT_WEBHOOK", default="")
+# SLA targets, warning / critical (the MDMAI design's defaults).
+SLA_AVAILABILITY = env.list("SLA_AVAILABILITY", cast=float, default=[99.0, 95.0])
+SLA_SUCCESS_RATE = env.list("SLA_SUCCESS_RATE", cast=float, default=[95.0, 85.0])
+SLA_LATENCY_P95_MS = env.list("SLA_LATENCY_P95_MS", cast=float, default=[5000.0, 15000.0])
+# An open alert still firing after this many minutes escalates (warning -> critical, and
+# a critical one is sent again).
+ALERT_ESCALATE_AFTER_MINUTES = env.int("ALERT_ESCALATE_AFTER_MINUTES", default=30)
+
+
+def _check_health_settings() -> None:
+    if HEALTH_CHECK_INTERVAL < 1:
+        raise ImproperlyConfigured("HEALTH_CHECK_INTERVAL must be at least 1 second")
+    if not 0 < HEALTH_CHECK_TIMEOUT <= 120:
+        raise ImproperlyConfigured("HEALTH_CHECK_TIMEOUT must be between 0 and 120 seconds")
+    if HEALTH_CHECK_MODE not in ("models", "completion", "off"):
+        raise ImproperlyConfigured("HEALTH_CHECK_MODE must be one of: models, completion, off")
+    if HEALTH_DOWN_AFTER < 1 or HEALTH_UP_AFTER < 1:
+        raise ImproperlyConfigured("HEALTH_DOWN_AFTER and HEALTH_UP_AFTER must be at least 1")
+    for name, pair, higher_is_better in (
+        ("SLA_AVAILABILITY", SLA_AVAILABILITY, True),
+        ("SLA_SUCCESS_RATE", SLA_SUCCESS_RATE, True),
+        ("SLA_LATENCY_P95_MS", SLA_LATENCY_P95_MS, False),
+    ):
+        if len(pair) != 2:
+            raise ImproperlyConfigured(f"{name} takes two values: warning,critical")
+        warn, crit = pair
+        if (crit > warn) if higher_is_better else (crit < warn):
+            raise ImproperlyConfigured(f"{name}: the critical level must be beyond the warning")
+
+
+_check_health_settings()
+
 # --------------------------------------------------------------------------- logging
 
 LOG_LEVEL = env.str("LOG_LEVEL", default="INFO").upper()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from django.contrib.postgres.indexes import BrinIndex
 from django.db import models
 
 from aura.money import usd
@@ -58,6 +59,10 @@ class UsageRecord(TenantOwned):
         indexes = [
             models.Index(fields=["tenant", "created_at"], name="usage_tenant_time"),
             models.Index(fields=["api_key", "created_at"], name="usage_key_time"),
+            # Platform-wide windows (health and SLA figures: the last minutes, hours, days
+            # of every tenant's traffic). BRIN: the table is append-only in time order,
+            # so a few pages of block ranges index it at almost no write cost.
+            BrinIndex(fields=["created_at"], name="usage_time_brin", autosummarize=True),
         ]
 
     def __str__(self) -> str:

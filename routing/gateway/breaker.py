@@ -24,6 +24,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from monitoring.state import HealthBoard, board
 from routing import engine
 
 log = logging.getLogger(__name__)
@@ -249,9 +250,20 @@ class LocalStats:
                 latency_ms if prev is None else prev + self.ALPHA * (latency_ms - prev)
             )
 
-    def snapshot(self, open_endpoints: frozenset[str]) -> engine.HealthSnapshot:
+    def snapshot(
+        self, open_endpoints: frozenset[str], board: HealthBoard | None = None
+    ) -> engine.HealthSnapshot:
+        if board is None or not board.entries:
+            return engine.HealthSnapshot(
+                open_endpoints=open_endpoints, latency_ms=self.latency_ms, in_flight=self.in_flight
+            )
         return engine.HealthSnapshot(
-            open_endpoints=open_endpoints, latency_ms=self.latency_ms, in_flight=self.in_flight
+            open_endpoints=open_endpoints,
+            latency_ms=self.latency_ms,
+            in_flight=self.in_flight,
+            down_endpoints=board.down,
+            health_scores=board.scores,
+            unproven=board.unproven,
         )
 
 
@@ -259,8 +271,10 @@ stats = LocalStats()
 
 
 def health_snapshot_sync(ctx: Any = None) -> engine.HealthSnapshot:
-    """Snapshot for synchronous callers (routing API): reads the open set from Redis."""
+    """Snapshot for synchronous callers (routing API): reads breakers and the health board
+    from Redis."""
     from aura.redis import sync_client
 
     breakers.refresh_sync(sync_client())
-    return stats.snapshot(breakers.open_endpoints())
+    board.refresh_sync(sync_client())
+    return stats.snapshot(breakers.open_endpoints(), board)

@@ -22,6 +22,7 @@ from aura.db import releasing_connection
 from aura.redis import async_client, sync_client
 from routing import changes, engine
 from routing.cache.config import OFF, CacheSettings
+from routing.catalog.targets import endpoint_name, pick_credential
 from routing.changes import VERSION_KEY
 from routing.policy.convert import policy_to_engine
 from routing.providers.base import ProviderTarget, Timeouts
@@ -77,37 +78,6 @@ class RoutingContext:
     rate_limits: dict[str, int] = field(default_factory=dict)
     cache: CacheSettings = OFF
     counter: int = 0
-
-
-def _pick_credential(creds: list[Any], tenant_id: int, endpoint: Any) -> Any | None:
-    """Tenant's own key first (endpoint-specific, then provider-wide), then the platform's."""
-
-    def rank(c: Any) -> tuple[int, int]:
-        own = 0 if c.tenant_id == tenant_id else 1
-        specific = 0 if endpoint is not None and c.endpoint_id == endpoint.pk else 1
-        return own, specific
-
-    usable = [
-        c
-        for c in creds
-        if c.tenant_id in (None, tenant_id)
-        and (c.endpoint_id is None or (endpoint is not None and c.endpoint_id == endpoint.pk))
-    ]
-    if endpoint is not None and endpoint.tenant_id is not None:
-        # A tenant's own endpoint is a URL the tenant chose: never send it a platform key.
-        usable = [c for c in usable if c.tenant_id == endpoint.tenant_id]
-    return min(usable, key=rank) if usable else None
-
-
-def _breaker_name(provider_slug: str, endpoint: Any, credential: Any, tenant_id: int) -> str:
-    """The circuit breaker a call counts toward. A tenant's own key on a shared endpoint
-    gets its own breaker: its 401s or quota 429s must not take the endpoint down for
-    every other tenant."""
-    name = f"ep{endpoint.pk}" if endpoint is not None else f"{provider_slug}-default"
-    shared = endpoint is None or endpoint.tenant_id is None
-    if shared and credential is not None and credential.tenant_id == tenant_id:
-        name += f":t{tenant_id}"
-    return name
 
 
 def build_context(tenant_id: int) -> RoutingContext:
@@ -167,7 +137,7 @@ def build_context(tenant_id: int) -> RoutingContext:
             # (and the engine's scores built on them) must not mix with the platform's.
             own_ep = ep is not None and ep.tenant_id is not None
             key = m.key if len(chosen) == 1 and not own_ep else f"{m.key}@{ep.name}"
-            cred = _pick_credential(creds_by_provider.get(prov.pk, []), tenant_id, ep)
+            cred = pick_credential(creds_by_provider.get(prov.pk, []), tenant_id, ep)
             secret: str | None = None
             if cred is not None:
                 if cred.pk not in secrets:
@@ -193,7 +163,7 @@ def build_context(tenant_id: int) -> RoutingContext:
                 engine.Candidate(
                     key=key,
                     provider=prov.slug,
-                    endpoint=_breaker_name(prov.slug, ep, cred, tenant_id),
+                    endpoint=endpoint_name(prov.slug, ep, cred),
                     model_id=m.model_id,
                     aliases=tuple(m.aliases or ()),
                     input_price=float(m.input_price_per_mtok),

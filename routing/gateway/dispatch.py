@@ -13,6 +13,7 @@ from typing import TypeVar
 
 from aura.redis import async_client
 from billing.budgets import BudgetExceeded, BudgetUnavailable
+from monitoring.state import board
 from routing import engine
 from routing.gateway import execution, ratelimit
 from routing.gateway.accounting import record_cancelled, record_failure, record_provisional
@@ -30,9 +31,12 @@ rng = random.Random()
 
 
 async def health(ctx: RoutingContext) -> engine.HealthSnapshot:
+    # Both refresh from Redis at most once a second; a warm request reads memory only.
     if breakers.needs_refresh():
         await breakers.arefresh(async_client())
-    return stats.snapshot(breakers.open_endpoints())
+    if board.needs_refresh():
+        await board.arefresh(async_client())
+    return stats.snapshot(breakers.open_endpoints(), board)
 
 
 async def rate_limit(ctx: RoutingContext, principal: KeyPrincipal, prompt_tokens: int) -> None:

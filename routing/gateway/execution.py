@@ -50,9 +50,12 @@ class Attempt:
     message: str = ""
     latency_ms: float = 0.0
     cost_usd: Decimal | None = None  # set for a hedged call that lost but was billed
+    endpoint: str = ""  # the endpoint's name (breaker/health), for passive health and SLAs
 
     def as_dict(self) -> dict[str, Any]:
         d: dict[str, Any] = {"model": self.key, "provider": self.provider, "ok": self.ok}
+        if self.endpoint:
+            d["endpoint"] = self.endpoint
         if not self.ok:
             d.update(error=self.kind, status=self.status, message=self.message[:300])
         d["latency_ms"] = round(self.latency_ms, 2)
@@ -119,7 +122,7 @@ async def _record(endpoint: str, key: str, ok: bool, kind: str | None, ms: float
         await breakers.arecord(async_client(), endpoint, success=False)
 
 
-def _fail(out: Outcome, ct: CallTarget, exc: ProviderError, ms: float) -> None:
+def _fail(out: Outcome, ct: CallTarget, exc: ProviderError, ms: float, endpoint: str) -> None:
     # The provider's own text is for operators (redacted of the key sent, in any encoding);
     # the attempt (shown to the tenant in errors and usage) says what a tenant may see.
     raw = redact(exc.message, ct.target.api_key)
@@ -127,7 +130,9 @@ def _fail(out: Outcome, ct: CallTarget, exc: ProviderError, ms: float) -> None:
     shown = attempt_message(
         exc.kind, exc.status, exc.provider_code, raw, tenant_owned=ct.tenant_owned
     )
-    out.attempts.append(Attempt(ct.key, ct.provider, False, exc.kind, exc.status, shown, ms))
+    out.attempts.append(
+        Attempt(ct.key, ct.provider, False, exc.kind, exc.status, shown, ms, endpoint=endpoint)
+    )
 
 
 async def _with_retries(
@@ -148,7 +153,7 @@ async def _with_retries(
         except ProviderError as exc:
             ms = (time.perf_counter() - started) * 1000
             out.upstream_ms += ms
-            _fail(out, ct, exc, ms)
+            _fail(out, ct, exc, ms, endpoint)
             await _record(endpoint, ct.key, False, exc.kind, None)
             last = exc
             if exc.kind in CLIENT_KINDS:
@@ -162,7 +167,16 @@ async def _with_retries(
             ms = (time.perf_counter() - started) * 1000
             out.upstream_ms += ms
             out.attempts.append(
-                Attempt(ct.key, ct.provider, False, "cancelled", None, "cancelled", ms)
+                Attempt(
+                    ct.key,
+                    ct.provider,
+                    False,
+                    "cancelled",
+                    None,
+                    "cancelled",
+                    ms,
+                    endpoint=endpoint,
+                )
             )
             stats.finish(ct.key, None)
             raise
@@ -173,7 +187,7 @@ async def _with_retries(
             http_public_only.reset(guard_token)
         ms = (time.perf_counter() - started) * 1000
         out.upstream_ms += ms
-        out.attempts.append(Attempt(ct.key, ct.provider, True, latency_ms=ms))
+        out.attempts.append(Attempt(ct.key, ct.provider, True, latency_ms=ms, endpoint=endpoint))
         await _record(endpoint, ct.key, True, None, ms)
         return result, None
     return None, last
