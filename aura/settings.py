@@ -218,6 +218,8 @@ CACHES = {
 # Empty (as a copied .env.example may leave it) means unset: Celery would fall back to amqp.
 CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default="") or _broker_from_redis(REDIS_URL)
 CELERY_TASK_IGNORE_RESULT = True
+# The queue tasks are sent to (and workers started without -Q consume).
+CELERY_TASK_DEFAULT_QUEUE = env.str("CELERY_TASK_DEFAULT_QUEUE", default="celery")
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_TASK_ACKS_LATE = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1

@@ -28,7 +28,7 @@ from routing.catalog.services import (
     notify_config_changed,
     tenant_allows_private_base_urls,
 )
-from routing.models import CatalogModel, Credential, Provider, ProviderEndpoint
+from routing.models import HEALTH_CHECK_MODES, CatalogModel, Credential, Provider, ProviderEndpoint
 from tenants.models import Role
 from tenants.scoping import TenantScopedAPIView
 
@@ -240,6 +240,17 @@ class EndpointFieldsInput(serializers.Serializer):
     # null: as the provider says; false: a keyless server, routable without a credential.
     requires_api_key = serializers.BooleanField(allow_null=True, required=False)
     enabled = serializers.BooleanField(required=False)
+    # Health checks: blank / null take the platform's HEALTH_CHECK_* settings.
+    health_check_mode = serializers.ChoiceField(
+        choices=[m for m, _ in HEALTH_CHECK_MODES], allow_blank=True, required=False
+    )
+    health_check_model = serializers.CharField(max_length=200, allow_blank=True, required=False)
+    health_check_interval = serializers.FloatField(
+        min_value=5, max_value=3600, allow_null=True, required=False
+    )
+    health_check_timeout = serializers.FloatField(
+        min_value=0.5, max_value=60, allow_null=True, required=False
+    )
 
 
 class EndpointCreateInput(EndpointFieldsInput):
@@ -268,6 +279,10 @@ class EndpointOutput(serializers.ModelSerializer):
             "max_retries",
             "requires_api_key",
             "enabled",
+            "health_check_mode",
+            "health_check_model",
+            "health_check_interval",
+            "health_check_timeout",
             "created_at",
         ]
 
@@ -288,6 +303,10 @@ _ENDPOINT_SIMPLE_FIELDS = (
     "max_retries",
     "requires_api_key",
     "enabled",
+    "health_check_mode",
+    "health_check_model",
+    "health_check_interval",
+    "health_check_timeout",
 )
 
 

@@ -61,6 +61,7 @@ def usage_record(
         "provider": ct[0],
         "model": ct[1] or req.model,
         "endpoint_id": ct[2],
+        "endpoint": _endpoint_name(outcome) if served is None else "",
         "status": status,
         "http_status": http_status,
         "error_code": error_code,
@@ -175,6 +176,12 @@ def _last_target(outcome: execution.Outcome) -> tuple[str, str, int | None]:
         a = outcome.attempts[-1]
         return a.provider, a.key.split("/", 1)[-1], None
     return "", "", None
+
+
+def _endpoint_name(outcome: execution.Outcome) -> str:
+    if outcome.target is not None:
+        return outcome.target.endpoint_name
+    return outcome.attempts[-1].endpoint if outcome.attempts else ""
 
 
 def charge_completion(ctx: RoutingContext, principal: KeyPrincipal, tokens: int) -> None:

@@ -50,6 +50,7 @@ class CallTarget:
     public_only: bool = False  # a tenant-controlled URL: connect to public addresses only
     # The tenant's own endpoint or key: its errors may be shown to the tenant verbatim.
     tenant_owned: bool = False
+    endpoint_name: str = ""  # as breakers and health checks name it (the candidate's)
 
     def cost(self, prompt_tokens: int, completion_tokens: int, cached_tokens: int = 0) -> Decimal:
         """USD for the given usage. Cached input tokens are billed at the cached price."""
@@ -156,6 +157,7 @@ def build_context(tenant_id: int) -> RoutingContext:
                 if ep is not None
                 else Timeouts(5.0, 60.0, 300.0)
             )
+            name = endpoint_name(prov.slug, ep, cred)
             caps = set(m.capabilities or ())
             if m.kind == CatalogModel.Kind.EMBEDDINGS:
                 caps.add("embeddings")
@@ -163,7 +165,7 @@ def build_context(tenant_id: int) -> RoutingContext:
                 engine.Candidate(
                     key=key,
                     provider=prov.slug,
-                    endpoint=endpoint_name(prov.slug, ep, cred),
+                    endpoint=name,
                     model_id=m.model_id,
                     aliases=tuple(m.aliases or ()),
                     input_price=float(m.input_price_per_mtok),
@@ -197,6 +199,7 @@ def build_context(tenant_id: int) -> RoutingContext:
                 public_only=ep is not None and ep.tenant_id is not None and not allow_private,
                 tenant_owned=(ep is not None and ep.tenant_id is not None)
                 or (cred is not None and cred.tenant_id is not None),
+                endpoint_name=name,
                 input_price=float(m.input_price_per_mtok),
                 output_price=float(m.output_price_per_mtok),
                 cached_input_price=float(m.cached_input_price_per_mtok)

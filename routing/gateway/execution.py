@@ -21,6 +21,7 @@ from aura.http import public_only as http_public_only
 from aura.redis import async_client
 from routing.engine import Candidate, Plan
 from routing.engine.failures import attempt_message
+from routing.engine.types import Row, scored_candidate
 from routing.gateway.breaker import breakers, stats
 from routing.gateway.context import CallTarget, RoutingContext
 from routing.providers import get_adapter
@@ -36,6 +37,10 @@ RETRY_AFTER_CAP = 5.0
 BREAKER_KINDS = frozenset({"server", "timeout", "connection", "malformed", "rate_limit", "auth"})
 # Errors that say the *request* is wrong: every provider would refuse it, so do not fall back.
 CLIENT_KINDS = frozenset({"bad_request"})
+# Errors that say the *endpoint* is unreachable, whatever the model: the plan's other steps
+# on the same endpoint are skipped for this request (several models on one dead endpoint
+# fail over as one, not one retry storm each).
+ENDPOINT_DOWN_KINDS = frozenset({"connection"})
 
 _rng = random.Random()
 
@@ -136,9 +141,17 @@ def _fail(out: Outcome, ct: CallTarget, exc: ProviderError, ms: float, endpoint:
 
 
 async def _with_retries(
-    ct: CallTarget, endpoint: str, out: Outcome, call: Any
+    ct: CallTarget,
+    endpoint: str,
+    out: Outcome,
+    call: Any,
+    elsewhere: Callable[[], bool] | None = None,
 ) -> tuple[Any, ProviderError | None]:
-    """Run ``call()`` with retries for one plan step; returns (result or None, last error)."""
+    """Run ``call()`` with retries for one plan step; returns (result or None, last error).
+
+    ``elsewhere()``: is another endpoint left to try? Then a connection failure (nothing
+    listening, reset before any answer) is not retried here: the endpoint, not the model,
+    is failing, and the other endpoint answers sooner than a backoff would."""
     last: ProviderError | None = None
     for attempt in range(ct.max_retries + 1):
         if attempt and last is not None:
@@ -159,6 +172,8 @@ async def _with_retries(
             if exc.kind in CLIENT_KINDS:
                 raise ClientError(out, exc) from None
             if not exc.retryable:
+                break
+            if exc.kind in ENDPOINT_DOWN_KINDS and elsewhere is not None and elsewhere():
                 break
             continue
         except asyncio.CancelledError:
@@ -208,6 +223,13 @@ class StepGuard(Protocol):
         releasing."""
 
 
+def _spare_rows(plan: Plan, steps: list[Any]) -> list[Row]:
+    if len(plan.rows) <= len(steps):
+        return []
+    taken = {s.candidate.key for s in steps}
+    return [r for r in plan.rows if r[0].key not in taken]
+
+
 def _is_budget_refusal(exc: BaseException) -> bool:
     from billing.budgets import BudgetExceeded
 
@@ -224,9 +246,25 @@ async def _run_plan(
 ) -> Any:
     """Walk the plan: guard (budget), admit (breaker), call with retries, fall back."""
     last: ProviderError | None = None
-    steps = plan.steps
-    for index in range(start_index, len(steps)):
+    steps = list(plan.steps)
+    unreachable: set[str] = set()  # endpoints this request found dead
+    # Eligible candidates the plan left out, best first: one of them takes the place of
+    # each step skipped because its endpoint proved unreachable, so three models on one
+    # dead endpoint do not use up every fallback the tenant allowed.
+    # (Built on the first connection failure only: the hot path never pays for it.)
+    spare: list[Row] | None = None
+    index = start_index - 1
+    while index + 1 < len(steps):
+        index += 1
         cand = steps[index].candidate
+        if cand.endpoint in unreachable:
+            if spare is None:
+                spare = _spare_rows(plan, steps)
+            replacement = next((r for r in spare if r[0].endpoint not in unreachable), None)
+            if replacement is not None:
+                spare.remove(replacement)
+                steps.append(scored_candidate(replacement, plan.weights or steps[0].weights))
+            continue
         ct = ctx.targets[cand.key]
         if not await _admit(ct, cand.endpoint):
             out.attempts.append(
@@ -252,9 +290,20 @@ async def _run_plan(
                 out.attempts.append(Attempt(ct.key, ct.provider, False, "budget", None, str(exc)))
                 continue
         adapter = get_adapter(ct.wire_format)
+
+        def elsewhere(endpoint: str = cand.endpoint, after: int = index) -> bool:
+            rest = steps[after + 1 :]
+            if any(s.candidate.endpoint not in (endpoint, *unreachable) for s in rest):
+                return True
+            return any(r[0].endpoint != endpoint for r in _spare_rows(plan, steps))
+
         try:
             result, err = await _with_retries(
-                ct, cand.endpoint, out, lambda ct=ct, adapter=adapter: call(ct, adapter)
+                ct,
+                cand.endpoint,
+                out,
+                lambda ct=ct, adapter=adapter: call(ct, adapter),
+                elsewhere,
             )
         except BaseException:
             if guard is not None:
@@ -265,6 +314,8 @@ async def _run_plan(
             return result
         if guard is not None:
             guard.release(token)
+        if err is not None and err.kind in ENDPOINT_DOWN_KINDS:
+            unreachable.add(cand.endpoint)
         last = err or last
     raise AllFailed(out, last)
 
