@@ -35,6 +35,7 @@ from tenants.scoping import TenantScopedAPIView
 SECRET_MAX_LENGTH = 4096
 MAX_TIMEOUT_SECONDS = 3600.0
 MAX_RETRIES = 5
+MAX_IN_FLIGHT = 100_000
 _READS_AND_ADMIN_WRITES: dict[str, str] = {
     "GET": Role.VIEWER,
     "POST": Role.ADMIN,
@@ -237,6 +238,11 @@ class EndpointFieldsInput(serializers.Serializer):
     first_byte_timeout = _timeout_field()
     total_timeout = _timeout_field()
     max_retries = serializers.IntegerField(min_value=0, max_value=MAX_RETRIES, required=False)
+    # Calls at once per gateway process before requests queue; null: the platform
+    # default (SHED_MAX_IN_FLIGHT); 0: no limit.
+    max_in_flight = serializers.IntegerField(
+        min_value=0, max_value=MAX_IN_FLIGHT, allow_null=True, required=False
+    )
     # null: as the provider says; false: a keyless server, routable without a credential.
     requires_api_key = serializers.BooleanField(allow_null=True, required=False)
     enabled = serializers.BooleanField(required=False)
@@ -277,6 +283,7 @@ class EndpointOutput(serializers.ModelSerializer):
             "first_byte_timeout",
             "total_timeout",
             "max_retries",
+            "max_in_flight",
             "requires_api_key",
             "enabled",
             "health_check_mode",
@@ -301,6 +308,7 @@ _ENDPOINT_SIMPLE_FIELDS = (
     "first_byte_timeout",
     "total_timeout",
     "max_retries",
+    "max_in_flight",
     "requires_api_key",
     "enabled",
     "health_check_mode",

@@ -53,6 +53,7 @@ ENDPOINT_TIMEOUT_FIELDS = frozenset(
         "health_check_model",
         "health_check_interval",
         "health_check_timeout",
+        "max_in_flight",
     }
 )
 # What a model created from the command line claims unless told more: a model that is said
@@ -223,7 +224,7 @@ def endpoint_create(
     api_version: str = "",
     deployments: dict[str, str] | None = None,
     requires_api_key: bool | None = None,
-    **timeouts: float,
+    **timeouts: float | None,
 ) -> ProviderEndpoint:
     """``requires_api_key`` None means as the provider says; False: a keyless server."""
     unknown_options = sorted(set(timeouts) - ENDPOINT_TIMEOUT_FIELDS)

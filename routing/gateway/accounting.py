@@ -210,7 +210,10 @@ def record_cancelled(
 ) -> None:
     """Cancelled (client gone) while executing. If it reached a provider it is charged for
     the prompt by local count and flagged estimated (every hedged call's, when hedging)."""
-    target = ctx.targets.get(outcome.attempts[-1].key) if outcome.attempts else None
+    last = outcome.attempts[-1] if outcome.attempts else None
+    # A request cancelled while queued for a full endpoint (load shedding) reached nobody.
+    reached = last is not None and last.kind != "overloaded"
+    target = ctx.targets.get(last.key) if last is not None and reached else None
     if outcome.hedge_cost:
         cost = outcome.hedge_cost
     else:

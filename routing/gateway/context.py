@@ -17,6 +17,7 @@ from decimal import Decimal
 from typing import Any
 
 from asgiref.sync import sync_to_async
+from django.conf import settings
 
 from aura.db import releasing_connection
 from aura.redis import async_client, sync_client
@@ -51,6 +52,8 @@ class CallTarget:
     # The tenant's own endpoint or key: its errors may be shown to the tenant verbatim.
     tenant_owned: bool = False
     endpoint_name: str = ""  # as breakers and health checks name it (the candidate's)
+    # Calls at once to this endpoint per process before requests queue (0: no limit).
+    max_in_flight: int = 0
 
     def cost(self, prompt_tokens: int, completion_tokens: int, cached_tokens: int = 0) -> Decimal:
         """USD for the given usage. Cached input tokens are billed at the cached price."""
@@ -200,6 +203,9 @@ def build_context(tenant_id: int) -> RoutingContext:
                 tenant_owned=(ep is not None and ep.tenant_id is not None)
                 or (cred is not None and cred.tenant_id is not None),
                 endpoint_name=name,
+                max_in_flight=ep.max_in_flight
+                if ep is not None and ep.max_in_flight is not None
+                else settings.SHED_MAX_IN_FLIGHT,
                 input_price=float(m.input_price_per_mtok),
                 output_price=float(m.output_price_per_mtok),
                 cached_input_price=float(m.cached_input_price_per_mtok)
