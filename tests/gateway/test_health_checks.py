@@ -262,9 +262,10 @@ def test_traffic_errors_seen_by_the_gateway_degrade_a_probing_endpoint(gw: Env) 
     report = health_round(force=True)
     assert report.statuses[ep] == "degraded"
     row = EndpointHealth.objects.get(name=ep)
-    # Two attempts per failed request (1 retry) until the breaker opens on the 5th
-    # failure, plus the one answered attempt its record does not list.
-    assert row.passive["failures"] >= 5
+    # Two attempts per failed request (1 retry) until the breaker opens (at 5 outcomes,
+    # the success among them if its batch was flushed), plus the one answered attempt
+    # its record does not list.
+    assert row.passive["failures"] >= 4
     assert row.passive["attempts"] == row.passive["failures"] + 1
     assert row.score < 0.5
 
