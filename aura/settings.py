@@ -218,6 +218,8 @@ CACHES = {
 # Empty (as a copied .env.example may leave it) means unset: Celery would fall back to amqp.
 CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default="") or _broker_from_redis(REDIS_URL)
 CELERY_TASK_IGNORE_RESULT = True
+# The queue tasks are sent to (and workers started without -Q consume).
+CELERY_TASK_DEFAULT_QUEUE = env.str("CELERY_TASK_DEFAULT_QUEUE", default="celery")
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_TASK_ACKS_LATE = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
@@ -271,6 +273,22 @@ REST_FRAMEWORK = {
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"]
     + (["rest_framework.renderers.BrowsableAPIRenderer"] if DEBUG else []),
 }
+
+# --------------------------------------------------------------------------- load shedding
+
+# Calls at once per provider endpoint and gateway process, for endpoints that set no
+# max_in_flight of their own (0: no limit). Beyond it requests queue by priority.
+SHED_MAX_IN_FLIGHT = env.int("SHED_MAX_IN_FLIGHT", default=0)
+if SHED_MAX_IN_FLIGHT < 0:
+    raise ImproperlyConfigured("SHED_MAX_IN_FLIGHT must be 0 (no limit) or more")
+# Requests that may wait per endpoint and process when it is full (0: refuse at once).
+SHED_QUEUE_SIZE = env.int("SHED_QUEUE_SIZE", default=100)
+if SHED_QUEUE_SIZE < 0:
+    raise ImproperlyConfigured("SHED_QUEUE_SIZE must be 0 (no queue) or more")
+# Seconds a queued request waits for a slot before it is refused (503 with Retry-After).
+SHED_QUEUE_TIMEOUT = env.float("SHED_QUEUE_TIMEOUT", default=10.0)
+if not 0 < SHED_QUEUE_TIMEOUT <= 600:
+    raise ImproperlyConfigured("SHED_QUEUE_TIMEOUT must be more than 0 and at most 600 seconds")
 
 # --------------------------------------------------------------------------- email
 

@@ -32,6 +32,9 @@ class UsageRecord(TenantOwned):
     provider = models.CharField(max_length=64)
     model = models.CharField(max_length=200)
     endpoint_id = models.BigIntegerField(null=True, blank=True)
+    # The endpoint's name as health checks and breakers know it (``ep3``, ``ep3:t7``,
+    # ``openai-default``): the one that answered, else the last tried. Blank: none tried.
+    endpoint = models.CharField(max_length=120, blank=True, default="")
     status = models.CharField(max_length=16, choices=Status.choices)
     http_status = models.PositiveSmallIntegerField(null=True, blank=True)
     error_code = models.CharField(max_length=64, blank=True)

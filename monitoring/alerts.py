@@ -108,8 +108,10 @@ def flips_process(*, now: datetime | None = None) -> int:
     """Turn unprocessed health flips into alerts; returns how many flips were handled.
 
     Each flip is claimed by a conditional UPDATE before it is acted on, so two workers
-    never handle one twice. Down opens a critical alert, degraded a warning; back to
-    healthy resolves both. (A flip out of ``unknown`` into healthy says nothing.)"""
+    never handle one twice. Down opens a critical alert; leaving down resolves it.
+    Degraded alone alerts nobody: one failed probe is enough for it (routing reacts at
+    once), and sustained trouble short of down is what the SLA and anomaly checks report.
+    """
     now = now or timezone.now()
     done = 0
     pending = HealthFlip.objects.filter(processed_at__isnull=True).order_by("created_at", "id")
@@ -125,9 +127,7 @@ def flips_process(*, now: datetime | None = None) -> int:
         target = flip.target
         subject = _target_subject(target)
         down_key = f"endpoint_down:{target.name}"
-        degraded_key = f"endpoint_degraded:{target.name}"
         if flip.new_status == HealthStatus.DOWN:
-            alert_resolve(dedupe_key=degraded_key, now=now)
             alert_raise(
                 dedupe_key=down_key,
                 kind="endpoint_down",
@@ -139,21 +139,8 @@ def flips_process(*, now: datetime | None = None) -> int:
                 metric="availability",
                 now=now,
             )
-        elif flip.new_status == HealthStatus.DEGRADED and flip.old_status != HealthStatus.DOWN:
-            alert_raise(
-                dedupe_key=degraded_key,
-                kind="endpoint_degraded",
-                subject=subject,
-                severity=Alert.Severity.WARNING,
-                message=f"{subject} is degraded: {flip.reason or 'failing checks or traffic'}",
-                tenant=target.tenant,
-                target=target,
-                metric="health",
-                now=now,
-            )
-        elif flip.new_status == HealthStatus.HEALTHY:
+        elif flip.old_status == HealthStatus.DOWN:  # up again (healthy, or degraded)
             alert_resolve(dedupe_key=down_key, now=now)
-            alert_resolve(dedupe_key=degraded_key, now=now)
     return done
 
 

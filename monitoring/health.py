@@ -56,6 +56,33 @@ PASSIVE_WINDOW = timedelta(minutes=2)
 PASSIVE_MIN_ATTEMPTS = 5
 # Error kinds that are the endpoint's fault (as the gateway's breakers count them).
 ENDPOINT_ERROR_KINDS = ("server", "timeout", "connection", "malformed", "rate_limit", "auth")
+# Attempts that say nothing about the endpoint: nothing was sent, or the caller left.
+NOT_ENDPOINT_ATTEMPTS = ("cancelled", "budget", "circuit_open", "overloaded")
+# Every upstream attempt since a time (the first parameter), one row each: (endpoint, ok,
+# error kind, latency ms, record's tenant, provider, model, stream, ttft ms). A record
+# keeps its attempts list only when there was more than one attempt or it failed; a plain
+# success is one attempt on the record's own endpoint, its upstream time the latency minus
+# the gateway's overhead. Cache hits made no attempt. The BRIN index on created_at limits
+# the scan to the recent block ranges.
+ATTEMPTS_CTE = """
+    recent AS (
+        SELECT tenant_id, provider, model, stream, ttft_ms, attempts, endpoint, status,
+               latency_ms - coalesce(overhead_ms, 0) AS upstream_ms
+          FROM billing_usagerecord
+         WHERE created_at >= %s AND cache_status = 'miss'
+    ),
+    attempts AS (
+        SELECT a->>'endpoint' AS endpoint, (a->>'ok')::boolean AS ok, a->>'error' AS error,
+               (a->>'latency_ms')::float AS latency_ms, tenant_id, provider, model, stream,
+               ttft_ms
+          FROM recent, jsonb_array_elements(recent.attempts) a
+         WHERE a ? 'endpoint'
+        UNION ALL
+        SELECT endpoint, true, NULL, upstream_ms, tenant_id, provider, model, stream, ttft_ms
+          FROM recent
+         WHERE jsonb_array_length(attempts) = 0 AND endpoint <> '' AND status = 'ok'
+    )
+"""
 # Probes of one round run together, at most this many at once.
 ROUND_CONCURRENCY = 16
 PROBE_PROMPT = "ping"
@@ -334,14 +361,16 @@ def probe_specs() -> list[ProbeSpec]:
     eps_by_provider: dict[int, list[Any]] = {}
     for ep in endpoints:
         eps_by_provider.setdefault(ep.provider_id, []).append(ep)
+    # The built-in base URL serves only where no platform endpoint replaces it (the
+    # gateway's rule, in routing.gateway.context; disabled rows count as configured).
+    configured = set(
+        ProviderEndpoint.objects.filter(tenant__isnull=True).values_list("provider_id", flat=True)
+    )
     for provider in providers:
         eps = eps_by_provider.get(provider.pk, [])
         shared = [ep for ep in eps if ep.tenant_id is None]
-        # The built-in base URL serves only where no platform endpoint replaces it (the
-        # gateway's rule, in routing.gateway.context; disabled rows count as configured).
-        configured = ProviderEndpoint.objects.filter(provider=provider, tenant__isnull=True)
         places: list[Any] = list(shared)
-        if provider.default_base_url and not configured.exists():
+        if provider.default_base_url and provider.pk not in configured:
             places.append(None)
         for ep in eps:
             if ep.tenant_id is not None:
@@ -467,19 +496,17 @@ def passive_stats(since: datetime, names: Iterable[str]) -> dict[str, Passive]:
     attempts since ``since`` (usage records' attempts; the BRIN index on created_at keeps
     this to the recent block ranges), with the breakers' open set."""
     wanted = set(names)
-    sql = """
-        SELECT a->>'endpoint' AS ep,
-               count(*) AS attempts,
-               count(*) FILTER (WHERE NOT (a->>'ok')::boolean AND a->>'error' = ANY(%s)),
-               percentile_cont(0.95) WITHIN GROUP (ORDER BY (a->>'latency_ms')::float)
-                   FILTER (WHERE (a->>'ok')::boolean)
-          FROM billing_usagerecord u, jsonb_array_elements(u.attempts) a
-         WHERE u.created_at >= %s AND a ? 'endpoint'
-           AND coalesce(a->>'error', '') NOT IN ('cancelled', 'budget', 'circuit_open')
-         GROUP BY 1
-    """
+    sql = f"""
+        WITH {ATTEMPTS_CTE}
+        SELECT endpoint,
+               count(*) FILTER (WHERE coalesce(error, '') <> ALL(%s)),
+               count(*) FILTER (WHERE NOT ok AND error = ANY(%s)),
+               percentile_cont(0.95) WITHIN GROUP (ORDER BY latency_ms) FILTER (WHERE ok)
+          FROM attempts
+         GROUP BY endpoint
+    """  # noqa: S608 - constants only; values are parameters
     with connection.cursor() as cur:
-        cur.execute(sql, [list(ENDPOINT_ERROR_KINDS), since])
+        cur.execute(sql, [since, list(NOT_ENDPOINT_ATTEMPTS), list(ENDPOINT_ERROR_KINDS)])
         rows = cur.fetchall()
     try:
         open_set = {
@@ -668,10 +695,17 @@ def health_round(*, now: datetime | None = None, force: bool = False) -> RoundRe
     except Exception:
         log.exception("could not publish the health board")
     if flipped:
-        from monitoring.tasks import process_flips
-
-        transaction.on_commit(lambda: process_flips.delay())
+        transaction.on_commit(_enqueue_flips)
     return report
+
+
+def _enqueue_flips() -> None:
+    from monitoring.tasks import process_flips
+
+    try:
+        process_flips.delay()
+    except Exception:  # the broker is down: the flips wait for the next scheduled run
+        log.warning("could not enqueue flip processing; the beat schedule will pick them up")
 
 
 def health_targets_for(tenant_id: int | None) -> Any:

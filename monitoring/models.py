@@ -144,7 +144,7 @@ class Alert(models.Model):
 
     id = models.BigAutoField(primary_key=True)
     dedupe_key = models.CharField(max_length=300)
-    kind = models.CharField(max_length=32)  # endpoint_down | endpoint_degraded | sla | anomaly
+    kind = models.CharField(max_length=32)  # endpoint_down | sla | anomaly
     subject = models.CharField(max_length=200)  # what it is about: an endpoint, model, ...
     metric = models.CharField(max_length=32, blank=True)
     tenant = models.ForeignKey(

@@ -163,6 +163,12 @@ class ProviderEndpoint(models.Model):
     total_timeout = models.FloatField(default=300.0)
     max_retries = models.PositiveSmallIntegerField(default=2)
     weight = models.FloatField(default=1.0, help_text="Weighted round robin share.")
+    max_in_flight = models.PositiveIntegerField(
+        null=True,
+        blank=True,
+        help_text="Calls at once per gateway process before requests queue by priority. "
+        "Empty: the SHED_MAX_IN_FLIGHT setting; 0: no limit.",
+    )
     requires_api_key = models.BooleanField(
         null=True,
         blank=True,

@@ -17,6 +17,7 @@ from decimal import Decimal
 from typing import Any
 
 from asgiref.sync import sync_to_async
+from django.conf import settings
 
 from aura.db import releasing_connection
 from aura.redis import async_client, sync_client
@@ -50,6 +51,9 @@ class CallTarget:
     public_only: bool = False  # a tenant-controlled URL: connect to public addresses only
     # The tenant's own endpoint or key: its errors may be shown to the tenant verbatim.
     tenant_owned: bool = False
+    endpoint_name: str = ""  # as breakers and health checks name it (the candidate's)
+    # Calls at once to this endpoint per process before requests queue (0: no limit).
+    max_in_flight: int = 0
 
     def cost(self, prompt_tokens: int, completion_tokens: int, cached_tokens: int = 0) -> Decimal:
         """USD for the given usage. Cached input tokens are billed at the cached price."""
@@ -156,6 +160,7 @@ def build_context(tenant_id: int) -> RoutingContext:
                 if ep is not None
                 else Timeouts(5.0, 60.0, 300.0)
             )
+            name = endpoint_name(prov.slug, ep, cred)
             caps = set(m.capabilities or ())
             if m.kind == CatalogModel.Kind.EMBEDDINGS:
                 caps.add("embeddings")
@@ -163,7 +168,7 @@ def build_context(tenant_id: int) -> RoutingContext:
                 engine.Candidate(
                     key=key,
                     provider=prov.slug,
-                    endpoint=endpoint_name(prov.slug, ep, cred),
+                    endpoint=name,
                     model_id=m.model_id,
                     aliases=tuple(m.aliases or ()),
                     input_price=float(m.input_price_per_mtok),
@@ -197,6 +202,10 @@ def build_context(tenant_id: int) -> RoutingContext:
                 public_only=ep is not None and ep.tenant_id is not None and not allow_private,
                 tenant_owned=(ep is not None and ep.tenant_id is not None)
                 or (cred is not None and cred.tenant_id is not None),
+                endpoint_name=name,
+                max_in_flight=ep.max_in_flight
+                if ep is not None and ep.max_in_flight is not None
+                else settings.SHED_MAX_IN_FLIGHT,
                 input_price=float(m.input_price_per_mtok),
                 output_price=float(m.output_price_per_mtok),
                 cached_input_price=float(m.cached_input_price_per_mtok)
