@@ -41,7 +41,7 @@ log = logging.getLogger(__name__)
 
 FLIPS_SHOWN = 5  # per endpoint
 FLIPS_SINCE = timedelta(hours=24)
-ALERT_KINDS = ("endpoint_down", "endpoint_degraded", "sla", "anomaly")
+ALERT_KINDS = ("endpoint_down", "sla", "anomaly")
 
 
 def _choice(request: Request, name: str, choices: tuple[str, ...], default: str | None) -> Any:

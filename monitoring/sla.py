@@ -199,9 +199,11 @@ def scope_tenant_endpoints(tenant_id: int) -> Scope:
 
 # ------------------------------------------------------------------------------ SQL
 
-# The endpoint a request went to: its answering attempt's (else its last tried), or, when
-# no attempts were stored (one successful call), the name the gateway gives its endpoint
-# id, with a tenant's own key on a shared endpoint recognised by its probed target name.
+# The endpoint a request went to: the record's own ``endpoint`` (the answering, else last
+# tried, endpoint's name, written by the gateway since billing/0008); for records older
+# than that column, its answering attempt's (else its last tried), or, when no attempts
+# were stored (one successful call), the name the gateway gives its endpoint id, with a
+# tenant's own key on a shared endpoint recognised by its probed target name.
 _REQUEST_ROWS = """
     SELECT u.provider AS provider,
            u.provider || '/' || u.model AS model,
@@ -214,6 +216,7 @@ _REQUEST_ROWS = """
                        ELSE 'ep' || u.endpoint_id END AS base) b
      CROSS JOIN LATERAL (
            SELECT CASE
+             WHEN u.endpoint <> '' THEN u.endpoint
              WHEN jsonb_array_length(u.attempts) > 0 THEN coalesce(
                  (SELECT a->>'endpoint'
                     FROM jsonb_array_elements(u.attempts) WITH ORDINALITY AS x(a, i)
