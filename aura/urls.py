@@ -23,4 +23,5 @@ urlpatterns = [
     path("api/v1/", include("routing.cache.urls")),
     path("", include("billing.report_urls")),
     path("api/v1/", include("billing.urls")),
+    path("api/v1/", include("monitoring.urls")),
 ]

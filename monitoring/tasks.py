@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from aura.celery import app
-from monitoring import alerts, health
+from monitoring import alerts, health, sla_alerts
 
 
 @app.task(name="monitoring.tasks.check_providers")
@@ -23,9 +23,10 @@ def process_flips() -> int:
 
 @app.task(name="monitoring.tasks.evaluate_sla")
 def evaluate_sla() -> dict[str, Any]:
+    report = sla_alerts.sla_evaluate()
     escalated = alerts.alerts_escalate()
     notified = alerts.alerts_notify()
-    return {"escalated": escalated, "notified": notified}
+    return {**report.as_dict(), "escalated": escalated, "notified": notified}
 
 
 @app.task(name="monitoring.tasks.prune_health_checks")

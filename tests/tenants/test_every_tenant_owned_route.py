@@ -14,8 +14,10 @@ from typing import Any
 import pytest
 from django.forms.models import model_to_dict
 from django.urls import URLPattern, URLResolver, get_resolver
+from django.utils import timezone
 
 from billing.models import Budget
+from monitoring.models import Alert
 from routing.catalog.services import credential_create, endpoint_create
 from routing.models import Provider
 from tenants.services import api_key_create
@@ -57,12 +59,27 @@ def _budget(alice: Persona) -> Any:
     return Budget.objects.create(tenant=alice.tenant, period="day", limit_usd=5)
 
 
+def _alert(alice: Persona) -> Any:
+    now = timezone.now()
+    return Alert.objects.create(
+        dedupe_key="sla:success_rate:endpoint:ep1",
+        kind="sla",
+        subject="endpoint ep1",
+        tenant=alice.tenant,
+        severity="warning",
+        message="alice's endpoint is failing",
+        opened_at=now,
+        last_seen_at=now,
+    )
+
+
 # Path parameter -> how to make a row of alice's it can name.
 OWNED: dict[str, Callable[[Persona], Any]] = {
     "key_id": _key,
     "credential_id": _credential,
     "endpoint_id": _endpoint,
     "budget_id": _budget,
+    "alert_id": _alert,
 }
 
 
