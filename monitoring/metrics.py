@@ -406,7 +406,10 @@ async def _on_startup() -> None:
     global _flusher
     if not MULTIPROC_DIR:
         return
-    sweep_dead_processes()
+    try:
+        sweep_dead_processes()
+    except OSError:  # metrics must not keep a gateway process from starting
+        log.exception("metrics: could not sweep %s", MULTIPROC_DIR)
     _flusher = asyncio.get_running_loop().create_task(_flush_forever(), name="aura-metrics")
 
 
@@ -418,8 +421,15 @@ async def _on_shutdown() -> None:
         with contextlib.suppress(BaseException):
             await _flusher
         _flusher = None
-    flush()
-    process_stopped()
+    # Guarded: the shutdown hooks after this one (closing shared clients) must still run.
+    try:
+        flush()
+    except Exception:
+        log.exception("metrics: last flush failed")
+    try:
+        process_stopped()
+    except OSError:
+        log.exception("metrics: could not remove this process's live gauges")
 
 
 # --------------------------------------------------------------------------- celery

@@ -123,5 +123,5 @@ def test_compose_mounts_the_provisioning_and_prometheus_scrapes_web():
     [job] = config["scrape_configs"]
     assert job["metrics_path"] == "/metrics"
     assert job["static_configs"] == [{"targets": ["web:8000"]}]
-    assert "/tmp/metrics-token" in " ".join(compose["prometheus"]["command"])
-    assert job["authorization"]["credentials_file"] == "/tmp/metrics-token"
+    assert "/prometheus/metrics-token" in " ".join(compose["prometheus"]["command"])
+    assert job["authorization"]["credentials_file"] == "/prometheus/metrics-token"
