@@ -238,20 +238,19 @@ def _observe(
     cache_consulted: bool,
     decision_seconds: float | None,
 ) -> None:
-    provider: str = record["provider"]
     status: str = record["status"]
     http_status = record["http_status"]
     error_code: str = record["error_code"]
     cache_status: str = record["cache_status"]
     # Without a provider the model is what the client asked for: unbounded, so not a label.
-    model = record["model"] if provider else NONE
-    if not provider:
-        provider = NONE
+    reached = bool(record["provider"])
+    provider: str = record["provider"] if reached else NONE
+    model: str = record["model"] if reached else NONE
     if cache_status != "miss":
         reason = CACHE_REASONS.get(cache_status, "cache_other")
     elif status == "cancelled":
         reason = "cancelled"
-    elif provider is NONE:
+    elif not reached:
         reason = refusal_reason(error_code, http_status)
     elif status == "error":
         reason = "failed"
