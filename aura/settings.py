@@ -218,6 +218,8 @@ CACHES = {
 # Empty (as a copied .env.example may leave it) means unset: Celery would fall back to amqp.
 CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default="") or _broker_from_redis(REDIS_URL)
 CELERY_TASK_IGNORE_RESULT = True
+# The queue tasks are sent to (and workers started without -Q consume).
+CELERY_TASK_DEFAULT_QUEUE = env.str("CELERY_TASK_DEFAULT_QUEUE", default="celery")
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_TASK_ACKS_LATE = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
@@ -272,6 +274,22 @@ REST_FRAMEWORK = {
     + (["rest_framework.renderers.BrowsableAPIRenderer"] if DEBUG else []),
 }
 
+# --------------------------------------------------------------------------- load shedding
+
+# Calls at once per provider endpoint and gateway process, for endpoints that set no
+# max_in_flight of their own (0: no limit). Beyond it requests queue by priority.
+SHED_MAX_IN_FLIGHT = env.int("SHED_MAX_IN_FLIGHT", default=0)
+if SHED_MAX_IN_FLIGHT < 0:
+    raise ImproperlyConfigured("SHED_MAX_IN_FLIGHT must be 0 (no limit) or more")
+# Requests that may wait per endpoint and process when it is full (0: refuse at once).
+SHED_QUEUE_SIZE = env.int("SHED_QUEUE_SIZE", default=100)
+if SHED_QUEUE_SIZE < 0:
+    raise ImproperlyConfigured("SHED_QUEUE_SIZE must be 0 (no queue) or more")
+# Seconds a queued request waits for a slot before it is refused (503 with Retry-After).
+SHED_QUEUE_TIMEOUT = env.float("SHED_QUEUE_TIMEOUT", default=10.0)
+if not 0 < SHED_QUEUE_TIMEOUT <= 600:
+    raise ImproperlyConfigured("SHED_QUEUE_TIMEOUT must be more than 0 and at most 600 seconds")
+
 # --------------------------------------------------------------------------- email
 
 EMAIL_CONFIG = env.email_url("EMAIL_URL", default="consolemail://")
@@ -284,6 +302,53 @@ DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="AURA <aura@localhost
 # Operators' addresses for platform alerts (e.g. usage records the database refuses).
 # Empty: the emails of active superusers.
 OPERATOR_EMAILS = env.list("OPERATOR_EMAILS", default=[])
+
+# --------------------------------------------------------------------------- provider health
+
+# Seconds between probes of each enabled endpoint, and how long one probe may take
+# (per-endpoint overrides on the endpoint).
+HEALTH_CHECK_INTERVAL = env.float("HEALTH_CHECK_INTERVAL", default=30.0)
+HEALTH_CHECK_TIMEOUT = env.float("HEALTH_CHECK_TIMEOUT", default=5.0)
+# models: list models (free, the default); completion: a 1-token completion (billed);
+# off: no active probes (traffic still counts).
+HEALTH_CHECK_MODE = env.str("HEALTH_CHECK_MODE", default="models")
+# Hysteresis: consecutive failed probes before an endpoint is down, and consecutive good
+# ones before a down endpoint is healthy again.
+HEALTH_DOWN_AFTER = env.int("HEALTH_DOWN_AFTER", default=3)
+HEALTH_UP_AFTER = env.int("HEALTH_UP_AFTER", default=2)
+# Operators' webhook for provider alerts (JSON POST); empty: email only.
+OPERATOR_ALERT_WEBHOOK = env.str("OPERATOR_ALERT_WEBHOOK", default="")
+# SLA targets, warning / critical (the MDMAI design's defaults).
+SLA_AVAILABILITY = env.list("SLA_AVAILABILITY", cast=float, default=[99.0, 95.0])
+SLA_SUCCESS_RATE = env.list("SLA_SUCCESS_RATE", cast=float, default=[95.0, 85.0])
+SLA_LATENCY_P95_MS = env.list("SLA_LATENCY_P95_MS", cast=float, default=[5000.0, 15000.0])
+# An open alert still firing after this many minutes escalates (warning -> critical, and
+# a critical one is sent again).
+ALERT_ESCALATE_AFTER_MINUTES = env.int("ALERT_ESCALATE_AFTER_MINUTES", default=30)
+
+
+def _check_health_settings() -> None:
+    if HEALTH_CHECK_INTERVAL < 1:
+        raise ImproperlyConfigured("HEALTH_CHECK_INTERVAL must be at least 1 second")
+    if not 0 < HEALTH_CHECK_TIMEOUT <= 120:
+        raise ImproperlyConfigured("HEALTH_CHECK_TIMEOUT must be between 0 and 120 seconds")
+    if HEALTH_CHECK_MODE not in ("models", "completion", "off"):
+        raise ImproperlyConfigured("HEALTH_CHECK_MODE must be one of: models, completion, off")
+    if HEALTH_DOWN_AFTER < 1 or HEALTH_UP_AFTER < 1:
+        raise ImproperlyConfigured("HEALTH_DOWN_AFTER and HEALTH_UP_AFTER must be at least 1")
+    for name, pair, higher_is_better in (
+        ("SLA_AVAILABILITY", SLA_AVAILABILITY, True),
+        ("SLA_SUCCESS_RATE", SLA_SUCCESS_RATE, True),
+        ("SLA_LATENCY_P95_MS", SLA_LATENCY_P95_MS, False),
+    ):
+        if len(pair) != 2:
+            raise ImproperlyConfigured(f"{name} takes two values: warning,critical")
+        warn, crit = pair
+        if (crit > warn) if higher_is_better else (crit < warn):
+            raise ImproperlyConfigured(f"{name}: the critical level must be beyond the warning")
+
+
+_check_health_settings()
 
 # --------------------------------------------------------------------------- metrics
 

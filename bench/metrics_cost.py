@@ -164,7 +164,7 @@ def main() -> int:
         with tempfile.TemporaryDirectory(prefix="aura-metrics-bench-") as folder:
             if mode == "multiprocess":
                 env["PROMETHEUS_MULTIPROC_DIR"] = folder
-            out = subprocess.run(  # noqa: S603
+            out = subprocess.run(
                 [sys.executable, __file__, "--child", "--n", str(args.n)],
                 env=env,
                 cwd=ROOT,

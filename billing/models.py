@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from django.contrib.postgres.indexes import BrinIndex
 from django.db import models
 
 from aura.money import usd
@@ -31,6 +32,9 @@ class UsageRecord(TenantOwned):
     provider = models.CharField(max_length=64)
     model = models.CharField(max_length=200)
     endpoint_id = models.BigIntegerField(null=True, blank=True)
+    # The endpoint's name as health checks and breakers know it (``ep3``, ``ep3:t7``,
+    # ``openai-default``): the one that answered, else the last tried. Blank: none tried.
+    endpoint = models.CharField(max_length=120, blank=True, default="")
     status = models.CharField(max_length=16, choices=Status.choices)
     http_status = models.PositiveSmallIntegerField(null=True, blank=True)
     error_code = models.CharField(max_length=64, blank=True)
@@ -58,6 +62,10 @@ class UsageRecord(TenantOwned):
         indexes = [
             models.Index(fields=["tenant", "created_at"], name="usage_tenant_time"),
             models.Index(fields=["api_key", "created_at"], name="usage_key_time"),
+            # Platform-wide windows (health and SLA figures: the last minutes, hours, days
+            # of every tenant's traffic). BRIN: the table is append-only in time order,
+            # so a few pages of block ranges index it at almost no write cost.
+            BrinIndex(fields=["created_at"], name="usage_time_brin", autosummarize=True),
         ]
 
     def __str__(self) -> str:

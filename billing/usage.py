@@ -95,10 +95,11 @@ COLUMNS: tuple[str, ...] = (
     "fallbacks",
     "attempts",
     "cache_savings_usd",
+    "endpoint",
 )
 # Journal and COPY order: the first journal format's columns, its record_uid, then columns
 # added since, with the defaults a journal written before them replays with.
-_ADDED: dict[str, Any] = {"cache_savings_usd": "0"}
+_ADDED: dict[str, Any] = {"cache_savings_usd": "0", "endpoint": ""}
 _DB_COLUMNS = (*(c for c in COLUMNS if c not in _ADDED), "record_uid", *_ADDED)
 _COLUMN_LIST = ", ".join(_DB_COLUMNS)
 _COPY_SQL = f"COPY billing_usagerecord ({_COLUMN_LIST}) FROM STDIN"
@@ -120,6 +121,7 @@ _TEXT_LIMITS = {
     "status": 16,
     "error_code": 64,
     "cache_status": 16,
+    "endpoint": 120,
 }
 _CREATED = COLUMNS.index("created_at")
 # Half the CPU of json.dumps here (no per-call setup, no circular-reference bookkeeping).

@@ -170,7 +170,9 @@ class AttemptLike(Protocol):
 NONE = "none"
 CACHE_REASONS = {"exact": "cache_exact", "semantic": "cache_semantic"}
 # Attempts that called nobody (or were cut short by the client): no duration, no error.
-NOT_CALLS = frozenset({"circuit_open", "budget", "cancelled"})
+NOT_CALLS = frozenset({"circuit_open", "budget", "cancelled", "overloaded"})
+# Refused by the gateway's load shedding: the plan's endpoints were full, nothing was called.
+SHED_CODES = frozenset({"queue_full", "server_overloaded"})
 # A refused request's reason, from its error code (else from its HTTP status): a fixed set,
 # since codes can come from elsewhere.
 REFUSAL_FAMILIES = {
@@ -185,6 +187,8 @@ REFUSAL_FAMILIES = {
     "unsupported_request": "refused:unsupported",
     "no_model_available": "refused:no_model",
     "internal_error": "refused:internal",
+    "queue_full": "refused:overloaded",
+    "server_overloaded": "refused:overloaded",
 }
 
 
@@ -250,7 +254,7 @@ def _observe(
         reason = CACHE_REASONS.get(cache_status, "cache_other")
     elif status == "cancelled":
         reason = "cancelled"
-    elif not reached:
+    elif not reached or error_code in SHED_CODES:
         reason = refusal_reason(error_code, http_status)
     elif status == "error":
         reason = "failed"

@@ -6,8 +6,9 @@ plus what is read only when Prometheus asks, never on a request's path:
   or half-open), from the breakers' shared open set in Redis; 0 for the other endpoints the
   health checker reports;
 * ``aura_provider_health_score`` / ``aura_provider_health_status``: the health checker's
-  per-endpoint state, the Redis hash ``aura:health:v1`` (field: endpoint, value: JSON
-  ``{"status", "score", "provider"}``);
+  per-endpoint state, the Redis hash ``aura:health:v1`` (monitoring.state; field: endpoint,
+  value: JSON ``{"status", "score", "provider", "expires"}``; past ``expires`` the checker
+  has stopped, and the status is unknown, as the gateway reads it);
 * ``aura_metrics_source_up{source}``: 0 when one of those Redis reads failed.
 
 A scrape always answers: a missing hash, garbage in it or Redis down leave those families
@@ -22,6 +23,7 @@ import hmac
 import json
 import logging
 import math
+import time
 from collections.abc import Iterable, Iterator
 from typing import Any
 
@@ -36,11 +38,11 @@ from prometheus_client.multiprocess import MultiProcessCollector
 
 from aura.redis import sync_client
 from monitoring import metrics
+from monitoring.state import BOARD_KEY as HEALTH_KEY
 from routing.gateway.breaker import OPEN_SET
 
 log = logging.getLogger(__name__)
 
-HEALTH_KEY = "aura:health:v1"
 HEALTH_STATUSES = ("healthy", "degraded", "down", "unknown")
 
 
@@ -66,9 +68,9 @@ def _text(raw: Any) -> str:
     return raw.decode(errors="replace") if isinstance(raw, bytes) else str(raw)
 
 
-def health_entries(rows: dict[Any, Any]) -> list[tuple[str, str, str, float | None]]:
+def health_entries(rows: dict[Any, Any], now: float) -> list[tuple[str, str, str, float | None]]:
     """(endpoint, provider, status, score or None) per hash field; an entry that is not
-    the expected JSON object says status unknown."""
+    the expected JSON object, or has expired, says status unknown (and no score)."""
     entries: list[tuple[str, str, str, float | None]] = []
     for field, raw in rows.items():
         endpoint = _text(field)
@@ -88,6 +90,9 @@ def health_entries(rows: dict[Any, Any]) -> list[tuple[str, str, str, float | No
             or not math.isfinite(score)
         ):
             score = None
+        expires = data.get("expires")
+        if isinstance(expires, int | float) and expires < now:
+            status, score = "unknown", None
         entries.append(
             (
                 endpoint,
@@ -133,7 +138,7 @@ def redis_families(redis: Any) -> Iterator[Metric]:
     known: dict[str, None] = {}
     health_ok = isinstance(health_rows, dict)
     if health_ok:
-        for endpoint, provider, current, value in health_entries(health_rows):
+        for endpoint, provider, current, value in health_entries(health_rows, time.time()):
             known[endpoint] = None
             if value is not None:
                 score.add_metric([provider, endpoint], value)

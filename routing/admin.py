@@ -134,6 +134,7 @@ class ProviderEndpointForm(forms.ModelForm):
             "total_timeout",
             "max_retries",
             "weight",
+            "max_in_flight",
             "requires_api_key",
             "enabled",
         ]

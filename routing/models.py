@@ -126,6 +126,13 @@ class CatalogModel(models.Model):
             raise ValidationError({"aliases": "must be a list of strings"})
 
 
+HEALTH_CHECK_MODES = [
+    ("models", "List models"),
+    ("completion", "1-token completion"),
+    ("off", "Off"),
+]
+
+
 class ProviderEndpoint(models.Model):
     """One base URL of a provider. Platform-wide (tenant empty) or a tenant's own (BYOK)."""
 
@@ -156,6 +163,12 @@ class ProviderEndpoint(models.Model):
     total_timeout = models.FloatField(default=300.0)
     max_retries = models.PositiveSmallIntegerField(default=2)
     weight = models.FloatField(default=1.0, help_text="Weighted round robin share.")
+    max_in_flight = models.PositiveIntegerField(
+        null=True,
+        blank=True,
+        help_text="Calls at once per gateway process before requests queue by priority. "
+        "Empty: the SHED_MAX_IN_FLIGHT setting; 0: no limit.",
+    )
     requires_api_key = models.BooleanField(
         null=True,
         blank=True,
@@ -163,6 +176,25 @@ class ProviderEndpoint(models.Model):
         help_text="Calls need a credential. Empty: as the provider says.",
     )
     enabled = models.BooleanField(default=True)
+    # Health checks (monitoring): empty / null fields take the HEALTH_CHECK_* settings.
+    health_check_mode = models.CharField(
+        max_length=16,
+        choices=HEALTH_CHECK_MODES,
+        blank=True,
+        help_text="How to probe: list models (free), a 1-token completion (billed), or not "
+        "at all. Empty: HEALTH_CHECK_MODE.",
+    )
+    health_check_model = models.CharField(
+        max_length=200,
+        blank=True,
+        help_text="Completion probes: the model to ask. Empty: the cheapest one served here.",
+    )
+    health_check_interval = models.FloatField(
+        null=True, blank=True, help_text="Seconds between probes. Empty: HEALTH_CHECK_INTERVAL."
+    )
+    health_check_timeout = models.FloatField(
+        null=True, blank=True, help_text="Seconds a probe may take. Empty: HEALTH_CHECK_TIMEOUT."
+    )
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:

@@ -58,7 +58,7 @@ class MembershipAdmin(admin.ModelAdmin):
 class ApiKeyAdminForm(forms.ModelForm):
     class Meta:
         model = ApiKey
-        fields = ["tenant", "name", "can_manage", "expires_at"]
+        fields = ["tenant", "name", "can_manage", "priority", "expires_at"]
 
     def clean_expires_at(self) -> Any:
         value = self.cleaned_data.get("expires_at")
@@ -77,14 +77,15 @@ class ApiKeyAdmin(admin.ModelAdmin):
         "masked",
         "status",
         "can_manage",
+        "priority",
         "created_at",
         "last_used_at",
     ]
-    list_filter = ["tenant", "can_manage"]
+    list_filter = ["tenant", "can_manage", "priority"]
     search_fields = ["name", "prefix", "tenant__slug"]
     autocomplete_fields = ["tenant"]
     readonly_fields = ["masked", "created_by", "created_at", "revoked_at", "last_used_at"]
-    fields = ["tenant", "name", "can_manage", "expires_at", *readonly_fields]
+    fields = ["tenant", "name", "can_manage", "priority", "expires_at", *readonly_fields]
     actions = ["revoke_keys"]
 
     def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> Any:

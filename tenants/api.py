@@ -11,9 +11,9 @@ from rest_framework.pagination import PageNumberPagination
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from tenants.models import ApiKey, Membership, Role
+from tenants.models import ApiKey, Membership, Priority, Role
 from tenants.scoping import TenantScopedAPIView
-from tenants.services import api_key_create, api_key_revoke
+from tenants.services import api_key_create, api_key_revoke, api_key_set_priority
 
 
 class ApiKeyOutput(serializers.ModelSerializer):
@@ -28,6 +28,7 @@ class ApiKeyOutput(serializers.ModelSerializer):
             "masked",
             "status",
             "can_manage",
+            "priority",
             "created_by",
             "created_at",
             "expires_at",
@@ -40,6 +41,11 @@ class ApiKeyCreateInput(serializers.Serializer):
     name = serializers.CharField(max_length=100)
     expires_at = serializers.DateTimeField(required=False, allow_null=True)
     can_manage = serializers.BooleanField(default=False)
+    priority = serializers.ChoiceField(choices=Priority.values, default=Priority.NORMAL)
+
+
+class ApiKeyUpdateInput(serializers.Serializer):
+    priority = serializers.ChoiceField(choices=Priority.values)
 
 
 KEY_STATUSES = ("active", "expired", "revoked")
@@ -128,10 +134,25 @@ class ApiKeyListCreateView(TenantScopedAPIView):
 
 
 class ApiKeyDetailView(TenantScopedAPIView):
-    required_roles = {"GET": Role.ADMIN, "DELETE": Role.ADMIN}
+    required_roles = {"GET": Role.ADMIN, "PATCH": Role.ADMIN, "DELETE": Role.ADMIN}
 
     def get(self, request: Request, key_id: int) -> Response:
         return Response(ApiKeyOutput(self.get_scoped_object(ApiKey, pk=key_id)).data)
+
+    def patch(self, request: Request, key_id: int) -> Response:
+        """Only the priority changes; anything else is refused, naming the field."""
+        key = self.get_scoped_object(ApiKey, pk=key_id)
+        body: Any = request.data
+        writable = set(ApiKeyUpdateInput().fields)
+        unknown = sorted(set(body) - writable) if isinstance(body, dict) else []
+        if unknown:
+            raise serializers.ValidationError(
+                {unknown[0]: [f"cannot be changed; writable: {', '.join(sorted(writable))}"]}
+            )
+        data = ApiKeyUpdateInput(data=body)
+        data.is_valid(raise_exception=True)
+        api_key_set_priority(key=key, priority=data.validated_data["priority"])
+        return Response(ApiKeyOutput(key).data)
 
     def delete(self, request: Request, key_id: int) -> Response:
         api_key_revoke(key=self.get_scoped_object(ApiKey, pk=key_id))

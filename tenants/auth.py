@@ -91,6 +91,7 @@ class KeyPrincipal:
     secret_hash: str = field(repr=False)
     expires_at: datetime | None
     revoked: bool
+    priority: str = "normal"  # ApiKey.priority: its queue rank on an overloaded endpoint
 
     def usable(self, now: datetime) -> bool:
         if self.revoked or not self.tenant_active:
@@ -419,6 +420,7 @@ def _load(prefix: str) -> KeyPrincipal | None:
         secret_hash=row.secret_hash,
         expires_at=row.expires_at,
         revoked=row.revoked_at is not None,
+        priority=row.priority,
     )
 
 

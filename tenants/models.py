@@ -113,6 +113,14 @@ class Membership(TenantOwned):
         return self.role in ADMIN_ROLES
 
 
+class Priority(models.TextChoices):
+    """A key's place in the queue of an overloaded provider endpoint."""
+
+    HIGH = "high", "High"
+    NORMAL = "normal", "Normal"
+    LOW = "low", "Low"
+
+
 class ApiKey(TenantOwned):
     """A tenant API key. Only an HMAC of the secret is stored; the plaintext is shown once."""
 
@@ -124,6 +132,13 @@ class ApiKey(TenantOwned):
     can_manage = models.BooleanField(
         default=False,
         help_text="Also allows the management API (/api/v1) with tenant-admin rights.",
+    )
+    priority = models.CharField(
+        max_length=8,
+        choices=Priority.choices,
+        default=Priority.NORMAL,
+        help_text="Served first (high) or last (low) when a provider endpoint is overloaded; "
+        "a request's x-aura-priority header may lower it, never raise it.",
     )
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"

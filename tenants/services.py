@@ -14,7 +14,7 @@ from django.utils.text import slugify
 
 from aura.errors import DomainError
 from tenants.auth import api_keys_changed, hash_secret
-from tenants.models import ApiKey, Membership, Role, Tenant
+from tenants.models import ApiKey, Membership, Priority, Role, Tenant
 
 KEY_PREFIX_BYTES = 6  # 12 hex chars: visible, indexed, unique
 KEY_SECRET_BYTES = 24  # 32 url-safe chars, 192 bits
@@ -83,8 +83,10 @@ def api_key_create(
     created_by: Any = None,
     expires_at: datetime | None = None,
     can_manage: bool = False,
+    priority: str = Priority.NORMAL,
 ) -> tuple[ApiKey, str]:
     """Create a key; returns the row and the plaintext, which is never stored or shown again."""
+    _check_priority(priority)
     if not name.strip():
         raise DomainError("name must not be blank", param="name")
     max_name = ApiKey._meta.get_field("name").max_length
@@ -102,6 +104,7 @@ def api_key_create(
             created_by=created_by if created_by and created_by.is_authenticated else None,
             expires_at=expires_at,
             can_manage=can_manage,
+            priority=priority,
         )
         try:
             with transaction.atomic():
@@ -110,6 +113,22 @@ def api_key_create(
             continue
         return key, api_key_plaintext(prefix, secret)
     raise RuntimeError("could not allocate a unique API key prefix")
+
+
+def _check_priority(priority: str) -> None:
+    if priority not in Priority.values:
+        raise DomainError(f"priority must be one of {', '.join(Priority.values)}", param="priority")
+
+
+def api_key_set_priority(*, key: ApiKey, priority: str) -> ApiKey:
+    """Set the key's queue priority; in force in every process within about a second."""
+    _check_priority(priority)
+    if key.priority != priority:
+        key.priority = priority
+        key.save(update_fields=["priority"])
+        # The gateway caches the resolved key (and so its priority): forget it everywhere.
+        api_keys_changed(prefixes=[key.prefix])
+    return key
 
 
 def api_key_revoke(*, key: ApiKey) -> bool:

@@ -28,13 +28,14 @@ from routing.catalog.services import (
     notify_config_changed,
     tenant_allows_private_base_urls,
 )
-from routing.models import CatalogModel, Credential, Provider, ProviderEndpoint
+from routing.models import HEALTH_CHECK_MODES, CatalogModel, Credential, Provider, ProviderEndpoint
 from tenants.models import Role
 from tenants.scoping import TenantScopedAPIView
 
 SECRET_MAX_LENGTH = 4096
 MAX_TIMEOUT_SECONDS = 3600.0
 MAX_RETRIES = 5
+MAX_IN_FLIGHT = 100_000
 _READS_AND_ADMIN_WRITES: dict[str, str] = {
     "GET": Role.VIEWER,
     "POST": Role.ADMIN,
@@ -237,9 +238,25 @@ class EndpointFieldsInput(serializers.Serializer):
     first_byte_timeout = _timeout_field()
     total_timeout = _timeout_field()
     max_retries = serializers.IntegerField(min_value=0, max_value=MAX_RETRIES, required=False)
+    # Calls at once per gateway process before requests queue; null: the platform
+    # default (SHED_MAX_IN_FLIGHT); 0: no limit.
+    max_in_flight = serializers.IntegerField(
+        min_value=0, max_value=MAX_IN_FLIGHT, allow_null=True, required=False
+    )
     # null: as the provider says; false: a keyless server, routable without a credential.
     requires_api_key = serializers.BooleanField(allow_null=True, required=False)
     enabled = serializers.BooleanField(required=False)
+    # Health checks: blank / null take the platform's HEALTH_CHECK_* settings.
+    health_check_mode = serializers.ChoiceField(
+        choices=[m for m, _ in HEALTH_CHECK_MODES], allow_blank=True, required=False
+    )
+    health_check_model = serializers.CharField(max_length=200, allow_blank=True, required=False)
+    health_check_interval = serializers.FloatField(
+        min_value=5, max_value=3600, allow_null=True, required=False
+    )
+    health_check_timeout = serializers.FloatField(
+        min_value=0.5, max_value=60, allow_null=True, required=False
+    )
 
 
 class EndpointCreateInput(EndpointFieldsInput):
@@ -266,8 +283,13 @@ class EndpointOutput(serializers.ModelSerializer):
             "first_byte_timeout",
             "total_timeout",
             "max_retries",
+            "max_in_flight",
             "requires_api_key",
             "enabled",
+            "health_check_mode",
+            "health_check_model",
+            "health_check_interval",
+            "health_check_timeout",
             "created_at",
         ]
 
@@ -286,8 +308,13 @@ _ENDPOINT_SIMPLE_FIELDS = (
     "first_byte_timeout",
     "total_timeout",
     "max_retries",
+    "max_in_flight",
     "requires_api_key",
     "enabled",
+    "health_check_mode",
+    "health_check_model",
+    "health_check_interval",
+    "health_check_timeout",
 )
 
 

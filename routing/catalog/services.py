@@ -43,7 +43,18 @@ CATALOG_PATH = Path(__file__).resolve().parents[1] / "data" / "catalog.json"
 # Showing the last 4 characters of a short secret would reveal too much of it.
 LAST4_MIN_LENGTH = 12
 ENDPOINT_TIMEOUT_FIELDS = frozenset(
-    {"connect_timeout", "first_byte_timeout", "total_timeout", "max_retries", "weight"}
+    {
+        "connect_timeout",
+        "first_byte_timeout",
+        "total_timeout",
+        "max_retries",
+        "weight",
+        "health_check_mode",
+        "health_check_model",
+        "health_check_interval",
+        "health_check_timeout",
+        "max_in_flight",
+    }
 )
 # What a model created from the command line claims unless told more: a model that is said
 # to do tools or JSON and cannot would fail requests the router sent it on that promise.
@@ -213,7 +224,7 @@ def endpoint_create(
     api_version: str = "",
     deployments: dict[str, str] | None = None,
     requires_api_key: bool | None = None,
-    **timeouts: float,
+    **timeouts: float | None,
 ) -> ProviderEndpoint:
     """``requires_api_key`` None means as the provider says; False: a keyless server."""
     unknown_options = sorted(set(timeouts) - ENDPOINT_TIMEOUT_FIELDS)

@@ -18,7 +18,10 @@ How a decision is made (``plan``):
    else the catalog quality for the category. Cost (log-scaled, cheapest = 1) and latency
    (fastest = 1) are normalised against the eligible set; see ``routing.engine.strategies`` for
    the constants and ``LATENCY_PRIOR_MS`` for unobserved latency.
-   ``score = wq*q + wc*c + wl*l``.
+   ``score = (wq*q + wc*c + wl*l) * h``, ``h`` the endpoint's health score (1 if unknown).
+   Endpoints down by the health checks are excluded as ``unhealthy`` (replaceable, like an
+   open circuit); endpoints known to the checks but never seen healthy are ordered after
+   all that were.
 4. **Order.** The strategy picks the primary; the remaining steps follow in preference
    order (score for ``auto``; alias order, then score, for named models; then the
    fallbacks by score), truncated to ``1 + fallback_depth`` (``hedge_k + fallback_depth``
@@ -73,7 +76,7 @@ def exclusion_status(reason: str) -> int:
         return 404
     if reason in ("context_window", "max_output_tokens"):
         return 413
-    if reason == "circuit_open":
+    if reason in ("circuit_open", "unhealthy"):
         return 503
     if reason in ("wrong_kind",) or reason.startswith("missing_capability:"):
         return 400
@@ -126,6 +129,7 @@ class _Rules:
     __slots__ = (
         "category",
         "cost_cap",
+        "down_endpoints",
         "embeddings",
         "kind_cap",
         "learned",
@@ -147,6 +151,7 @@ class _Rules:
         self.max_out = 0 if self.embeddings else request.max_output_tokens
         self.window_needed = request.prompt_tokens + (self.max_out or 0)
         self.open_endpoints = health.open_endpoints
+        self.down_endpoints = health.down_endpoints
         self.learned = health.learned_quality
         self.min_quality = policy.min_quality
         self.category = request.category
@@ -180,6 +185,8 @@ class _Rules:
             return "max_output_tokens", 0.0, 0.0
         if c.endpoint in self.open_endpoints:
             return "circuit_open", 0.0, 0.0
+        if c.endpoint in self.down_endpoints:
+            return "unhealthy", 0.0, 0.0
         cost = estimate_cost(c, self.prompt_tokens, self.max_out)
         if self.cost_cap is not None and cost > self.cost_cap:
             return "over_max_cost", 0.0, cost
@@ -203,6 +210,8 @@ class _Rules:
             return f"model lacks {reason.partition(':')[2]!r}"
         if reason == "circuit_open":
             return f"circuit open for endpoint {c.endpoint}"
+        if reason == "unhealthy":
+            return f"endpoint {c.endpoint} is down (health checks)"
         if reason == "wrong_kind":
             return f"model does not serve {self.kind_cap} requests"
         if reason in ("provider_denied", "provider_not_allowed", "not_local"):
@@ -216,6 +225,14 @@ class _Rules:
 
 def _by_score(row: Row) -> tuple[float, str]:
     return (-row[1], row[0].key)
+
+
+def _proven_first(rows: list[Row], unproven: frozenset[str]) -> None:
+    """Endpoints never seen healthy go after every one that was (stable: by score within).
+    A dead endpoint the checks have not yet called down must not win on its catalog
+    numbers alone."""
+    if unproven and any(r[0].endpoint in unproven for r in rows):
+        rows.sort(key=lambda r: r[0].endpoint in unproven)
 
 
 def plan(
@@ -294,6 +311,7 @@ def plan(
 
     rows = score_rows(elig, request, health, weights)
     rows.sort(key=_by_score)
+    _proven_first(rows, health.unproven)
     if ranks is None:
         preferred = rows
         rest: list[Row] = []
@@ -305,7 +323,15 @@ def plan(
             # The named model's circuit is open: the fallbacks take over in score order.
             preferred, rest = rest, []
 
-    chosen = choose_primary(preferred, policy, request, rng, counter)
+    # Strategies that spread load (round robin, least in flight, ...) choose among proven
+    # endpoints when there are any: spreading onto an endpoint never seen up is a gamble.
+    proven = preferred
+    if health.unproven:
+        proven = [r for r in preferred if r[0].endpoint not in health.unproven] or preferred
+        if len(proven) != len(preferred):
+            proven_rest = [r for r in preferred if r[0].endpoint in health.unproven]
+            preferred = proven + proven_rest
+    chosen = choose_primary(proven, policy, request, rng, counter)
     hedge_k = policy.hedge_k if strategy == "hedge" else 1
     length = hedge_k + policy.fallback_depth
     ordered = [preferred[chosen]]

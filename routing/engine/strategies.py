@@ -1,6 +1,7 @@
 """Scoring and primary-selection strategies for the routing engine.
 
-``score_rows`` normalises quality, cost and latency across the eligible set and scores it.
+``score_rows`` normalises quality, cost and latency across the eligible set and scores it;
+the weighted sum is multiplied by the endpoint's health score (1 when healthy or unknown).
 The pick functions choose the index of the primary among an already-ordered list of
 eligible candidates (best first for the engine's preference), so the engine can keep the
 rest of the plan in its own order. They are pure: the counter, the session id and the random generator
@@ -174,6 +175,7 @@ def score_rows(
 
     wq, wc, wl = weights.quality, weights.cost, weights.latency
     loads = health.in_flight
+    scores = health.health_scores
     rows: list[Row] = []
     for i, (c, q_raw, worst) in enumerate(elig):
         qn = q_raw
@@ -187,7 +189,10 @@ def score_rows(
         lat = latencies[i]
         ln = fastest / lat
         score = wq * qn + wc * cn + wl * ln
-        rows.append((c, score, q_raw, worst, lat, qn, cn, ln, loads.get(c.key, 0)))
+        h = scores.get(c.endpoint, 1.0) if scores else 1.0
+        if h != 1.0:
+            score *= h
+        rows.append((c, score, q_raw, worst, lat, qn, cn, ln, loads.get(c.key, 0), h))
     return rows
 
 

@@ -32,7 +32,7 @@ UNKNOWN_QUALITY = 0.5
 
 # Only these exclusions of a named model let fallbacks take over; anything else the caller
 # asked for explicitly and policy refused is reported as an error instead.
-REPLACEABLE_REASONS = frozenset({"circuit_open"})
+REPLACEABLE_REASONS = frozenset({"circuit_open", "unhealthy"})
 
 
 def stable_hash64(text: str) -> int:
@@ -186,12 +186,22 @@ class RouteRequest:
 
 @dataclass(frozen=True, slots=True)
 class HealthSnapshot:
-    """Point-in-time health read by the caller; keyed by endpoint (breakers) or key."""
+    """Point-in-time health read by the caller; keyed by endpoint (breakers, health checks)
+    or by candidate key (latency, load, learned quality).
+
+    ``down_endpoints``: health checks say down (excluded as ``unhealthy``).
+    ``health_scores``: 0..1 per endpoint, multiplying its candidates' scores (absent: 1).
+    ``unproven``: endpoints the health checks know but have never seen healthy; they are
+    ordered after every endpoint that was, whatever their score.
+    """
 
     open_endpoints: frozenset[str] = frozenset()
     latency_ms: Mapping[str, float] = field(default_factory=dict)
     in_flight: Mapping[str, int] = field(default_factory=dict)
     learned_quality: Mapping[str, float] = field(default_factory=dict)
+    down_endpoints: frozenset[str] = frozenset()
+    health_scores: Mapping[str, float] = field(default_factory=dict)
+    unproven: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True, slots=True)
@@ -212,6 +222,7 @@ class ScoredCandidate:
     l_norm: float
     weights: Weights
     in_flight: int = 0
+    health: float = 1.0  # the endpoint's health score the weighted sum was multiplied by
 
     @property
     def parts(self) -> dict[str, float]:
@@ -223,6 +234,7 @@ class ScoredCandidate:
             "wq": w.quality * self.q_norm,
             "wc": w.cost * self.c_norm,
             "wl": w.latency * self.l_norm,
+            "health": self.health,
         }
 
 
@@ -265,12 +277,12 @@ class Plan:
 
 
 # An eligible candidate's numbers in ScoredCandidate field order (minus weights), with the
-# in-flight count last. Plans keep these plain tuples and build ScoredCandidate objects only
+# in-flight count and the health score last. Plans keep these plain tuples and build ScoredCandidate objects only
 # for the steps (and for ``Plan.scored`` on access): a frozen dataclass costs ~1 us to
 # construct, which for 50 candidates would dominate the decision time.
-Row = tuple["Candidate", float, float, float, float, float, float, float, int]
+Row = tuple["Candidate", float, float, float, float, float, float, float, int, float]
 
 
 def scored_candidate(row: Row, weights: Weights) -> ScoredCandidate:
-    c, score, quality, cost, latency, qn, cn, ln, in_flight = row
-    return ScoredCandidate(c, score, quality, cost, latency, qn, cn, ln, weights, in_flight)
+    c, score, quality, cost, latency, qn, cn, ln, in_flight, health = row
+    return ScoredCandidate(c, score, quality, cost, latency, qn, cn, ln, weights, in_flight, health)

@@ -62,6 +62,7 @@ def usage_record(
         "provider": ct[0],
         "model": ct[1] or req.model,
         "endpoint_id": ct[2],
+        "endpoint": _endpoint_name(outcome) if served is None else "",
         "status": status,
         "http_status": http_status,
         "error_code": error_code,
@@ -184,6 +185,12 @@ def _last_target(outcome: execution.Outcome) -> tuple[str, str, int | None]:
     return "", "", None
 
 
+def _endpoint_name(outcome: execution.Outcome) -> str:
+    if outcome.target is not None:
+        return outcome.target.endpoint_name
+    return outcome.attempts[-1].endpoint if outcome.attempts else ""
+
+
 def charge_completion(ctx: RoutingContext, principal: KeyPrincipal, tokens: int) -> None:
     if ctx.rate_limits.get("tpm") or ctx.rate_limits.get("key_tpm"):
         background.detach(
@@ -210,7 +217,10 @@ def record_cancelled(
 ) -> None:
     """Cancelled (client gone) while executing. If it reached a provider it is charged for
     the prompt by local count and flagged estimated (every hedged call's, when hedging)."""
-    target = ctx.targets.get(outcome.attempts[-1].key) if outcome.attempts else None
+    last = outcome.attempts[-1] if outcome.attempts else None
+    # A request cancelled while queued for a full endpoint (load shedding) reached nobody.
+    reached = last is not None and last.kind != "overloaded"
+    target = ctx.targets.get(last.key) if last is not None and reached else None
     if outcome.hedge_cost:
         cost = outcome.hedge_cost
     else:

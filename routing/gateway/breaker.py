@@ -4,7 +4,10 @@ State machine (per endpoint), evaluated atomically inside Redis by one Lua scrip
 
 * **closed**: outcomes are counted in a fixed window (``window`` seconds). When at least
   ``min_requests`` were seen and the failure rate reaches ``failure_rate``, the breaker
-  **opens** for ``cooldown`` seconds.
+  **opens** for ``cooldown`` seconds. It also opens after ``consecutive`` failures in a
+  row with no success after the first of them: an endpoint that dies under heavy traffic
+  would otherwise stay closed until its failures outweighed the window's earlier
+  successes (hundreds of failed calls at a few hundred requests a second).
 * **open**: the engine excludes the endpoint (reason ``circuit_open``).
 * **half-open**: once the cooldown has passed, one probe request at a time is let through
   (a short Redis lock); its success closes the breaker, its failure re-opens it.
@@ -24,6 +27,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from monitoring.state import HealthBoard, board
 from routing import engine
 
 log = logging.getLogger(__name__)
@@ -43,12 +47,17 @@ local window = tonumber(ARGV[5])
 local minreq = tonumber(ARGV[6])
 local rate = tonumber(ARGV[7])
 local cooldown = tonumber(ARGV[8])
-local st = redis.call('HMGET', k, 'state', 'window_start', 'ok', 'fail', 'open_until')
+local consecutive = tonumber(ARGV[9])
+local ok_at = tonumber(ARGV[10])
+local st = redis.call('HMGET', k, 'state', 'window_start', 'ok', 'fail', 'open_until',
+                      'consec', 'first_fail')
 local state = st[1] or 'closed'
 local wstart = tonumber(st[2] or '0')
 local nok = tonumber(st[3] or '0')
 local nfail = tonumber(st[4] or '0')
 local until_ = tonumber(st[5] or '0')
+local consec = tonumber(st[6] or '0')
+local first_fail = tonumber(st[7] or '0')
 if state == 'open' then
   if now < until_ then
     return {'open', tostring(until_)}
@@ -79,15 +88,28 @@ if now - wstart >= window then
 end
 nok = nok + ok
 nfail = nfail + fail
+-- Successes arrive in batches up to a second late: only one that happened after the run
+-- of failures began ends it.
+if ok > 0 and ok_at >= first_fail then
+  consec = 0
+end
+if fail > 0 then
+  if consec == 0 then
+    first_fail = now
+  end
+  consec = consec + fail
+end
 local total = nok + nfail
-if fail > 0 and total >= minreq and nfail / total >= rate then
+if fail > 0 and ((total >= minreq and nfail / total >= rate) or consec >= consecutive) then
   until_ = now + cooldown
-  redis.call('HSET', k, 'state', 'open', 'open_until', until_, 'window_start', wstart, 'ok', 0, 'fail', 0)
+  redis.call('HSET', k, 'state', 'open', 'open_until', until_, 'window_start', wstart, 'ok', 0,
+             'fail', 0, 'consec', 0)
   redis.call('ZADD', openset, until_, ep)
   redis.call('EXPIRE', k, 86400)
   return {'open', tostring(until_)}
 end
-redis.call('HSET', k, 'state', 'closed', 'window_start', wstart, 'ok', nok, 'fail', nfail)
+redis.call('HSET', k, 'state', 'closed', 'window_start', wstart, 'ok', nok, 'fail', nfail,
+           'consec', consec, 'first_fail', first_fail)
 redis.call('EXPIRE', k, 86400)
 return {'closed', '0'}
 """
@@ -99,6 +121,7 @@ class BreakerConfig:
     min_requests: int = 5
     failure_rate: float = 0.5
     cooldown: float = 30.0
+    consecutive: int = 10
 
 
 def _key(endpoint: str) -> str:
@@ -115,6 +138,7 @@ class Breakers:
         self.clock = clock
         self._open_until: dict[str, float] = {}
         self._pending_ok: dict[str, int] = defaultdict(int)
+        self._pending_ok_at: dict[str, float] = {}
         self._refreshed_at = float("-inf")
         self._script_sha: str | None = None
 
@@ -144,26 +168,32 @@ class Breakers:
         """Flush batched successes and re-read the open set (call at most once a second)."""
         self._refreshed_at = self.clock()
         pending, self._pending_ok = self._pending_ok, defaultdict(int)
+        pending_at, self._pending_ok_at = self._pending_ok_at, {}
         try:
             for ep, n in pending.items():
-                await self._arun(redis, ep, ok=n, fail=0)
+                await self._arun(redis, ep, ok=n, fail=0, ok_at=pending_at.get(ep, 0.0))
             rows = await redis.zrange(OPEN_SET, 0, -1, withscores=True)
         except Exception:
             log.warning("circuit-breaker refresh failed; keeping the last snapshot")
             return
         self._apply_snapshot(rows)
 
-    async def _arun(self, redis: Any, endpoint: str, *, ok: int, fail: int) -> str:
+    async def _arun(
+        self, redis: Any, endpoint: str, *, ok: int, fail: int, ok_at: float | None = None
+    ) -> str:
         c = self.config
+        now = self.clock()
         args = [
             endpoint,
-            self.clock(),
+            now,
             ok,
             fail,
             c.window,
             c.min_requests,
             c.failure_rate,
             c.cooldown,
+            c.consecutive,
+            now if ok_at is None else ok_at,
         ]
         if self._script_sha is None:
             self._script_sha = await redis.script_load(_RECORD)
@@ -186,9 +216,15 @@ class Breakers:
         """Record one outcome. Failures and half-open probes are written at once."""
         if success and not self.is_half_open(endpoint):
             self._pending_ok[endpoint] += 1
+            self._pending_ok_at[endpoint] = self.clock()
             return
+        # This process's own successes still batched for the endpoint go with the failure,
+        # first: a success between two failures must break their run. (Another process's
+        # arrive with its next refresh, within a second.)
+        ok = self._pending_ok.pop(endpoint, 0) if not success else 1
+        ok_at = self._pending_ok_at.pop(endpoint, None) if not success else None
         try:
-            await self._arun(redis, endpoint, ok=int(success), fail=int(not success))
+            await self._arun(redis, endpoint, ok=ok, fail=int(not success), ok_at=ok_at)
         except Exception:
             log.warning("circuit-breaker write failed for %s", endpoint)
 
@@ -249,9 +285,20 @@ class LocalStats:
                 latency_ms if prev is None else prev + self.ALPHA * (latency_ms - prev)
             )
 
-    def snapshot(self, open_endpoints: frozenset[str]) -> engine.HealthSnapshot:
+    def snapshot(
+        self, open_endpoints: frozenset[str], board: HealthBoard | None = None
+    ) -> engine.HealthSnapshot:
+        if board is None or not board.entries:
+            return engine.HealthSnapshot(
+                open_endpoints=open_endpoints, latency_ms=self.latency_ms, in_flight=self.in_flight
+            )
         return engine.HealthSnapshot(
-            open_endpoints=open_endpoints, latency_ms=self.latency_ms, in_flight=self.in_flight
+            open_endpoints=open_endpoints,
+            latency_ms=self.latency_ms,
+            in_flight=self.in_flight,
+            down_endpoints=board.down,
+            health_scores=board.scores,
+            unproven=board.unproven,
         )
 
 
@@ -259,8 +306,10 @@ stats = LocalStats()
 
 
 def health_snapshot_sync(ctx: Any = None) -> engine.HealthSnapshot:
-    """Snapshot for synchronous callers (routing API): reads the open set from Redis."""
+    """Snapshot for synchronous callers (routing API): reads breakers and the health board
+    from Redis."""
     from aura.redis import sync_client
 
     breakers.refresh_sync(sync_client())
-    return stats.snapshot(breakers.open_endpoints())
+    board.refresh_sync(sync_client())
+    return stats.snapshot(breakers.open_endpoints(), board)

@@ -11,7 +11,7 @@ from routing.engine import classify
 from routing.gateway import caching, execution
 from routing.gateway.accounting import account
 from routing.gateway.context import cache
-from routing.gateway.dispatch import execute, health, rate_limit, rng
+from routing.gateway.dispatch import execute, health, rate_limit, rng, set_priority
 from routing.gateway.errors import GatewayError, plan_error
 from routing.gateway.framing import Request, Send, json_body, meta_headers, send_json
 from routing.gateway.guard import overruns
@@ -39,6 +39,7 @@ async def chat_completions(req: Request, send: Send, principal: KeyPrincipal) ->
         rr = route_request_for_chat(body, hints)
     except InvalidRequest as exc:
         raise GatewayError(400, exc.message, param=exc.param, code=exc.code) from None
+    set_priority(req, principal)
     body = _without_routing_hints(body)
     ctx = await cache.aget(principal.tenant_id)
     await rate_limit(ctx, principal, rr.prompt_tokens)

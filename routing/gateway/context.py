@@ -17,11 +17,13 @@ from decimal import Decimal
 from typing import Any
 
 from asgiref.sync import sync_to_async
+from django.conf import settings
 
 from aura.db import releasing_connection
 from aura.redis import async_client, sync_client
 from routing import changes, engine
 from routing.cache.config import OFF, CacheSettings
+from routing.catalog.targets import endpoint_name, pick_credential
 from routing.changes import VERSION_KEY
 from routing.policy.convert import policy_to_engine
 from routing.providers.base import ProviderTarget, Timeouts
@@ -49,6 +51,9 @@ class CallTarget:
     public_only: bool = False  # a tenant-controlled URL: connect to public addresses only
     # The tenant's own endpoint or key: its errors may be shown to the tenant verbatim.
     tenant_owned: bool = False
+    endpoint_name: str = ""  # as breakers and health checks name it (the candidate's)
+    # Calls at once to this endpoint per process before requests queue (0: no limit).
+    max_in_flight: int = 0
 
     def cost(self, prompt_tokens: int, completion_tokens: int, cached_tokens: int = 0) -> Decimal:
         """USD for the given usage. Cached input tokens are billed at the cached price."""
@@ -77,37 +82,6 @@ class RoutingContext:
     rate_limits: dict[str, int] = field(default_factory=dict)
     cache: CacheSettings = OFF
     counter: int = 0
-
-
-def _pick_credential(creds: list[Any], tenant_id: int, endpoint: Any) -> Any | None:
-    """Tenant's own key first (endpoint-specific, then provider-wide), then the platform's."""
-
-    def rank(c: Any) -> tuple[int, int]:
-        own = 0 if c.tenant_id == tenant_id else 1
-        specific = 0 if endpoint is not None and c.endpoint_id == endpoint.pk else 1
-        return own, specific
-
-    usable = [
-        c
-        for c in creds
-        if c.tenant_id in (None, tenant_id)
-        and (c.endpoint_id is None or (endpoint is not None and c.endpoint_id == endpoint.pk))
-    ]
-    if endpoint is not None and endpoint.tenant_id is not None:
-        # A tenant's own endpoint is a URL the tenant chose: never send it a platform key.
-        usable = [c for c in usable if c.tenant_id == endpoint.tenant_id]
-    return min(usable, key=rank) if usable else None
-
-
-def _breaker_name(provider_slug: str, endpoint: Any, credential: Any, tenant_id: int) -> str:
-    """The circuit breaker a call counts toward. A tenant's own key on a shared endpoint
-    gets its own breaker: its 401s or quota 429s must not take the endpoint down for
-    every other tenant."""
-    name = f"ep{endpoint.pk}" if endpoint is not None else f"{provider_slug}-default"
-    shared = endpoint is None or endpoint.tenant_id is None
-    if shared and credential is not None and credential.tenant_id == tenant_id:
-        name += f":t{tenant_id}"
-    return name
 
 
 def build_context(tenant_id: int) -> RoutingContext:
@@ -167,7 +141,7 @@ def build_context(tenant_id: int) -> RoutingContext:
             # (and the engine's scores built on them) must not mix with the platform's.
             own_ep = ep is not None and ep.tenant_id is not None
             key = m.key if len(chosen) == 1 and not own_ep else f"{m.key}@{ep.name}"
-            cred = _pick_credential(creds_by_provider.get(prov.pk, []), tenant_id, ep)
+            cred = pick_credential(creds_by_provider.get(prov.pk, []), tenant_id, ep)
             secret: str | None = None
             if cred is not None:
                 if cred.pk not in secrets:
@@ -186,6 +160,7 @@ def build_context(tenant_id: int) -> RoutingContext:
                 if ep is not None
                 else Timeouts(5.0, 60.0, 300.0)
             )
+            name = endpoint_name(prov.slug, ep, cred)
             caps = set(m.capabilities or ())
             if m.kind == CatalogModel.Kind.EMBEDDINGS:
                 caps.add("embeddings")
@@ -193,7 +168,7 @@ def build_context(tenant_id: int) -> RoutingContext:
                 engine.Candidate(
                     key=key,
                     provider=prov.slug,
-                    endpoint=_breaker_name(prov.slug, ep, cred, tenant_id),
+                    endpoint=name,
                     model_id=m.model_id,
                     aliases=tuple(m.aliases or ()),
                     input_price=float(m.input_price_per_mtok),
@@ -227,6 +202,10 @@ def build_context(tenant_id: int) -> RoutingContext:
                 public_only=ep is not None and ep.tenant_id is not None and not allow_private,
                 tenant_owned=(ep is not None and ep.tenant_id is not None)
                 or (cred is not None and cred.tenant_id is not None),
+                endpoint_name=name,
+                max_in_flight=ep.max_in_flight
+                if ep is not None and ep.max_in_flight is not None
+                else settings.SHED_MAX_IN_FLIGHT,
                 input_price=float(m.input_price_per_mtok),
                 output_price=float(m.output_price_per_mtok),
                 cached_input_price=float(m.cached_input_price_per_mtok)

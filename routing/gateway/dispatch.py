@@ -13,12 +13,13 @@ from typing import TypeVar
 
 from aura.redis import async_client
 from billing.budgets import BudgetExceeded, BudgetUnavailable
+from monitoring.state import board
 from routing import engine
-from routing.gateway import execution, ratelimit
+from routing.gateway import execution, ratelimit, shedding
 from routing.gateway.accounting import record_cancelled, record_failure, record_provisional
 from routing.gateway.breaker import breakers, stats
 from routing.gateway.context import RoutingContext
-from routing.gateway.errors import GatewayError, all_failed_error, budget_error
+from routing.gateway.errors import GatewayError, all_failed_error, budget_error, overloaded_error
 from routing.gateway.framing import Request
 from routing.gateway.guard import BudgetGuard, applicable_rules
 from tenants.auth import KeyPrincipal
@@ -30,9 +31,25 @@ rng = random.Random()
 
 
 async def health(ctx: RoutingContext) -> engine.HealthSnapshot:
+    # Both refresh from Redis at most once a second; a warm request reads memory only.
     if breakers.needs_refresh():
         await breakers.arefresh(async_client())
-    return stats.snapshot(breakers.open_endpoints())
+    if board.needs_refresh():
+        await board.arefresh(async_client())
+    return stats.snapshot(breakers.open_endpoints(), board)
+
+
+def set_priority(req: Request, principal: KeyPrincipal) -> None:
+    """The request's queue rank from its key and ``x-aura-priority`` (which may only lower
+    it); a value that is not a priority is a 400 naming the header."""
+    try:
+        req.priority = shedding.request_priority(
+            principal.priority, req.headers.get(shedding.PRIORITY_HEADER)
+        )
+    except ValueError as exc:
+        raise GatewayError(
+            400, f"Invalid header: {exc}.", param=shedding.PRIORITY_HEADER, code="invalid_priority"
+        ) from None
 
 
 async def rate_limit(ctx: RoutingContext, principal: KeyPrincipal, prompt_tokens: int) -> None:
@@ -69,7 +86,7 @@ async def execute(
     stream: bool = False,
 ) -> tuple[T, BudgetGuard | None, BudgetExceeded | None]:
     """Run the plan under budgets; every way it can fail becomes a recorded OpenAI error."""
-    outcome = execution.Outcome()
+    outcome = execution.Outcome(priority=req.priority)
     record_provisional(req, principal, kind, ctx, rr, plan, stream=stream)
     try:
         return await _budgeted(ctx, principal, rr, plan, lambda p, g: run(p, outcome, g))
@@ -85,6 +102,10 @@ async def execute(
         ) from None
     except execution.AllFailed as exc:
         err = all_failed_error(exc)
+        record_failure(req, principal, kind, exc.outcome, err.status, err.code or "")
+        raise err from None
+    except execution.Overloaded as exc:
+        err = overloaded_error(exc)
         record_failure(req, principal, kind, exc.outcome, err.status, err.code or "")
         raise err from None
 

@@ -9,7 +9,7 @@ from routing import engine
 from routing.gateway import execution
 from routing.gateway.accounting import account
 from routing.gateway.context import cache
-from routing.gateway.dispatch import execute, health, rate_limit, rng
+from routing.gateway.dispatch import execute, health, rate_limit, rng, set_priority
 from routing.gateway.errors import GatewayError, plan_error
 from routing.gateway.framing import Request, Send, json_body, meta_headers, send_json
 from routing.gateway.requests import (
@@ -30,6 +30,7 @@ async def embeddings(req: Request, send: Send, principal: KeyPrincipal) -> None:
         rr = route_request_for_embeddings(body)
     except InvalidRequest as exc:
         raise GatewayError(400, exc.message, param=exc.param, code=exc.code) from None
+    set_priority(req, principal)
     ctx = await cache.aget(principal.tenant_id)
     await rate_limit(ctx, principal, rr.prompt_tokens)
     snapshot = await health(ctx)

@@ -70,6 +70,26 @@ def all_failed_error(exc: execution.AllFailed) -> GatewayError:
     )
 
 
+def overloaded_error(exc: execution.Overloaded) -> GatewayError:
+    """Load shedding. 503, not 429: the endpoint's capacity is shared by every tenant and
+    key, so the refusal says the service is overloaded (RFC 9110), not that this client
+    sent too many requests; Retry-After says when a slot is likely free."""
+    shed = exc.shed
+    tried = "; ".join(f"{a.key}: {a.message[:200]}" for a in exc.outcome.attempts)
+    if shed.reason == "queue_full":
+        message, code = "Too many requests are waiting for this model's provider", "queue_full"
+    else:
+        message, code = "Timed out waiting for this model's provider", "server_overloaded"
+    return GatewayError(
+        503,
+        f"{message} (overloaded: its limit is {shed.limit} at once). Retry after "
+        f"{shed.retry_after} s. Tried: {tried or 'none'}",
+        type="server_error",
+        code=code,
+        headers=[(b"retry-after", str(shed.retry_after).encode())],
+    )
+
+
 def budget_error(exc: BudgetExceeded, ctx: RoutingContext) -> GatewayError:
     headers = []
     if exc.resets_at is not None:

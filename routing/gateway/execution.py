@@ -17,12 +17,16 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any, Protocol
 
+from django.conf import settings
+
 from aura.http import public_only as http_public_only
 from aura.redis import async_client
 from routing.engine import Candidate, Plan
 from routing.engine.failures import attempt_message
+from routing.engine.types import Row, scored_candidate
 from routing.gateway.breaker import breakers, stats
 from routing.gateway.context import CallTarget, RoutingContext
+from routing.gateway.shedding import NORMAL, Shed, Slot, shedder
 from routing.providers import get_adapter
 from routing.providers.base import Completion, ProviderError, redact
 
@@ -36,6 +40,10 @@ RETRY_AFTER_CAP = 5.0
 BREAKER_KINDS = frozenset({"server", "timeout", "connection", "malformed", "rate_limit", "auth"})
 # Errors that say the *request* is wrong: every provider would refuse it, so do not fall back.
 CLIENT_KINDS = frozenset({"bad_request"})
+# Errors that say the *endpoint* is unreachable, whatever the model: the plan's other steps
+# on the same endpoint are skipped for this request (several models on one dead endpoint
+# fail over as one, not one retry storm each).
+ENDPOINT_DOWN_KINDS = frozenset({"connection"})
 
 _rng = random.Random()
 
@@ -50,9 +58,12 @@ class Attempt:
     message: str = ""
     latency_ms: float = 0.0
     cost_usd: Decimal | None = None  # set for a hedged call that lost but was billed
+    endpoint: str = ""  # the endpoint's name (breaker/health), for passive health and SLAs
 
     def as_dict(self) -> dict[str, Any]:
         d: dict[str, Any] = {"model": self.key, "provider": self.provider, "ok": self.ok}
+        if self.endpoint:
+            d["endpoint"] = self.endpoint
         if not self.ok:
             d.update(error=self.kind, status=self.status, message=self.message[:300])
         d["latency_ms"] = round(self.latency_ms, 2)
@@ -74,6 +85,12 @@ class Outcome:
     # reservations are settled here, the request's record adds this to its cost.
     hedge_cost: Decimal = Decimal(0)
     hedge_estimated: bool = False
+    # Load shedding: the request's queue rank (shedding.HIGH..LOW), the first plan step
+    # skipped because its endpoint was full (where the request queues if nothing else
+    # answers), and, for a stream, the winning step's slot, released when the stream ends.
+    priority: int = NORMAL
+    overloaded_step: int | None = None
+    slot: Slot | None = None
 
     @property
     def fallbacks(self) -> int:
@@ -85,6 +102,15 @@ class AllFailed(Exception):
         super().__init__("every plan step failed")
         self.outcome = outcome
         self.last = last
+
+
+class Overloaded(Exception):
+    """No step had room and the request could not wait for one (queue full or timed out)."""
+
+    def __init__(self, outcome: Outcome, shed: Shed) -> None:
+        super().__init__(str(shed))
+        self.outcome = outcome
+        self.shed = shed
 
 
 class ClientError(Exception):
@@ -119,7 +145,7 @@ async def _record(endpoint: str, key: str, ok: bool, kind: str | None, ms: float
         await breakers.arecord(async_client(), endpoint, success=False)
 
 
-def _fail(out: Outcome, ct: CallTarget, exc: ProviderError, ms: float) -> None:
+def _fail(out: Outcome, ct: CallTarget, exc: ProviderError, ms: float, endpoint: str) -> None:
     # The provider's own text is for operators (redacted of the key sent, in any encoding);
     # the attempt (shown to the tenant in errors and usage) says what a tenant may see.
     raw = redact(exc.message, ct.target.api_key)
@@ -127,13 +153,23 @@ def _fail(out: Outcome, ct: CallTarget, exc: ProviderError, ms: float) -> None:
     shown = attempt_message(
         exc.kind, exc.status, exc.provider_code, raw, tenant_owned=ct.tenant_owned
     )
-    out.attempts.append(Attempt(ct.key, ct.provider, False, exc.kind, exc.status, shown, ms))
+    out.attempts.append(
+        Attempt(ct.key, ct.provider, False, exc.kind, exc.status, shown, ms, endpoint=endpoint)
+    )
 
 
 async def _with_retries(
-    ct: CallTarget, endpoint: str, out: Outcome, call: Any
+    ct: CallTarget,
+    endpoint: str,
+    out: Outcome,
+    call: Any,
+    elsewhere: Callable[[], bool] | None = None,
 ) -> tuple[Any, ProviderError | None]:
-    """Run ``call()`` with retries for one plan step; returns (result or None, last error)."""
+    """Run ``call()`` with retries for one plan step; returns (result or None, last error).
+
+    ``elsewhere()``: is another endpoint left to try? Then a connection failure (nothing
+    listening, reset before any answer) is not retried here: the endpoint, not the model,
+    is failing, and the other endpoint answers sooner than a backoff would."""
     last: ProviderError | None = None
     for attempt in range(ct.max_retries + 1):
         if attempt and last is not None:
@@ -148,12 +184,14 @@ async def _with_retries(
         except ProviderError as exc:
             ms = (time.perf_counter() - started) * 1000
             out.upstream_ms += ms
-            _fail(out, ct, exc, ms)
+            _fail(out, ct, exc, ms, endpoint)
             await _record(endpoint, ct.key, False, exc.kind, None)
             last = exc
             if exc.kind in CLIENT_KINDS:
                 raise ClientError(out, exc) from None
             if not exc.retryable:
+                break
+            if exc.kind in ENDPOINT_DOWN_KINDS and elsewhere is not None and elsewhere():
                 break
             continue
         except asyncio.CancelledError:
@@ -162,7 +200,16 @@ async def _with_retries(
             ms = (time.perf_counter() - started) * 1000
             out.upstream_ms += ms
             out.attempts.append(
-                Attempt(ct.key, ct.provider, False, "cancelled", None, "cancelled", ms)
+                Attempt(
+                    ct.key,
+                    ct.provider,
+                    False,
+                    "cancelled",
+                    None,
+                    "cancelled",
+                    ms,
+                    endpoint=endpoint,
+                )
             )
             stats.finish(ct.key, None)
             raise
@@ -173,7 +220,7 @@ async def _with_retries(
             http_public_only.reset(guard_token)
         ms = (time.perf_counter() - started) * 1000
         out.upstream_ms += ms
-        out.attempts.append(Attempt(ct.key, ct.provider, True, latency_ms=ms))
+        out.attempts.append(Attempt(ct.key, ct.provider, True, latency_ms=ms, endpoint=endpoint))
         await _record(endpoint, ct.key, True, None, ms)
         return result, None
     return None, last
@@ -194,26 +241,54 @@ class StepGuard(Protocol):
         releasing."""
 
 
+def _spare_rows(plan: Plan, steps: list[Any]) -> list[Row]:
+    if len(plan.rows) <= len(steps):
+        return []
+    taken = {s.candidate.key for s in steps}
+    return [r for r in plan.rows if r[0].key not in taken]
+
+
 def _is_budget_refusal(exc: BaseException) -> bool:
     from billing.budgets import BudgetExceeded
 
     return isinstance(exc, BudgetExceeded)
 
 
-async def _run_plan(
-    plan: Plan,
-    ctx: RoutingContext,
+def _overloaded(out: Outcome, ct: CallTarget, index: int) -> None:
+    out.attempts.append(
+        Attempt(
+            ct.key,
+            ct.provider,
+            False,
+            "overloaded",
+            None,
+            f"endpoint at its in-flight limit ({ct.max_in_flight})",
+        )
+    )
+    if out.overloaded_step is None or index < out.overloaded_step:
+        out.overloaded_step = index
+
+
+def _tried(out: Outcome) -> bool:
+    """Whether any step got further than a full endpoint."""
+    return any(a.kind != "overloaded" for a in out.attempts)
+
+
+async def _run_step(
+    index: int,
+    cand: Candidate,
+    ct: CallTarget,
+    slot: Slot | None,
     out: Outcome,
     call: Callable[[CallTarget, Any], Awaitable[Any]],
     guard: StepGuard | None,
-    start_index: int = 0,
-) -> Any:
-    """Walk the plan: guard (budget), admit (breaker), call with retries, fall back."""
-    last: ProviderError | None = None
-    steps = plan.steps
-    for index in range(start_index, len(steps)):
-        cand = steps[index].candidate
-        ct = ctx.targets[cand.key]
+    hold: bool,
+    elsewhere: Callable[[], bool] | None = None,
+) -> tuple[Any, ProviderError | None]:
+    """One plan step holding ``slot``: admit (breaker), guard (budget), call with retries.
+    The slot is released on every way out, except to ``out.slot`` when ``hold`` succeeds.
+    ``elsewhere``: see ``_with_retries``."""
+    try:
         if not await _admit(ct, cand.endpoint):
             out.attempts.append(
                 Attempt(
@@ -225,7 +300,7 @@ async def _run_plan(
                     "circuit open: a probe is in progress",
                 )
             )
-            continue
+            return None, None
         token = None
         if guard is not None:
             try:
@@ -233,14 +308,15 @@ async def _run_plan(
             except Exception as exc:
                 # The first step the budget refuses decides (block -> 402, downgrade ->
                 # re-plan); a fallback that does not fit after others failed is skipped.
-                if not _is_budget_refusal(exc) or not out.attempts:
+                # (A step that was only full was not tried.)
+                if not _is_budget_refusal(exc) or not _tried(out):
                     raise
                 out.attempts.append(Attempt(ct.key, ct.provider, False, "budget", None, str(exc)))
-                continue
+                return None, None
         adapter = get_adapter(ct.wire_format)
         try:
             result, err = await _with_retries(
-                ct, cand.endpoint, out, lambda ct=ct, adapter=adapter: call(ct, adapter)
+                ct, cand.endpoint, out, lambda: call(ct, adapter), elsewhere
             )
         except BaseException:
             if guard is not None:
@@ -248,11 +324,107 @@ async def _run_plan(
             raise
         if result is not None:
             out.target, out.step_index, out.reservation = ct, index, token
-            return result
+            if hold:
+                out.slot, slot = slot, None
+            return result, None
         if guard is not None:
             guard.release(token)
+        return None, err
+    finally:
+        if slot is not None:
+            slot.release()
+
+
+async def _run_plan(
+    plan: Plan,
+    ctx: RoutingContext,
+    out: Outcome,
+    call: Callable[[CallTarget, Any], Awaitable[Any]],
+    guard: StepGuard | None,
+    start_index: int = 0,
+    *,
+    hold: bool = False,
+) -> Any:
+    """Walk the plan: a slot (load shedding), admit (breaker), guard (budget), call with
+    retries, fall back. A step whose endpoint is full is skipped; only when no step with
+    room answered does the request queue, for the first full one. Queueing comes before
+    the budget reservation, so a request never holds money while it waits.
+    ``hold``: keep the answering step's slot in ``out.slot`` (a stream, until it ends).
+
+    A step whose endpoint an earlier step found unreachable (a connection failure) is
+    skipped too, and one of the eligible candidates the plan left out, best first and on
+    another endpoint, takes its place: three models on one dead server do not use up every
+    fallback the tenant allowed. (The spare list is built on a first connection failure
+    only: the hot path never pays for it.)"""
+    last: ProviderError | None = None
+    steps = list(plan.steps)
+    unreachable: set[str] = set()  # endpoints this request found dead
+
+    def elsewhere_after(index: int, endpoint: str) -> Callable[[], bool]:
+        def elsewhere() -> bool:
+            if any(
+                s.candidate.endpoint not in (endpoint, *unreachable) for s in steps[index + 1 :]
+            ):
+                return True
+            return any(r[0].endpoint != endpoint for r in _spare_rows(plan, steps))
+
+        return elsewhere
+
+    index = start_index - 1
+    while index + 1 < len(steps):
+        index += 1
+        cand = steps[index].candidate
+        if cand.endpoint in unreachable:
+            replacement = next(
+                (r for r in _spare_rows(plan, steps) if r[0].endpoint not in unreachable), None
+            )
+            if replacement is not None:
+                steps.append(scored_candidate(replacement, plan.weights or steps[0].weights))
+            continue
+        ct = ctx.targets[cand.key]
+        slot = shedder.try_acquire(cand.endpoint, ct.max_in_flight)
+        if slot is None:
+            _overloaded(out, ct, index)
+            continue
+        result, err = await _run_step(
+            index, cand, ct, slot, out, call, guard, hold, elsewhere_after(index, cand.endpoint)
+        )
+        if result is not None:
+            return result
+        if err is not None and err.kind in ENDPOINT_DOWN_KINDS:
+            unreachable.add(cand.endpoint)
+        last = err or last
+    if out.overloaded_step is not None and steps[out.overloaded_step].candidate.endpoint not in (
+        unreachable
+    ):
+        index = out.overloaded_step
+        cand = steps[index].candidate
+        ct = ctx.targets[cand.key]
+        try:
+            slot = await shedder.acquire(
+                cand.endpoint,
+                ct.max_in_flight,
+                out.priority,
+                queue_size=settings.SHED_QUEUE_SIZE,
+                max_wait=settings.SHED_QUEUE_TIMEOUT,
+                typical_ms=stats.latency_ms.get(ct.key),
+            )
+        except Shed as exc:
+            raise Overloaded(out, exc) from None
+        result, err = await _run_step(index, cand, ct, slot, out, call, guard, hold)
+        if result is not None:
+            return result
         last = err or last
     raise AllFailed(out, last)
+
+
+def _fresh_run(out: Outcome | None) -> Outcome:
+    """The outcome for a run of a plan. A re-plan (budget downgrade) runs again on the same
+    outcome: the full step it remembers was a step of the previous plan."""
+    if out is None:
+        return Outcome()
+    out.overloaded_step = None
+    return out
 
 
 async def complete(
@@ -268,7 +440,7 @@ async def complete(
     Pass ``out`` to see the attempts made so far if this is cancelled (client gone).
     ``prompt_tokens`` (the local count) prices hedged calls cancelled before they answered.
     """
-    out = Outcome() if out is None else out
+    out = _fresh_run(out)
 
     async def call(ct: CallTarget, adapter: Any) -> Completion:
         result: Completion = await adapter.complete(ct.target, body)
@@ -303,15 +475,22 @@ async def _hedge(
     async def one(index: int) -> tuple[int, Completion | None]:
         cand = steps[index].candidate
         ct = ctx.targets[cand.key]
-        adapter = get_adapter(ct.wire_format)
-        if guard is not None:
-            tokens[index] = await guard.acquire(cand)
+        slot = shedder.try_acquire(cand.endpoint, ct.max_in_flight)
+        if slot is None:  # a hedge is for speed: never wait for a full endpoint
+            _overloaded(out, ct, index)
+            return index, None
         try:
-            result, _ = await _with_retries(ct, cand.endpoint, out, lambda: call(ct, adapter))
-        except asyncio.CancelledError:
-            cut.add(index)
-            raise
-        return index, result
+            adapter = get_adapter(ct.wire_format)
+            if guard is not None:
+                tokens[index] = await guard.acquire(cand)
+            try:
+                result, _ = await _with_retries(ct, cand.endpoint, out, lambda: call(ct, adapter))
+            except asyncio.CancelledError:
+                cut.add(index)
+                raise
+            return index, result
+        finally:
+            slot.release()
 
     tasks = [asyncio.create_task(one(i)) for i in range(len(steps))]
     winner: int | None = None
@@ -376,7 +555,7 @@ async def embed(
     out: Outcome | None = None,
     guard: StepGuard | None = None,
 ) -> tuple[dict[str, Any], Outcome]:
-    out = Outcome() if out is None else out
+    out = _fresh_run(out)
 
     async def call(ct: CallTarget, adapter: Any) -> dict[str, Any]:
         result: dict[str, Any] = await adapter.embed(ct.target, body)
@@ -399,7 +578,7 @@ async def open_stream(
     report in-stream: the client has (or is about to have) bytes already. Pass ``out`` to
     see the attempts made so far if this is cancelled.
     """
-    out = Outcome() if out is None else out
+    out = _fresh_run(out)
 
     async def first(ct: CallTarget, adapter: Any) -> tuple[dict[str, Any], Any]:
         agen = adapter.stream(ct.target, body)
@@ -416,5 +595,5 @@ async def open_stream(
             raise
         return chunk, agen
 
-    chunk, agen = await _run_plan(plan, ctx, out, first, guard)
+    chunk, agen = await _run_plan(plan, ctx, out, first, guard, hold=True)
     return chunk, agen, out

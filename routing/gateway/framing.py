@@ -49,6 +49,7 @@ class Request:
         "path",
         "peer",
         "plan_seconds",
+        "priority",
         "record_uid",
         "recorded",
         "request_id",
@@ -69,6 +70,7 @@ class Request:
         self.disconnected = False
         self.kind = "chat"
         self.model = ""  # as requested, once the body is read
+        self.priority = 1  # its rank in an overloaded endpoint's queue (shedding.NORMAL)
         self.record_uid = ""  # set when a provisional record is journaled
         self.recorded = False  # its final usage record was handed to the writer
         self.cache_key: CacheKey | None = None  # set when the tenant caches and may store

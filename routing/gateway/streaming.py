@@ -142,6 +142,9 @@ async def stream(
         status, error_code = "cancelled", "client_disconnected"
         raise
     finally:
+        # The stream held its endpoint's slot (load shedding) until now, whatever ended it.
+        if outcome.slot is not None:
+            outcome.slot.release()
         # Account first (no await before it): a client that closes the connection once the
         # stream has ended cancels this task, and nothing may cancel the accounting.
         if usage is not None and status == "ok":

@@ -50,7 +50,9 @@ WIRING = frozenset(
 )
 # Celery tasks register on AURA's own app (see billing/tasks.py for why not shared_task), and
 # the readiness probe asks the app's broker.
-MAY_IMPORT_CELERY_APP = frozenset({"billing.tasks", "routing.cache.tasks", "monitoring.views"})
+MAY_IMPORT_CELERY_APP = frozenset(
+    {"billing.tasks", "routing.cache.tasks", "monitoring.views", "monitoring.tasks"}
+)
 
 
 def layer(module: str) -> int:

@@ -73,6 +73,8 @@ def worker(transactional_db: Any, private_queue: str, smtp: SmtpSink) -> Iterato
         "AURA_EMBEDDED_DB": "1",
         "EMAIL_URL": f"smtp://{smtp.host}:{smtp.port}",
         "DJANGO_SETTINGS_MODULE": "aura.settings",
+        # Tasks the worker itself enqueues (a health round's flip processing) stay private.
+        "CELERY_TASK_DEFAULT_QUEUE": private_queue,
     }
     env.pop("CELERY_BROKER_URL", None)
     log = Path(tempfile.mkstemp(prefix="aura-worker-", suffix=".log")[1])

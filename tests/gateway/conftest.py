@@ -21,6 +21,7 @@ import uvicorn
 
 from aura.redis import sync_client
 from billing.models import UsageRecord
+from monitoring.state import board
 from routing.catalog.services import credential_create
 from routing.gateway.breaker import breakers, stats
 from routing.gateway.context import cache
@@ -215,6 +216,8 @@ def reset_health() -> None:
     breakers._refreshed_at = float("-inf")
     stats.latency_ms.clear()
     overruns.clear()
+    board.apply({})
+    board._refreshed_at = float("-inf")
     # The change counters went with the flush: the next request takes the versions as it
     # finds them, rather than as changes since the ones it saw before (which would drop
     # this process's caches at a moment that depends on timing).

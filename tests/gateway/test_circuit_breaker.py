@@ -1,6 +1,7 @@
 """Circuit breakers driven through the live gateway, with an injected breaker clock.
 
-BreakerConfig defaults: window 30 s, min_requests 5, failure_rate 0.5, cooldown 30 s.
+BreakerConfig defaults: window 30 s, min_requests 5, failure_rate 0.5, cooldown 30 s,
+consecutive 10.
 The failing endpoint gets max_retries=0 so that one request is exactly one failure.
 """
 
@@ -205,3 +206,53 @@ def test_failures_with_a_tenants_own_key_open_only_that_tenants_breaker(gw, cloc
     # The shared endpoint stays closed for everyone using the platform key.
     assert breakers.state_sync(sync_client(), chain)["state"] == "closed"
     assert sync_client().zscore(OPEN_SET, chain) is None
+
+
+def test_a_run_of_failures_opens_the_breaker_despite_the_windows_earlier_successes(gw, clock):
+    # An endpoint dying under traffic: 20 successes this window, then it fails every call.
+    add_model(gw.providers["fakeai"], "gpt-x")
+    add_model(gw.providers["fakeclaude"], "fake-ok")
+    ProviderEndpoint.objects.filter(provider=gw.providers["fakeai"]).update(max_retries=0)
+    gw.policy(aliases={"pair": ["fakeai/gpt-x", "fakeclaude/fake-ok"]})
+    ep = f"ep{ProviderEndpoint.objects.get(provider=gw.providers['fakeai']).pk}"
+
+    def served() -> str:
+        resp = gw.client().chat.completions.with_raw_response.create(model="pair", messages=HELLO)
+        return resp.headers["x-aura-provider"]
+
+    for _ in range(20):
+        assert served() == "fakeai"
+    clock.advance(1.5)  # the next request flushes the batched successes to Redis
+    assert served() == "fakeai"
+    clock.advance(0.1)
+    gw.fakes["openai"].set_default("fake-500")
+    for _ in range(9):
+        assert served() == "fakeclaude"
+    # 9 failures of 30 outcomes: far below the 50 % rate, and not yet 10 in a row.
+    assert breakers.state_sync(sync_client(), ep)["state"] == "closed"
+    assert served() == "fakeclaude"
+    assert breakers.state_sync(sync_client(), ep)["state"] == "open"
+    calls = len(gw.fakes["openai"].calls)
+    assert served() == "fakeclaude"
+    assert len(gw.fakes["openai"].calls) == calls  # skipped while open
+    gw.usage(32)
+
+
+def test_a_success_after_the_failures_began_ends_the_run(gw, clock):
+    add_model(gw.providers["fakeai"], "gpt-x")
+    add_model(gw.providers["fakeclaude"], "fake-ok")
+    ProviderEndpoint.objects.filter(provider=gw.providers["fakeai"]).update(max_retries=0)
+    gw.policy(aliases={"pair": ["fakeai/gpt-x", "fakeclaude/fake-ok"]})
+    ep = f"ep{ProviderEndpoint.objects.get(provider=gw.providers['fakeai']).pk}"
+    for _ in range(20):
+        gw.client().chat.completions.create(model="pair", messages=HELLO)
+    clock.advance(1.5)
+    gw.fakes["openai"].set_script(["fake-ok"] + ["fake-500"] * 6 + ["fake-ok"] + ["fake-500"] * 6)
+    for _ in range(14):
+        clock.advance(0.01)
+        gw.client().chat.completions.create(model="pair", messages=HELLO)
+    clock.advance(1.5)  # flush the success in the middle of the failures
+    gw.client().chat.completions.create(model="pair", messages=HELLO)
+    # 12 failures, but never 10 in a row: a success came after the first run began.
+    assert breakers.state_sync(sync_client(), ep)["state"] == "closed"
+    gw.usage(35)

@@ -9,6 +9,7 @@ import os
 import secrets
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -154,6 +155,24 @@ def test_garbage_in_the_health_hash_is_reported_unknown_not_a_failed_scrape(clie
     assert scraped.value("aura_provider_health_score", endpoint="ep7") == 1  # clamped to 0..1
     assert scraped.value("aura_provider_health_score", provider="openai", endpoint="ep9") == 1
     assert scraped.has("aura_circuit_breaker_open", endpoint="ep\ufffd")
+
+
+def test_a_health_entry_past_its_expiry_is_unknown(client, redis_state):
+    now = time.time()
+    redis_state.hset(
+        HEALTH_KEY,
+        mapping={
+            "ep3": json.dumps({"status": "down", "score": 0, "provider": "a", "expires": now - 5}),
+            "ep4": json.dumps({"status": "down", "score": 0, "provider": "a", "expires": now + 60}),
+        },
+    )
+
+    scraped = get(client)
+
+    assert scraped.value("aura_provider_health_status", endpoint="ep3", status="unknown") == 1
+    assert scraped.value("aura_provider_health_status", endpoint="ep3", status="down") == 0
+    assert not scraped.has("aura_provider_health_score", endpoint="ep3")
+    assert scraped.value("aura_provider_health_status", endpoint="ep4", status="down") == 1
 
 
 def test_a_key_of_the_wrong_type_fails_only_its_own_source(client, redis_state):

@@ -9,6 +9,7 @@ Every provider endpoint of ``gw`` has max_retries=1 (two attempts per plan step)
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 from decimal import Decimal
 
 import httpx
@@ -17,11 +18,12 @@ import pytest
 
 from aura.redis import sync_client
 from billing.models import Budget
+from monitoring import metrics
 from routing.cache import exact
 from routing.gateway import execution
 from routing.gateway.context import cache
 from tests.gateway.conftest import add_model
-from tests.monitoring.conftest import delta, scrape
+from tests.monitoring.conftest import Scrape, delta, scrape
 
 HELLO = [{"role": "user", "content": "hello there world"}]
 # prompt 10 + 3 = 13, completion "fake reply: hello there world" = 5
@@ -222,3 +224,38 @@ def test_model_names_a_client_makes_up_never_become_label_values(gw):
     after = scrape(gw.url)
     assert "made-up-model-4f1c" not in after.text
     assert delta(before, after, "aura_router_decisions_total", reason="refused:not_found") == 1
+
+
+def test_a_request_load_shedding_refused_is_no_upstream_error(client):
+    """Shed requests (every endpoint of the plan full) have attempts that called nobody."""
+
+    @dataclass
+    class Shed:
+        provider: str = "fakeai"
+        ok: bool = False
+        kind: str = "overloaded"
+        latency_ms: float = 0.0
+
+    record = {
+        "tenant_id": 1,
+        "kind": "chat",
+        "provider": "fakeai",
+        "model": "fake-ok",
+        "status": "error",
+        "http_status": 503,
+        "error_code": "queue_full",
+        "cost_usd": Decimal(0),
+        "latency_ms": 2.0,
+        "cache_status": "miss",
+        "cache_savings_usd": Decimal(0),
+        "fallbacks": 0,
+    }
+    before = Scrape(client.get("/metrics").content.decode())
+
+    metrics.request_observed(record, [Shed()], cache_consulted=False, decision_seconds=None)
+
+    after = Scrape(client.get("/metrics").content.decode())
+    assert delta(before, after, "aura_router_decisions_total", reason="refused:overloaded") == 1
+    assert delta(before, after, "aura_requests_total", code="503", provider="fakeai") == 1
+    assert delta(before, after, "aura_provider_errors_total") == 0
+    assert delta(before, after, "aura_provider_request_duration_seconds_count") == 0

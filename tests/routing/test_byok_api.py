@@ -682,3 +682,24 @@ def test_a_platform_key_is_never_sent_to_a_tenants_own_endpoint(
         # No key of the tenant's own: none is sent, and the platform's never is.
         assert ctx.targets[candidate.key].target.api_key is None
         assert not candidate.has_credentials
+
+
+def test_an_endpoint_sets_its_own_health_checks(alice: Persona, gpt: CatalogModel) -> None:
+    created = create_endpoint(
+        alice, health_check_mode="completion", health_check_model="gpt-x", health_check_interval=60
+    )
+    assert created["health_check_mode"] == "completion"
+    assert (created["health_check_interval"], created["health_check_timeout"]) == (60.0, None)
+    resp = alice.client.patch(
+        f"{ENDPOINTS}/{created['id']}", {"health_check_interval": 1}, format="json"
+    )
+    assert resp.status_code == 400
+    assert resp.json()["field"] == "health_check_interval"
+    resp = alice.client.patch(
+        f"{ENDPOINTS}/{created['id']}", {"health_check_mode": "ping"}, format="json"
+    )
+    assert resp.status_code == 400 and resp.json()["field"] == "health_check_mode"
+    resp = alice.client.patch(
+        f"{ENDPOINTS}/{created['id']}", {"health_check_mode": "off"}, format="json"
+    )
+    assert resp.status_code == 200 and resp.json()["health_check_mode"] == "off"

@@ -127,7 +127,7 @@ def test_every_eligible_candidate_is_explained_best_first(alice, catalog):
     small = candidates[0]
     assert small["quality"] == 0.6
     assert small["latency_ms"] == 600.0
-    assert set(small["parts"]) == {"q", "c", "l", "wq", "wc", "wl"}
+    assert set(small["parts"]) == {"q", "c", "l", "wq", "wc", "wl", "health"}
     assert small["parts"]["c"] == 1.0  # the cheapest model
     assert small["score"] == pytest.approx(
         small["parts"]["wq"] + small["parts"]["wc"] + small["parts"]["wl"], abs=1e-5

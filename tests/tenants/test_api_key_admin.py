@@ -29,7 +29,8 @@ def operator() -> Client:
 
 
 def _add(operator: Client, **fields: object):
-    data = {"tenant": "", "name": "", "expires_at_0": "", "expires_at_1": "", **fields}
+    data: dict[str, object] = {"tenant": "", "name": "", "priority": "normal"}
+    data.update({"expires_at_0": "", "expires_at_1": "", **fields})
     return operator.post(ADD_URL, data, follow=True)
 
 
@@ -59,7 +60,12 @@ def test_an_operator_may_still_rename_an_already_expired_key(operator, alice_key
     ApiKey.objects.filter(pk=key.pk).update(expires_at="2000-01-01T00:00:00Z")
     operator.post(
         f"/admin/tenants/apikey/{key.pk}/change/",
-        {"name": "old-ci", "expires_at_0": "2000-01-01", "expires_at_1": "00:00:00"},
+        {
+            "name": "old-ci",
+            "priority": "normal",
+            "expires_at_0": "2000-01-01",
+            "expires_at_1": "00:00:00",
+        },
     )
     key.refresh_from_db()
     assert key.name == "old-ci"
@@ -113,7 +119,13 @@ def test_editing_a_key_in_the_admin_cannot_move_it_to_another_tenant(operator, a
     key, _ = alice_key
     resp = operator.post(
         f"/admin/tenants/apikey/{key.pk}/change/",
-        {"tenant": globex.pk, "name": "renamed", "expires_at_0": "", "expires_at_1": ""},
+        {
+            "tenant": globex.pk,
+            "name": "renamed",
+            "priority": "normal",
+            "expires_at_0": "",
+            "expires_at_1": "",
+        },
         follow=True,
     )
     assert resp.status_code == 200
@@ -153,3 +165,17 @@ def test_bulk_deleting_keys_in_the_admin_shuts_them_out_at_once(operator, alice)
 
     assert not ApiKey.objects.filter(pk=key.pk).exists()
     assert client.get("/api/v1/tenant").status_code == 401
+
+
+def test_an_operator_sets_a_keys_priority_and_the_gateway_sees_it_at_once(operator, alice_key):
+    from tenants.auth import resolver
+
+    key, plaintext = alice_key
+    assert resolver.resolve(plaintext).priority == "normal"  # cached in this process
+    operator.post(
+        f"/admin/tenants/apikey/{key.pk}/change/",
+        {"name": key.name, "priority": "low", "expires_at_0": "", "expires_at_1": ""},
+    )
+    key.refresh_from_db()
+    assert key.priority == "low"
+    assert resolver.resolve(plaintext).priority == "low"
