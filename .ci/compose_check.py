@@ -9,8 +9,11 @@ REDIS_URL and EMAIL_URL go to the local servers (mail to the console), web binds
 loopback port instead of 0.0.0.0:8000, and AURA_DATA_DIR is a folder of this check.
 
 It checks: the file's shape (every aura service waits for `migrate`, Redis persists,
-.dockerignore keeps local data out); the one-shots exit 0 (bootstrap twice: idempotent);
-web answers /readyz with 200, the worker answers a Celery ping, beat starts and stays up.
+.dockerignore keeps local data out, files mounted from the repository exist, web and worker
+share their metrics folder); the one-shots exit 0 (bootstrap twice: idempotent); web answers
+/readyz with 200 and /metrics only with the token, the worker answers a Celery ping, beat
+starts and stays up. The image-only services (db, redis, mail, prometheus, grafana) are not
+run: the local servers stand in for db and redis.
 Then it stops everything and deletes its data. Needs neither Docker nor the internet.
 
 Usage: make compose-check (COMPOSE_CHECK_REDIS_URL overrides redis://127.0.0.1:6379/14).
@@ -50,6 +53,7 @@ GENERATORS: dict[str, Callable[[], str]] = {
     "API_KEY_PEPPER": lambda: secrets.token_urlsafe(32),
     "FIELD_ENCRYPTION_KEYS": lambda: base64.urlsafe_b64encode(os.urandom(32)).decode(),
     "DJANGO_SUPERUSER_PASSWORD": lambda: secrets.token_urlsafe(16),
+    "METRICS_TOKEN": lambda: secrets.token_urlsafe(32),
 }
 # Variables that may point at another compose service, and what they point at here.
 REPLACED = ("DATABASE_URL", "REDIS_URL", "EMAIL_URL", "CELERY_BROKER_URL")
@@ -112,6 +116,22 @@ def shape_problems(compose: dict[str, Any]) -> list[str]:
     web_volumes = services.get("web", {}).get("volumes", [])
     if not any(str(v).endswith(":/app/var") for v in web_volumes):
         problems.append("web must keep /app/var (the usage journal) in a volume")
+    for name, service in services.items():
+        for volume in service.get("volumes", []):
+            source = str(volume).split(":", 1)[0]
+            if source.startswith((".", "/")) and not (ROOT / source).exists():
+                problems.append(f"{name} mounts {source}, which is not in the repository")
+    folders = {n: environment(ours[n]).get("PROMETHEUS_MULTIPROC_DIR") for n in ("web", "worker")}
+    if None in folders.values() or len(set(folders.values())) != 1:
+        problems.append(f"web and worker need one PROMETHEUS_MULTIPROC_DIR, not {folders}")
+    else:
+        folder = folders["web"]
+        mounted = [
+            {str(v).split(":", 1)[0] for v in ours[n].get("volumes", []) if f":{folder}" in str(v)}
+            for n in ("web", "worker")
+        ]
+        if not mounted[0] or mounted[0] != mounted[1]:
+            problems.append(f"web and worker must mount one volume at {folder} (metrics)")
     ignore_path = ROOT / ".dockerignore"
     ignored = set()
     if ignore_path.exists():
@@ -220,6 +240,8 @@ class Services:
         if urlsplit(env.get("EMAIL_URL", "")).hostname in hosts:
             env["EMAIL_URL"] = "consolemail://"
         env["AURA_DATA_DIR"] = str(WORK / "data")
+        if "PROMETHEUS_MULTIPROC_DIR" in env:  # compose's shared volume: one folder here too
+            env["PROMETHEUS_MULTIPROC_DIR"] = str(WORK / "metrics")
         return env
 
     def run_once(self, name: str) -> str:
@@ -294,6 +316,24 @@ def web_ready(port: int) -> Callable[[], bool]:
     return ready
 
 
+def metrics_problems(port: int, token: str) -> list[str]:
+    """/metrics refuses a scrape without the token and answers one with it."""
+    url = f"http://127.0.0.1:{port}/metrics"
+    problems = []
+    try:
+        with urllib.request.urlopen(url, timeout=10):
+            problems.append("web's /metrics answered without METRICS_TOKEN")
+    except urllib.error.HTTPError as exc:
+        if exc.code != 401:
+            problems.append(f"web's /metrics without the token: HTTP {exc.code}, not 401")
+    request = urllib.request.Request(url, headers={"Authorization": f"Bearer {token}"})
+    with urllib.request.urlopen(request, timeout=10) as resp:  # noqa: S310 (http, above)
+        body = resp.read().decode()
+    if "aura_requests_total" not in body or "aura_celery_tasks_total" not in body:
+        problems.append(f"web's /metrics lacks AURA's metrics:\n{body[:2000]}")
+    return problems
+
+
 def worker_ready(services: Services) -> Callable[[], bool]:
     env = services.env("worker")
     celery = shutil.which("celery", path=env["PATH"]) or "celery"
@@ -359,6 +399,10 @@ def check(compose: dict[str, Any], services: Services) -> None:
     for name in LONG_RUNNING:
         services.start(name)
     services.wait_for("web", "/readyz answered 200", web_ready(services.port))
+    problems = metrics_problems(services.port, services.env("web").get("METRICS_TOKEN", ""))
+    if problems:
+        raise CheckFailed("; ".join(problems))
+    log("web: /metrics refused without the token, answered with it")
     services.wait_for("worker", "answered a Celery ping", worker_ready(services))
     services.wait_for("beat", "started", beat_ready(services))
     time.sleep(3)  # beat, and everyone else, must still be up a moment later

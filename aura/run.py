@@ -16,6 +16,7 @@ import sys
 import threading
 import time
 from collections.abc import Sequence
+from pathlib import Path
 from typing import IO
 
 from aura import embedded
@@ -36,6 +37,18 @@ def _manage(*args: str) -> None:
     result = subprocess.run([PY, "manage.py", *args], check=False)  # noqa: S603
     if result.returncode != 0:
         raise SystemExit(f"aura: `manage.py {' '.join(args)}` failed; see above")
+
+
+def _fresh_metrics_dir() -> Path:
+    """The metrics folder of web and worker (PROMETHEUS_MULTIPROC_DIR, default under the data
+    folder), emptied: the counters start from zero with the processes, as Prometheus expects
+    after a restart, and no file of a process from an earlier run is summed."""
+    raw = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+    folder = Path(raw) if raw else embedded.data_dir() / "metrics"
+    folder.mkdir(parents=True, exist_ok=True)
+    for stale in folder.glob("*.db"):
+        stale.unlink(missing_ok=True)
+    return folder
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -104,10 +117,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.no_beat:
             commands.pop("beat")
         color = sys.stdout.isatty()
+        metrics_env = {**os.environ, "PROMETHEUS_MULTIPROC_DIR": str(_fresh_metrics_dir())}
         for name, cmd in commands.items():
             # Own session: Ctrl-C reaches only us, and we stop children in a known order.
             proc = subprocess.Popen(  # noqa: S603
-                cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True
+                cmd,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+                # web and worker count into one folder that /metrics sums (monitoring.metrics)
+                env=metrics_env if name in ("web", "worker") else None,
             )
             children.append((name, proc))
             assert proc.stdout is not None

@@ -350,6 +350,20 @@ def _check_health_settings() -> None:
 
 _check_health_settings()
 
+# --------------------------------------------------------------------------- metrics
+
+# Bearer token GET /metrics requires; empty: no token (a scraper on a private network only).
+# Same rules as SECRET_KEY when set. PROMETHEUS_MULTIPROC_DIR (read by prometheus_client, see
+# monitoring/metrics.py) must be set when several processes serve: `make run` and compose do.
+METRICS_TOKEN = env.str("METRICS_TOKEN", default="")
+if METRICS_TOKEN and (_reason := _weak_secret_reason(METRICS_TOKEN)) is not None:
+    raise ImproperlyConfigured(
+        f"METRICS_TOKEN {_reason}; set a random value of at least {_MIN_SECRET_LENGTH} "
+        f"characters (generate one with: {_HOW_TO_GENERATE}), or leave it empty"
+    )
+# Label aura_cost_usd_total by tenant id too: one series per tenant and model.
+METRICS_TENANT_LABELS = env.bool("METRICS_TENANT_LABELS", default=False)
+
 # --------------------------------------------------------------------------- logging
 
 LOG_LEVEL = env.str("LOG_LEVEL", default="INFO").upper()

@@ -4,6 +4,7 @@ from django.contrib import admin
 from django.urls import include, path
 
 from monitoring import views as monitoring_views
+from monitoring.scrape import metrics_view
 
 handler404 = "aura.errors.not_found"
 handler500 = "aura.errors.server_error"
@@ -16,6 +17,7 @@ admin.site.site_url = None
 urlpatterns = [
     path("healthz", monitoring_views.healthz, name="healthz"),
     path("readyz", monitoring_views.readyz, name="readyz"),
+    path("metrics", metrics_view, name="metrics"),
     path("admin/", admin.site.urls),
     path("api/v1/", include("tenants.urls")),
     path("api/v1/", include("routing.urls")),

@@ -373,6 +373,11 @@ class UsageWriter:
         return f"{self._uid_prefix}{self._uid_serial:016x}"
 
     @property
+    def backlog(self) -> int:
+        """Records waiting for Postgres (the batch being written, if any, is not counted)."""
+        return len(self._queue)
+
+    @property
     def journal(self) -> Journal:
         if self._journal is None:
             self._journal = Journal(self._directory or journal_directory())

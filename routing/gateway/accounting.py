@@ -12,6 +12,7 @@ from typing import Any
 from aura import background
 from aura.redis import async_client
 from billing.usage import writer
+from monitoring import metrics
 from routing import engine
 from routing.gateway import execution, ratelimit
 from routing.gateway.context import RoutingContext
@@ -86,6 +87,12 @@ def usage_record(
         return
     req.recorded = True
     writer.submit(record)
+    metrics.request_observed(
+        record,
+        outcome.attempts,
+        cache_consulted=req.cache_key is not None,
+        decision_seconds=req.plan_seconds,
+    )
 
 
 def record_provisional(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from typing import Any
 
 from routing import engine
@@ -45,9 +46,10 @@ async def chat_completions(req: Request, send: Send, principal: KeyPrincipal) ->
     caching.prepare(req, ctx, body)
     if req.cache_key is not None and await caching.answer_from_cache(req, send, principal, body):
         return
-    plan = engine.plan(
-        rr, ctx.candidates, ctx.policy, await health(ctx), rng=rng, counter=ctx.counter
-    )
+    snapshot = await health(ctx)
+    started = time.perf_counter()
+    plan = engine.plan(rr, ctx.candidates, ctx.policy, snapshot, rng=rng, counter=ctx.counter)
+    req.plan_seconds = time.perf_counter() - started
     ctx.counter += 1
     if not plan.steps:
         raise plan_error(plan, rr.model)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 
 from routing import engine
 from routing.gateway import execution
@@ -32,9 +33,10 @@ async def embeddings(req: Request, send: Send, principal: KeyPrincipal) -> None:
     set_priority(req, principal)
     ctx = await cache.aget(principal.tenant_id)
     await rate_limit(ctx, principal, rr.prompt_tokens)
-    plan = engine.plan(
-        rr, ctx.candidates, ctx.policy, await health(ctx), rng=rng, counter=ctx.counter
-    )
+    snapshot = await health(ctx)
+    started = time.perf_counter()
+    plan = engine.plan(rr, ctx.candidates, ctx.policy, snapshot, rng=rng, counter=ctx.counter)
+    req.plan_seconds = time.perf_counter() - started
     if not plan.steps:
         raise plan_error(plan, rr.model)
     (result, outcome), guard, _ = await execute(

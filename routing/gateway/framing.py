@@ -48,6 +48,7 @@ class Request:
         "model",
         "path",
         "peer",
+        "plan_seconds",
         "priority",
         "record_uid",
         "recorded",
@@ -75,6 +76,7 @@ class Request:
         self.cache_key: CacheKey | None = None  # set when the tenant caches and may store
         self.cache_settings: CacheSettings | None = None
         self.cache_vector: list[float] | None = None  # the last turn's embedding, once made
+        self.plan_seconds: float | None = None  # the engine's decision time, once planned
 
 
 async def read_body(req: Request, receive: Receive) -> None:

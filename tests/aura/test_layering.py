@@ -6,7 +6,7 @@ Layers, bottom to top; a module may import its own layer and the ones below, nev
 0. ``aura``'s shared library: HTTP seam, crypto, netguard, redis, text, money, ...
 1. ``tenants``: tenants, users, API keys
 2. routing's catalog, providers and policy rules, and the pure engine
-3. ``billing``: budgets, usage, spend, alerts, reports
+3. ``billing``: budgets, usage, spend, alerts, reports; the Prometheus instruments
 4. the gateway and the APIs and commands that serve or orchestrate all of the above
 5. ``aura``'s wiring: settings, urls, asgi, the Celery app, the launcher
 """
@@ -36,6 +36,10 @@ LAYERS: dict[str, int] = {
     "routing.policy.services": 4,  # a policy write also writes its budgets (billing)
     "routing.policy.api": 4,
     "monitoring": 4,
+    # The Prometheus instruments: anything from billing up may count into them.
+    "monitoring.metrics": 3,
+    # /metrics: the instruments plus breaker and health state read at scrape time.
+    "monitoring.scrape": 4,
     "tenants.management": 4,
     "routing.management": 4,
     "billing.management": 4,
