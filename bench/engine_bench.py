@@ -1,6 +1,9 @@
 """Benchmark of routing.engine.plan: decision time for a 50-model catalog.
 
-Run from the repo root:  .venv/bin/python bench/engine_bench.py [--iterations N]
+Run from the repo root:  .venv/bin/python bench/engine_bench.py [--iterations N] [--health]
+
+``--health``: the snapshot also carries health-check state (one endpoint down, a few
+degraded, one never seen healthy), as the gateway passes it once health checks run.
 
 Prints mean, p50 and p99 per decision in microseconds for each strategy and request kind.
 The bar is 200 us per decision for 50 models on a slow 2-core machine.
@@ -88,14 +91,18 @@ REQUESTS = {
 }
 
 
-def bench(iterations: int) -> None:
+def bench(iterations: int, with_health: bool = False) -> None:
     catalog = make_catalog()
     keys = [c.key for c in catalog]
+    endpoints = sorted({c.endpoint for c in catalog})
     health = HealthSnapshot(
         open_endpoints=frozenset({"groq-ep"}),
         latency_ms={k: 300.0 + 37.0 * i for i, k in enumerate(keys[:40])},
         in_flight={k: i % 5 for i, k in enumerate(keys)},
         learned_quality={k: 0.7 for k in keys[:10]},
+        down_endpoints=frozenset(endpoints[:1]) if with_health else frozenset(),
+        health_scores={e: 0.5 for e in endpoints[1:4]} if with_health else {},
+        unproven=frozenset(endpoints[4:5]) if with_health else frozenset(),
     )
     rng = random.Random(1)
     # Machine speed reference: the bar assumes ~1.4 us here on the slow 2-core target.
@@ -124,7 +131,9 @@ def bench(iterations: int) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--iterations", type=int, default=5_000)
-    bench(parser.parse_args().iterations)
+    parser.add_argument("--health", action="store_true", help="with health-check state")
+    args = parser.parse_args()
+    bench(args.iterations, args.health)
 
 
 if __name__ == "__main__":

@@ -227,14 +227,6 @@ def _by_score(row: Row) -> tuple[float, str]:
     return (-row[1], row[0].key)
 
 
-def _proven_first(rows: list[Row], unproven: frozenset[str]) -> None:
-    """Endpoints never seen healthy go after every one that was (stable: by score within).
-    A dead endpoint the checks have not yet called down must not win on its catalog
-    numbers alone."""
-    if unproven and any(r[0].endpoint in unproven for r in rows):
-        rows.sort(key=lambda r: r[0].endpoint in unproven)
-
-
 def plan(
     request: RouteRequest,
     candidates: Sequence[Candidate],
@@ -310,8 +302,14 @@ def plan(
         return Plan((), tuple(excluded), strategy, 0, weights, requested, failure)
 
     rows = score_rows(elig, request, health, weights)
-    rows.sort(key=_by_score)
-    _proven_first(rows, health.unproven)
+    unproven = health.unproven
+    if unproven:
+        # Endpoints never seen healthy go after every one that was, by score within: a
+        # dead endpoint the checks have not yet called down must not win on its catalog
+        # numbers alone. (One sort, not a second pass: this runs on every request.)
+        rows.sort(key=lambda r: (r[0].endpoint in unproven, -r[1], r[0].key))
+    else:
+        rows.sort(key=_by_score)
     if ranks is None:
         preferred = rows
         rest: list[Row] = []
@@ -323,14 +321,18 @@ def plan(
             # The named model's circuit is open: the fallbacks take over in score order.
             preferred, rest = rest, []
 
-    # Strategies that spread load (round robin, least in flight, ...) choose among proven
-    # endpoints when there are any: spreading onto an endpoint never seen up is a gamble.
     proven = preferred
-    if health.unproven:
-        proven = [r for r in preferred if r[0].endpoint not in health.unproven] or preferred
-        if len(proven) != len(preferred):
-            proven_rest = [r for r in preferred if r[0].endpoint in health.unproven]
-            preferred = proven + proven_rest
+    if unproven:
+        if ranks is not None and any(r[0].endpoint in unproven for r in preferred):
+            # A named model's candidates come in alias order: proven ones first here too.
+            preferred = [r for r in preferred if r[0].endpoint not in unproven] + [
+                r for r in preferred if r[0].endpoint in unproven
+            ]
+        if strategy not in ("scored", "hedge"):
+            # Strategies that spread load (round robin, least in flight, ...) choose among
+            # proven endpoints when there are any (a prefix of ``preferred`` now):
+            # spreading onto an endpoint never seen up is a gamble.
+            proven = [r for r in preferred if r[0].endpoint not in unproven] or preferred
     chosen = choose_primary(proven, policy, request, rng, counter)
     hedge_k = policy.hedge_k if strategy == "hedge" else 1
     length = hedge_k + policy.fallback_depth
