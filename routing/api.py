@@ -115,7 +115,8 @@ def route_request_from_body(body: Any, request: Request) -> engine.RouteRequest:
     if kind not in engine.KINDS:
         raise InvalidRequest(f"'kind' must be one of {', '.join(engine.KINDS)}.", "kind")
     hints = _hints(body, request)
-    payload = {k: v for k, v in body.items() if k not in ("kind", "aura")}
+    overrides = _overrides(body)
+    payload = {k: v for k, v in body.items() if k not in ("kind", "aura", *_OVERRIDES)}
     try:
         if kind == "chat":
             validate_chat(payload)
@@ -127,7 +128,37 @@ def route_request_from_body(body: Any, request: Request) -> engine.RouteRequest:
     except ValueError as exc:  # a RouteRequest invariant the validators did not cover
         raise InvalidRequest(str(exc)) from None
     _check_max_cost(req)
-    return req
+    return replace(req, **overrides) if overrides else req
+
+
+# Dry-run overrides of the routing API (not gateway hints): the decision under other
+# weights or another objective than the policy's, so a trade-off curve is one batch call.
+_OVERRIDES = ("objective", "weights")
+
+
+def _overrides(body: Mapping[str, Any]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    objective = body.get("objective")
+    if objective is not None:
+        if objective not in engine.OBJECTIVES:
+            raise InvalidRequest(
+                f"'objective' must be one of {', '.join(engine.OBJECTIVES)}.", "objective"
+            )
+        out["objective"] = objective
+    weights = body.get("weights")
+    if weights is not None:
+        if not isinstance(weights, Mapping) or set(weights) != {"quality", "cost", "latency"}:
+            raise InvalidRequest(
+                "'weights' must be an object with quality, cost and latency.", "weights"
+            )
+        values = {k: weights[k] for k in ("quality", "cost", "latency")}
+        if any(isinstance(v, bool) or not isinstance(v, int | float) for v in values.values()):
+            raise InvalidRequest("'weights' values must be numbers.", "weights")
+        try:
+            out["weights"] = engine.Weights(**{k: float(v) for k, v in values.items()})
+        except ValueError as exc:
+            raise InvalidRequest(f"'weights': {exc}.", "weights") from None
+    return out
 
 
 def _routing_inputs(tenant_id: int) -> tuple[RoutingContext, engine.HealthSnapshot]:

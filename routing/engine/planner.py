@@ -241,7 +241,9 @@ def plan(
     ``rng`` is used only by ``power_of_two``; ``counter`` (a per-tenant or per-alias request
     counter kept by the caller) only by ``weighted_round_robin``.
     """
-    weights = policy.weights if request.objective is None else OBJECTIVES[request.objective]
+    weights = request.weights
+    if weights is None:
+        weights = policy.weights if request.objective is None else OBJECTIVES[request.objective]
     strategy = policy.strategy
     ranks: dict[str, int] | None = None
     if request.model != "auto":

@@ -170,6 +170,9 @@ class RouteRequest:
     objective: str | None = None
     max_cost: float | None = None
     kind: str = "chat"
+    # A dry run's override (the routing API): these weights, whatever the objective or
+    # the policy says.
+    weights: Weights | None = None
 
     def __post_init__(self) -> None:
         if self.category not in CATEGORIES:

@@ -130,3 +130,17 @@ def test_free_local_models_get_the_best_cost_score_without_errors() -> None:
     parts = _parts_by_key(route([local, cloud]))
     assert parts["ollama/llama"]["c"] == 1.0
     assert 0.0 <= parts["a/x"]["c"] < 1.0
+
+
+def test_request_weights_win_over_its_objective_and_the_policy() -> None:
+    from routing.engine import OBJECTIVES
+
+    cheap = make_candidate("a/cheap", input_price=0.1, output_price=0.1, quality={"chat": 0.5})
+    good = make_candidate("b/good", input_price=5, output_price=15, quality={"chat": 0.95})
+    quality_only = Weights(quality=1.0, cost=0.0, latency=0.0)
+    request = make_request(objective="minimize_cost", weights=quality_only)
+    result = route([cheap, good], request)
+    assert result.weights == quality_only
+    assert step_keys(result)[0] == "b/good"
+    assert step_keys(route([cheap, good], make_request(objective="minimize_cost")))[0] == "a/cheap"
+    assert route([cheap, good]).weights == OBJECTIVES["balanced"]

@@ -376,3 +376,54 @@ def test_a_cost_cap_too_small_to_store_is_a_400(alice):
     resp = alice.client.patch(POLICY, {"max_cost_per_request": 1e-11}, format="json")
     assert resp.status_code == 400
     assert resp.json()["field"] == "max_cost_per_request"
+
+
+# --------------------------------------------------------------------------- dry-run overrides
+
+
+def test_weights_in_the_body_override_the_policy_for_this_decision_only(alice, catalog):
+    quality_first = {"quality": 0.8, "cost": 0.1, "latency": 0.1}
+    body = alice.client.post(ROUTE, chat(weights=quality_first), format="json").json()
+    assert body["model"] == "beta/big"  # .81 vs .76 vs .68 (module docstring)
+    assert body["weights"] == quality_first
+    # The policy did not change: the next decision is the balanced one again.
+    assert alice.client.post(ROUTE, chat(), format="json").json()["model"] == "alpha/small"
+    assert not RoutingPolicy.objects.filter(tenant=alice.tenant, weight_quality=0.8).exists()
+
+
+def test_an_objective_in_the_body_picks_its_weights(alice, catalog):
+    body = alice.client.post(ROUTE, chat(objective="maximize_quality"), format="json").json()
+    assert body["model"] == "beta/big"
+    assert body["weights"] == {"quality": 0.8, "cost": 0.1, "latency": 0.1}
+
+
+def test_a_weight_sweep_is_one_batch_call(alice, catalog):
+    sweep = [{"quality": q, "cost": round(1 - q, 2), "latency": 0.0} for q in (0.2, 0.6, 1.0)]
+    resp = alice.client.post(BATCH, {"requests": [chat(weights=w) for w in sweep]}, format="json")
+    assert resp.status_code == 200, resp.json()
+    picks = [r["model"] for r in resp.json()["results"]]
+    assert picks[0] == "alpha/small" and picks[-1] == "beta/big"
+
+
+@pytest.mark.parametrize(
+    ("weights", "says"),
+    [
+        ({"quality": 0.5, "cost": 0.5, "latency": 0.5}, "sum to 1"),
+        ({"quality": 1.0, "cost": 0.0}, "quality, cost and latency"),
+        ({"quality": "1", "cost": 0, "latency": 0}, "numbers"),
+        ({"quality": 1.5, "cost": -0.5, "latency": 0}, "between 0 and 1"),
+        ([1, 0, 0], "quality, cost and latency"),
+    ],
+)
+def test_bad_override_weights_are_a_400_naming_weights(alice, catalog, weights, says):
+    resp = alice.client.post(ROUTE, chat(weights=weights), format="json")
+    assert resp.status_code == 400
+    assert resp.json()["field"] == "weights"
+    assert says in resp.json()["detail"]
+    batch = alice.client.post(BATCH, {"requests": [chat(weights=weights)]}, format="json")
+    assert batch.json()["results"][0]["error"]["field"] == "weights"
+
+
+def test_an_unknown_objective_is_a_400_naming_objective(alice, catalog):
+    resp = alice.client.post(ROUTE, chat(objective="cheapest"), format="json")
+    assert resp.status_code == 400 and resp.json()["field"] == "objective"
