@@ -45,7 +45,7 @@ from aura.http import public_only as http_public_only
 from aura.redis import sync_client
 from monitoring.models import EndpointHealth, HealthCheck, HealthFlip, HealthStatus
 from monitoring.state import BoardEntry, board_write
-from routing.catalog.targets import endpoint_name, pick_credential
+from routing.catalog.targets import CredentialSecrets, endpoint_name, pick_credential
 from routing.providers import get_adapter
 from routing.providers.base import ProviderError, ProviderTarget, Timeouts, redact
 
@@ -260,8 +260,7 @@ def _cheapest_model(provider: Any, endpoint: Any, models: list[Any]) -> Any | No
 
 def probe_specs() -> list[ProbeSpec]:
     """Every target a request could reach, as of now (a handful of queries)."""
-    from routing.catalog.services import credential_secret
-    from routing.models import CatalogModel, Credential, Provider, ProviderEndpoint
+    from routing.models import CatalogModel, Credential, Provider, ProviderEndpoint, RoutingPolicy
 
     providers = list(Provider.objects.filter(enabled=True))
     models_by_provider: dict[int, list[Any]] = {}
@@ -280,16 +279,13 @@ def probe_specs() -> list[ProbeSpec]:
     for c in creds:
         if c.tenant_id is not None:
             tenants_with_keys.setdefault(c.provider_id, set()).add(c.tenant_id)
-    secrets: dict[int, str | None] = {}
-
-    def secret_of(cred: Any) -> str | None:
-        if cred.pk not in secrets:
-            try:
-                secrets[cred.pk] = credential_secret(cred)
-            except Exception:
-                log.exception("credential %s could not be decrypted", cred.pk)
-                secrets[cred.pk] = None
-        return secrets[cred.pk]
+    secrets = CredentialSecrets()
+    # Tenants whose own endpoints may be on private addresses (one query, not one each).
+    private_ok = set(
+        RoutingPolicy.objects.filter(allow_private_base_urls=True).values_list(
+            "tenant_id", flat=True
+        )
+    )
 
     specs: list[ProbeSpec] = []
     default_mode = settings.HEALTH_CHECK_MODE
@@ -303,7 +299,7 @@ def probe_specs() -> list[ProbeSpec]:
             # A tenant's key on a shared endpoint: only when its key is the one used.
             if cred is None or cred.tenant_id != owner:
                 return
-        secret = secret_of(cred) if cred is not None else None
+        secret = secrets.of(cred)
         needs_key = ep.needs_api_key if ep is not None else provider.needs_api_key
         if needs_key and secret is None:
             return
@@ -320,15 +316,7 @@ def probe_specs() -> list[ProbeSpec]:
         upstream = model.model_id if model is not None else ""
         if model is not None and ep is not None:
             upstream = (ep.deployments or {}).get(model.model_id) or upstream
-        allow_private = False
-        if ep is not None and ep.tenant_id is not None:
-            from routing.models import RoutingPolicy
-
-            allow_private = bool(
-                RoutingPolicy.objects.filter(tenant_id=ep.tenant_id)
-                .values_list("allow_private_base_urls", flat=True)
-                .first()
-            )
+        allow_private = ep is not None and ep.tenant_id in private_ok
         base_url = ep.base_url if ep is not None else provider.default_base_url
         specs.append(
             ProbeSpec(

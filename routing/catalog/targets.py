@@ -6,7 +6,31 @@ key a request would and its result lands under the name routing and breakers use
 
 from __future__ import annotations
 
+import logging
 from typing import Any
+
+log = logging.getLogger(__name__)
+
+
+class CredentialSecrets:
+    """Decrypts each credential once per build; one that cannot be decrypted is logged and
+    counts as absent (routing treats its candidates as without credentials)."""
+
+    def __init__(self) -> None:
+        self._plain: dict[int, str | None] = {}
+
+    def of(self, cred: Any) -> str | None:
+        if cred is None:
+            return None
+        if cred.pk not in self._plain:
+            from routing.catalog.services import credential_secret
+
+            try:
+                self._plain[cred.pk] = credential_secret(cred)
+            except Exception:
+                log.exception("credential %s could not be decrypted", cred.pk)
+                self._plain[cred.pk] = None
+        return self._plain[cred.pk]
 
 
 def pick_credential(creds: list[Any], tenant_id: int | None, endpoint: Any) -> Any | None:

@@ -23,7 +23,7 @@ from aura.db import releasing_connection
 from aura.redis import async_client, sync_client
 from routing import changes, engine
 from routing.cache.config import OFF, CacheSettings
-from routing.catalog.targets import endpoint_name, pick_credential
+from routing.catalog.targets import CredentialSecrets, endpoint_name, pick_credential
 from routing.changes import VERSION_KEY
 from routing.policy.convert import policy_to_engine
 from routing.providers.base import ProviderTarget, Timeouts
@@ -90,7 +90,6 @@ def build_context(tenant_id: int) -> RoutingContext:
 
     from billing.budgets import rules_from_rows
     from billing.models import Budget
-    from routing.catalog.services import credential_secret
     from routing.models import CatalogModel, Credential, ProviderEndpoint, RoutingPolicy
     from tenants.models import Tenant
 
@@ -123,7 +122,7 @@ def build_context(tenant_id: int) -> RoutingContext:
 
     candidates: list[engine.Candidate] = []
     targets: dict[str, CallTarget] = {}
-    secrets: dict[int, str | None] = {}
+    secrets = CredentialSecrets()
     for m in models:
         prov = m.provider
         serving = [
@@ -142,15 +141,7 @@ def build_context(tenant_id: int) -> RoutingContext:
             own_ep = ep is not None and ep.tenant_id is not None
             key = m.key if len(chosen) == 1 and not own_ep else f"{m.key}@{ep.name}"
             cred = pick_credential(creds_by_provider.get(prov.pk, []), tenant_id, ep)
-            secret: str | None = None
-            if cred is not None:
-                if cred.pk not in secrets:
-                    try:
-                        secrets[cred.pk] = credential_secret(cred)
-                    except Exception:
-                        log.exception("credential %s could not be decrypted", cred.pk)
-                        secrets[cred.pk] = None
-                secret = secrets[cred.pk]
+            secret = secrets.of(cred)
             needs_key = ep.needs_api_key if ep is not None else prov.needs_api_key
             has_credentials = secret is not None or not needs_key
             base_url = ep.base_url if ep is not None else prov.default_base_url
