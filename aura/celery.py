@@ -11,4 +11,4 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "aura.settings")
 app = Celery("aura")
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()
-app.autodiscover_tasks(["routing.cache"])  # routing.cache.tasks: a sub-package, not an app
+app.autodiscover_tasks(["routing.cache", "routing.learning"])  # sub-packages, not apps

@@ -78,6 +78,14 @@ API_KEY_PEPPER = _dev_secret("API_KEY_PEPPER")
 CACHE_MAX_ENTRIES_PER_TENANT = env.int("CACHE_MAX_ENTRIES_PER_TENANT", default=10_000)
 if CACHE_MAX_ENTRIES_PER_TENANT < 1:
     raise ImproperlyConfigured("CACHE_MAX_ENTRIES_PER_TENANT must be at least 1")
+# Learned routing: how long a served request's prompt features wait for feedback, and the
+# largest import body.
+LEARNING_FEEDBACK_DAYS = env.int("LEARNING_FEEDBACK_DAYS", default=7)
+if not 1 <= LEARNING_FEEDBACK_DAYS <= 90:
+    raise ImproperlyConfigured("LEARNING_FEEDBACK_DAYS must be from 1 to 90")
+LEARNING_IMPORT_MAX_MB = env.int("LEARNING_IMPORT_MAX_MB", default=100)
+if not 1 <= LEARNING_IMPORT_MAX_MB <= 1024:
+    raise ImproperlyConfigured("LEARNING_IMPORT_MAX_MB must be from 1 to 1024")
 API_KEY_CACHE_TTL = env.float("API_KEY_CACHE_TTL", default=30.0)
 if not 0 <= API_KEY_CACHE_TTL <= 3600:
     raise ImproperlyConfigured("API_KEY_CACHE_TTL must be between 0 and 3600 seconds")

@@ -23,6 +23,7 @@ urlpatterns = [
     path("api/v1/", include("routing.urls")),
     path("api/v1/", include("routing.catalog.urls")),
     path("api/v1/", include("routing.cache.urls")),
+    path("api/v1/", include("routing.learning.urls")),
     path("", include("billing.report_urls")),
     path("api/v1/", include("billing.urls")),
     path("api/v1/", include("monitoring.urls")),

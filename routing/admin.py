@@ -26,6 +26,9 @@ from routing.catalog.services import (
     notify_config_changed,
     tenant_allows_private_base_urls,
 )
+from routing.learning.config import DEFAULTS as LEARNING_DEFAULTS
+from routing.learning.config import LearningConfigError, clean_learning
+from routing.learning.models import OutcomeImport, OutcomeMemory
 from routing.models import (
     CatalogModel,
     Credential,
@@ -317,14 +320,29 @@ class RoutingPolicyForm(forms.ModelForm):
             "local_only",
             "max_cost_per_request",
             "min_quality",
+            "quality_target",
             "fallback_depth",
             "model_fallback",
             "strategy",
             "hedge_k",
             "aliases",
             "cache",
+            "learning",
             "allow_private_base_urls",
         ]
+
+    def clean_quality_target(self) -> float | None:
+        value = self.cleaned_data.get("quality_target")
+        if value is not None and not 0 < value <= 1:
+            raise forms.ValidationError("must be above 0 and at most 1")
+        return value
+
+    def clean_learning(self) -> dict[str, Any]:
+        raw = self.cleaned_data.get("learning") or {}
+        try:
+            return {**LEARNING_DEFAULTS, **clean_learning(raw)}
+        except LearningConfigError as exc:
+            raise forms.ValidationError(exc.message) from None
 
     def clean_cache(self) -> dict[str, Any]:
         raw = self.cleaned_data.get("cache") or {}
@@ -475,3 +493,66 @@ class CacheEntryAdmin(admin.ModelAdmin):
     @admin.display(description="prompt")
     def short_prompt(self, obj: CacheEntry) -> str:
         return obj.prompt if len(obj.prompt) <= 80 else obj.prompt[:79] + "…"
+
+
+@admin.register(OutcomeMemory)
+class OutcomeMemoryAdmin(admin.ModelAdmin):
+    """The learning router's outcome memory: read and deleted here, written by imports and
+    feedback (a deleted row leaves the tenant's predictor at its next refit)."""
+
+    list_display = ["tenant", "model_key", "quality", "success", "source", "created_at"]
+    list_filter = ["source", "tenant"]
+    list_select_related = ["tenant"]
+    search_fields = ["model_key", "external_id", "request_id", "tenant__slug"]
+    date_hierarchy = "created_at"
+    fields = readonly_fields = (
+        "tenant",
+        "model_key",
+        "quality",
+        "success",
+        "cost_usd",
+        "latency_ms",
+        "source",
+        "external_id",
+        "request_id",
+        "prompt_hash",
+        "embedder",
+        "prompt",
+        "created_at",
+    )
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
+@admin.register(OutcomeImport)
+class OutcomeImportAdmin(admin.ModelAdmin):
+    list_display = ["id", "tenant", "status", "format", "processed", "total", "imported",
+                    "duplicates", "failed", "created_at"]  # fmt: skip
+    list_filter = ["status", "tenant"]
+    list_select_related = ["tenant"]
+    fields = readonly_fields = (
+        "tenant",
+        "status",
+        "format",
+        "total",
+        "processed",
+        "imported",
+        "duplicates",
+        "failed",
+        "errors",
+        "message",
+        "created_by",
+        "created_at",
+        "started_at",
+        "finished_at",
+    )
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False

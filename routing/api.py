@@ -30,6 +30,9 @@ from routing.gateway.requests import (
     validate_chat,
     validate_embeddings,
 )
+from routing.learning.features import prompt_text
+from routing.learning.index import predictors
+from routing.learning.prediction import Learned, learned_for_text
 from routing.policy.api import json_object
 from routing.policy.services import (
     routing_outcome_record,
@@ -133,7 +136,7 @@ def route_request_from_body(body: Any, request: Request) -> engine.RouteRequest:
 
 # Dry-run overrides of the routing API (not gateway hints): the decision under other
 # weights or another objective than the policy's, so a trade-off curve is one batch call.
-_OVERRIDES = ("objective", "weights")
+_OVERRIDES = ("objective", "weights", "quality_target")
 
 
 def _overrides(body: Mapping[str, Any]) -> dict[str, Any]:
@@ -158,7 +161,28 @@ def _overrides(body: Mapping[str, Any]) -> dict[str, Any]:
             out["weights"] = engine.Weights(**{k: float(v) for k, v in values.items()})
         except ValueError as exc:
             raise InvalidRequest(f"'weights': {exc}.", "weights") from None
+    target = body.get("quality_target")
+    if target is not None:
+        if (
+            isinstance(target, bool)
+            or not isinstance(target, int | float)
+            or not math.isfinite(target)
+            or not 0 < target <= 1
+        ):
+            raise InvalidRequest(
+                "'quality_target' must be a number above 0 and at most 1.", "quality_target"
+            )
+        out["quality_target"] = float(target)
     return out
+
+
+def _learned(ctx: RoutingContext, body: Any) -> Learned | None:
+    """The prompt's predictions when the tenant has learning on, as the gateway makes them."""
+    if not ctx.learning.enabled or not isinstance(body, Mapping):
+        return None
+    if body.get("kind", "chat") != "chat":
+        return None
+    return learned_for_text(predictors.get(ctx.tenant_id), prompt_text(body.get("messages")))
 
 
 def _routing_inputs(tenant_id: int) -> tuple[RoutingContext, engine.HealthSnapshot]:
@@ -176,7 +200,13 @@ class RouteView(TenantScopedAPIView):
             raise DomainError(exc.message, param=exc.param) from None
         ctx, health = _routing_inputs(self.tenant.pk)
         return Response(
-            selectors.route_explain(ctx=ctx, request=req, health=health, rng=random.Random())
+            selectors.route_explain(
+                ctx=ctx,
+                request=req,
+                health=health,
+                rng=random.Random(),
+                learned=_learned(ctx, request.data),
+            )
         )
 
 
@@ -203,11 +233,15 @@ class RouteBatchView(TenantScopedAPIView):
         if any(isinstance(p, engine.RouteRequest) for p in parsed):
             ctx, health = _routing_inputs(self.tenant.pk)
             rng = random.Random()
-        for p in parsed:
+        for item, p in zip(items, parsed, strict=True):
             if isinstance(p, InvalidRequest):
                 results.append({"error": {"field": p.param, "message": p.message}})
             else:
-                results.append(selectors.route_explain(ctx=ctx, request=p, health=health, rng=rng))
+                results.append(
+                    selectors.route_explain(
+                        ctx=ctx, request=p, health=health, rng=rng, learned=_learned(ctx, item)
+                    )
+                )
         return Response({"results": results})
 
 

@@ -301,6 +301,17 @@ class RoutingPolicy(TenantOwned):
         help_text="Response cache: mode (off | exact | semantic), ttl_seconds, "
         "similarity_threshold, embedder. Empty = off.",
     )
+    quality_target = models.FloatField(
+        null=True,
+        blank=True,
+        help_text="Relative quality target: candidates predicted within this fraction of the "
+        "best one (e.g. 0.95) come first, cheapest first. Empty: the objective decides.",
+    )
+    learning = models.JSONField(
+        default=dict,
+        blank=True,
+        help_text="Learned routing: enabled, store_prompts (both false by default).",
+    )
     allow_private_base_urls = models.BooleanField(
         default=False, help_text="Operator only: let this tenant's endpoints use private addresses."
     )
@@ -376,3 +387,4 @@ class RoutingOutcome(TenantOwned):
 
 # The semantic cache's rows live in routing.cache; imported here so Django registers them.
 from routing.cache.models import CacheEntry  # noqa: E402, F401
+from routing.learning.models import OutcomeImport, OutcomeMemory  # noqa: E402, F401

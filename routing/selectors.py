@@ -10,6 +10,7 @@ from typing import Any
 from routing import engine
 from routing.engine.failures import plan_failure
 from routing.gateway.context import RoutingContext
+from routing.learning.prediction import Learned
 
 # The request GET router/metrics scores every model for.
 METRICS_REQUEST = engine.RouteRequest(
@@ -43,13 +44,17 @@ def _weights_dict(w: engine.Weights | None) -> dict[str, float] | None:
     return {"quality": w.quality, "cost": w.cost, "latency": w.latency}
 
 
-def _scored_dict(s: engine.ScoredCandidate) -> dict[str, Any]:
+def _scored_dict(s: engine.ScoredCandidate, learned: Learned | None) -> dict[str, Any]:
     c = s.candidate
+    evidence = learned.evidence(c.key) if learned is not None else None
     return {
         "model": c.key,
         "provider": c.provider,
         "score": round(s.score, 6),
         "quality": round(s.quality, 6),
+        "predicted_quality": round(s.quality, 6),
+        "quality_source": "catalog" if evidence is None else "learned",
+        "evidence": evidence,
         "cost_usd": s.cost_usd,
         "latency_ms": s.latency_ms,
         "parts": {k: round(v, 6) for k, v in s.parts.items()},
@@ -62,9 +67,16 @@ def route_explain(
     request: engine.RouteRequest,
     health: engine.HealthSnapshot,
     rng: random.Random,
+    learned: Learned | None = None,
 ) -> dict[str, Any]:
     """The decision the gateway would make for ``request``, with every candidate's score
-    and every exclusion's reason. Calls no provider and changes no state."""
+    and every exclusion's reason. Calls no provider and changes no state. ``learned``:
+    the prompt's predictions (the tenant has learning on), as the gateway uses them."""
+    if learned is not None and learned.predictions:
+        health = dataclasses.replace(
+            health, learned_quality=learned.quality_by_candidate(ctx.candidates)
+        )
+    mode, target = engine.ordering(request, ctx.policy)
     plan = engine.plan(request, ctx.candidates, ctx.policy, health, rng=rng, counter=ctx.counter)
     primary = plan.primary
     return {
@@ -81,7 +93,11 @@ def route_explain(
             "tier": request.tier,
             "needs": sorted(request.needs),
         },
-        "candidates": [_scored_dict(s) for s in plan.scored],
+        "ordering": {"mode": mode, "quality_target": target},
+        "learning": None
+        if learned is None
+        else {"memory_points": learned.memory_points, "models": len(learned.predictions)},
+        "candidates": [_scored_dict(s, learned) for s in plan.scored],
         "excluded": [
             {"model": e.key, "reason": e.reason, "detail": e.detail} for e in plan.excluded
         ]

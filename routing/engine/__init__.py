@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from routing.engine.planner import estimate_cost, exclusion_status, plan, resolve_model
 from routing.engine.types import (
+    BALANCED_QUALITY_TARGET,
     CATEGORIES,
     KINDS,
     LATENCY_PRIOR_MS,
@@ -32,9 +33,11 @@ from routing.engine.types import (
     RouteRequest,
     ScoredCandidate,
     Weights,
+    ordering,
 )
 
 __all__ = [
+    "BALANCED_QUALITY_TARGET",
     "CATEGORIES",
     "KINDS",
     "LATENCY_PRIOR_MS",
@@ -53,6 +56,7 @@ __all__ = [
     "Weights",
     "estimate_cost",
     "exclusion_status",
+    "ordering",
     "plan",
     "resolve_model",
 ]

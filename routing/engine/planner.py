@@ -56,6 +56,7 @@ from routing.engine.types import (
     Policy,
     RouteRequest,
     Row,
+    ordering,
     scored_candidate,
 )
 
@@ -227,6 +228,33 @@ def _by_score(row: Row) -> tuple[float, str]:
     return (-row[1], row[0].key)
 
 
+def _order(rows: list[Row], mode: str, target: float | None, unproven: frozenset[str]) -> None:
+    """Sort rows for the quality / cost / target orderings (see ``types.ordering``).
+
+    Quality is the scored (tier-nudged) quality, cost the normalised cost score (1 =
+    cheapest), both multiplied by the endpoint's health score, so a degraded endpoint
+    still loses ground. Never-healthy endpoints go last, as in the scored ordering.
+    """
+    if mode == "quality":
+
+        def key(r: Row) -> tuple[object, ...]:
+            return (r[0].endpoint in unproven, -r[5] * r[9], -r[6], -r[1], r[0].key)
+    elif mode == "cost":
+
+        def key(r: Row) -> tuple[object, ...]:
+            return (r[0].endpoint in unproven, -r[6] * r[9], -r[5], -r[1], r[0].key)
+    else:
+        bar = (target or 1.0) * max(r[5] * r[9] for r in rows) - 1e-12
+
+        def key(r: Row) -> tuple[object, ...]:
+            q = r[5] * r[9]
+            if q >= bar:
+                return (r[0].endpoint in unproven, False, -r[6] * r[9], -r[1], r[0].key)
+            return (r[0].endpoint in unproven, True, -r[1], 0.0, r[0].key)
+
+    rows.sort(key=key)
+
+
 def plan(
     request: RouteRequest,
     candidates: Sequence[Candidate],
@@ -305,7 +333,10 @@ def plan(
 
     rows = score_rows(elig, request, health, weights)
     unproven = health.unproven
-    if unproven:
+    mode, target = ordering(request, policy)
+    if mode != "scored":
+        _order(rows, mode, target, unproven)
+    elif unproven:
         # Endpoints never seen healthy go after every one that was, by score within: a
         # dead endpoint the checks have not yet called down must not win on its catalog
         # numbers alone. (One sort, not a second pass: this runs on every request.)

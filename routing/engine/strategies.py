@@ -175,11 +175,14 @@ def score_rows(
 
     wq, wc, wl = weights.quality, weights.cost, weights.latency
     loads = health.in_flight
+    learned = health.learned_quality
     scores = health.health_scores
     rows: list[Row] = []
     for i, (c, q_raw, worst) in enumerate(elig):
         qn = q_raw
-        if premium_request and c.tier_rank == 0:
+        if learned and c.key in learned:
+            pass  # a per-prompt prediction already knows how hard the prompt is
+        elif premium_request and c.tier_rank == 0:
             qn = q_raw * ECO_PENALTY_ON_PREMIUM
         elif c.tier_rank == 2 and q_raw > premium_cap:
             qn = premium_cap

@@ -30,6 +30,11 @@ LOCAL_LATENCY_PRIOR_MS = 800.0
 # Quality for a candidate with no quality data at all: neutral rather than best or worst.
 UNKNOWN_QUALITY = 0.5
 
+# ``balanced`` without a tenant's own quality target: candidates within this fraction of the
+# best predicted quality come first, cheapest first (near the best quality at a fraction
+# of its cost); bench/route_quality.py measures the trade-off.
+BALANCED_QUALITY_TARGET: float | None = 0.9
+
 # Only these exclusions of a named model let fallbacks take over; anything else the caller
 # asked for explicitly and policy refused is reported as an error instead.
 REPLACEABLE_REASONS = frozenset({"circuit_open", "unhealthy"})
@@ -144,8 +149,18 @@ class Policy:
     hedge_k: int = 2
     aliases: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
     fallback_to_any: bool = True
+    # The named objective the weights came from (None: the tenant's custom weights); it
+    # decides how candidates are ordered, see ``ordering``.
+    objective: str | None = None
+    # Relative quality target (0 < t <= 1): candidates within t of the best predicted
+    # quality come first, cheapest first. None: the objective decides.
+    quality_target: float | None = None
 
     def __post_init__(self) -> None:
+        if self.objective is not None and self.objective not in OBJECTIVES:
+            raise ValueError(f"unknown objective {self.objective!r}")
+        if self.quality_target is not None and not 0.0 < self.quality_target <= 1.0:
+            raise ValueError("quality_target must be above 0 and at most 1")
         if self.strategy not in STRATEGIES:
             raise ValueError(f"unknown strategy {self.strategy!r}; expected one of {STRATEGIES}")
         if self.fallback_depth < 0:
@@ -173,6 +188,8 @@ class RouteRequest:
     # A dry run's override (the routing API): these weights, whatever the objective or
     # the policy says.
     weights: Weights | None = None
+    # A dry run's relative quality target, instead of the policy's.
+    quality_target: float | None = None
 
     def __post_init__(self) -> None:
         if self.category not in CATEGORIES:
@@ -185,6 +202,35 @@ class RouteRequest:
             raise ValueError(f"unknown objective {self.objective!r}")
         if self.prompt_tokens < 0:
             raise ValueError("prompt_tokens must not be negative")
+        if self.quality_target is not None and not 0.0 < self.quality_target <= 1.0:
+            raise ValueError("quality_target must be above 0 and at most 1")
+
+
+def ordering(request: RouteRequest, policy: Policy) -> tuple[str, float | None]:
+    """How eligible candidates are ordered: ``(mode, target)``.
+
+    ``quality``: best quality first, cost breaking ties (``maximize_quality``); ``cost``:
+    cheapest first, quality breaking ties (``minimize_cost``; ``min_quality`` is the floor);
+    ``target``: those within ``target`` of the best quality first, cheapest first
+    (``balanced``, or any objective with a quality target); ``scored``: the weighted sum
+    (custom weights, ``minimize_latency``). A request's own target wins over the policy's.
+    """
+    if request.weights is not None:
+        objective = None  # a dry run's explicit weights win over any objective
+    else:
+        objective = request.objective if request.objective is not None else policy.objective
+    target = request.quality_target
+    if target is None:
+        target = policy.quality_target
+    if target is not None:
+        return "target", target
+    if objective == "maximize_quality":
+        return "quality", None
+    if objective == "minimize_cost":
+        return "cost", None
+    if objective == "balanced" and BALANCED_QUALITY_TARGET is not None:
+        return "target", BALANCED_QUALITY_TARGET
+    return "scored", None
 
 
 @dataclass(frozen=True, slots=True)

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import json
 import time
+from dataclasses import replace
 from typing import Any
 
 from routing import engine
 from routing.engine import classify
-from routing.gateway import caching, execution
+from routing.gateway import caching, execution, learning
 from routing.gateway.accounting import account
 from routing.gateway.context import cache
 from routing.gateway.dispatch import execute, health, rate_limit, rng, set_priority
@@ -47,6 +48,13 @@ async def chat_completions(req: Request, send: Send, principal: KeyPrincipal) ->
     if req.cache_key is not None and await caching.answer_from_cache(req, send, principal, body):
         return
     snapshot = await health(ctx)
+    learned = None
+    if ctx.learning.enabled:
+        learned = await learning.learned_for_request(ctx, body)
+        if learned is not None and learned.predictions:
+            snapshot = replace(
+                snapshot, learned_quality=learned.quality_by_candidate(ctx.candidates)
+            )
     started = time.perf_counter()
     plan = engine.plan(rr, ctx.candidates, ctx.policy, snapshot, rng=rng, counter=ctx.counter)
     req.plan_seconds = time.perf_counter() - started
@@ -106,6 +114,8 @@ async def chat_completions(req: Request, send: Send, principal: KeyPrincipal) ->
         estimated=estimated,
     )
     await send_json(send, 200, payload, headers)
+    if learned is not None:
+        learning.remember_later(req, ctx, learned, ct.key, cost, body)
     caching.store_later(
         req,
         ctx,

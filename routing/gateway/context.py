@@ -25,6 +25,8 @@ from routing import changes, engine
 from routing.cache.config import OFF, CacheSettings
 from routing.catalog.targets import CredentialSecrets, endpoint_name, pick_credential
 from routing.changes import VERSION_KEY
+from routing.learning.config import OFF as LEARNING_OFF
+from routing.learning.config import LearningSettings
 from routing.policy.convert import policy_to_engine
 from routing.providers.base import ProviderTarget, Timeouts
 
@@ -81,6 +83,7 @@ class RoutingContext:
     budgets: tuple[Any, ...] = ()  # billing.budgets.BudgetRule, tenant-wide and per key
     rate_limits: dict[str, int] = field(default_factory=dict)
     cache: CacheSettings = OFF
+    learning: LearningSettings = LEARNING_OFF
     counter: int = 0
 
 
@@ -214,6 +217,7 @@ def build_context(tenant_id: int) -> RoutingContext:
         budgets=budgets,
         rate_limits=dict(policy_row.rate_limits or {}) if policy_row else {},
         cache=CacheSettings.from_state(policy_row.cache if policy_row else None),
+        learning=LearningSettings.from_state(policy_row.learning if policy_row else None),
     )
 
 

@@ -10,7 +10,9 @@ from routing import engine
 def policy_to_engine(row: Any) -> engine.Policy:
     """engine.Policy from a RoutingPolicy row (or None for the defaults)."""
     if row is None:
-        return engine.Policy(weights=engine.OBJECTIVES["balanced"], fallback_to_any=False)
+        return engine.Policy(
+            weights=engine.OBJECTIVES["balanced"], fallback_to_any=False, objective="balanced"
+        )
     if row.objective == "custom":
         weights = engine.Weights(row.weight_quality, row.weight_cost, row.weight_latency)
     else:
@@ -34,4 +36,6 @@ def policy_to_engine(row: Any) -> engine.Policy:
         aliases={k: tuple(v) for k, v in (row.aliases or {}).items()},
         # same_model (the default): a named model falls back only to itself elsewhere.
         fallback_to_any=row.model_fallback == "any_model",
+        objective=None if row.objective == "custom" else row.objective,
+        quality_target=row.quality_target,
     )

@@ -34,6 +34,8 @@ from aura.parsers import check_tree
 from routing import engine
 from routing.cache.config import DEFAULTS as CACHE_DEFAULTS
 from routing.cache.config import CacheConfigError, clean_cache
+from routing.learning.config import DEFAULTS as LEARNING_DEFAULTS
+from routing.learning.config import LearningConfigError, clean_learning
 
 OBJECTIVE_NAMES = (*engine.OBJECTIVES, "custom")
 WEIGHT_NAMES = ("quality", "cost", "latency")
@@ -62,6 +64,7 @@ DEFAULTS: Mapping[str, Any] = {
     "local_only": False,
     "max_cost_per_request": None,
     "min_quality": None,
+    "quality_target": None,
     "fallback_depth": 2,
     "model_fallback": "same_model",
     "strategy": "scored",
@@ -70,6 +73,12 @@ DEFAULTS: Mapping[str, Any] = {
     "budgets": {},
     "rate_limits": {},
     "cache": dict(CACHE_DEFAULTS),
+    "learning": dict(LEARNING_DEFAULTS),
+}
+# Blocks a partial update changes key by key (a PUT starts from their defaults).
+NESTED_BLOCKS: Mapping[str, Mapping[str, Any]] = {
+    "cache": CACHE_DEFAULTS,
+    "learning": LEARNING_DEFAULTS,
 }
 EDITABLE_FIELDS = tuple(DEFAULTS)
 # Key order of an exported entry: what a reader looks for first (spend) comes first.
@@ -253,6 +262,11 @@ def clean_policy(
             cleaned[key] = cap
         elif key == "min_quality":
             cleaned[key] = _bounded_number(value, f, 0, 1)
+        elif key == "quality_target":
+            target = _bounded_number(value, f, 0, 1)
+            if target is not None and target <= 0:
+                raise PolicyError(f"{f} must be above 0 (a fraction of the best quality).", param=f)
+            cleaned[key] = target
         elif key == "fallback_depth":
             cleaned[key] = _bounded_int(value, f, 0, MAX_FALLBACK_DEPTH)
         elif key == "model_fallback":
@@ -275,6 +289,11 @@ def clean_policy(
             try:
                 cleaned[key] = clean_cache(value, f)
             except CacheConfigError as exc:
+                raise PolicyError(exc.message, param=exc.param) from None
+        elif key == "learning":
+            try:
+                cleaned[key] = clean_learning(value, f)
+            except LearningConfigError as exc:
                 raise PolicyError(exc.message, param=exc.param) from None
     return cleaned
 
@@ -317,11 +336,12 @@ def merge_policy(
                 state[key] = _copy(current[key])
     else:
         state = {k: _copy(v) for k, v in current.items()}
-    state.update({k: _copy(v) for k, v in changes.items() if k != "cache"})
-    if "cache" in changes:
-        # A partial cache block changes only the settings it names (a PUT starts from the
-        # defaults, a PATCH from the stored ones).
-        state["cache"] = {**CACHE_DEFAULTS, **state.get("cache", {}), **changes["cache"]}
+    state.update({k: _copy(v) for k, v in changes.items() if k not in NESTED_BLOCKS})
+    for block, defaults in NESTED_BLOCKS.items():
+        if block in changes:
+            # A partial block changes only the settings it names (a PUT starts from the
+            # defaults, a PATCH from the stored ones).
+            state[block] = {**defaults, **state.get(block, {}), **changes[block]}
     if "weights" in changes and "objective" not in changes:
         state["objective"] = "custom"
     if replace and state["objective"] == "custom" and "weights" not in changes:

@@ -24,6 +24,7 @@ _PLAIN_FIELDS = (
     "denied_models",
     "local_only",
     "min_quality",
+    "quality_target",
     "fallback_depth",
     "model_fallback",
     "strategy",
@@ -31,6 +32,7 @@ _PLAIN_FIELDS = (
     "aliases",
     "rate_limits",
     "cache",
+    "learning",
     "allow_private_base_urls",
 )
 
@@ -55,6 +57,7 @@ def policy_state(policy: RoutingPolicy) -> dict[str, Any]:
     state["denied_models"] = list(state["denied_models"] or [])
     state["aliases"] = dict(state["aliases"] or {})
     state["cache"] = {**document.DEFAULTS["cache"], **(policy.cache or {})}
+    state["learning"] = {**document.DEFAULTS["learning"], **(policy.learning or {})}
     state["budgets"] = budgets_policy_map(tenant_id=policy.tenant_id)
     return state
 

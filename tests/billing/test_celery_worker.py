@@ -28,6 +28,7 @@ from aura.celery import app as celery_app
 from billing.alerts import budget_alert_enqueue
 from billing.models import Budget, BudgetAlert, WeeklyReport
 from billing.tasks import send_weekly_report
+from routing.models import CatalogModel, Provider
 from tenants.models import Tenant
 from tests.billing.smtp import SmtpSink, smtp_server
 from tests.billing.test_weekly_report import WEEK, build_week
@@ -163,3 +164,43 @@ def test_a_real_worker_sends_the_alert_and_the_weekly_report(
         time.sleep(0.05)
         report.refresh_from_db()
     assert report.sent_at is not None and report.totals["cost_usd"] == "3.8"
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_real_worker_runs_an_outcome_import_and_publishes_the_predictor(
+    worker: Path, alice: Any
+) -> None:
+    """POST router/outcomes/import enqueues on commit; the worker imports, refits, and
+    the job's progress reads done (the routing tests cover what the predictor then does)."""
+    import json
+
+    from aura.redis import sync_client
+    from routing.learning import store
+    from routing.learning.models import OutcomeMemory
+    from tests.learning.conftest import forget_learning
+    from tests.learning.test_learning_api import IMPORT, outcome_lines
+
+    forget_learning()
+    local = {"wire_format": "ollama", "default_base_url": "http://127.0.0.1:9"}
+    Provider.objects.create(slug="alpha", name="alpha", **local)
+    CatalogModel.objects.create(
+        provider=Provider.objects.get(slug="alpha"), model_id="small", capabilities=["chat"]
+    )
+    Provider.objects.create(slug="beta", name="beta", **local)
+    CatalogModel.objects.create(
+        provider=Provider.objects.get(slug="beta"), model_id="big", capabilities=["chat"]
+    )
+    body = "\n".join(json.dumps(x) for x in outcome_lines(10))
+    resp = alice.client.generic("POST", IMPORT, body, content_type="application/x-ndjson")
+    assert resp.status_code == 202, resp.content
+    deadline = time.monotonic() + DEADLINE
+    job = resp.json()
+    while job["status"] in ("queued", "running") and time.monotonic() < deadline:
+        time.sleep(0.1)
+        job = alice.client.get(f"{IMPORT}/{job['id']}").json()
+    assert job["status"] == "done", f"{job}\n--- worker log ---\n{worker.read_text()[-4000:]}"
+    assert job["imported"] == 40, job
+    assert job["processed"] == job["total"] == 40
+    assert OutcomeMemory.objects.filter(tenant=alice.tenant).count() == 40
+    assert sync_client().get(store.model_key(alice.tenant.pk))
+    forget_learning()

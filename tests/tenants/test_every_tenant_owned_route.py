@@ -73,6 +73,12 @@ def _alert(alice: Persona) -> Any:
     )
 
 
+def _import(alice: Persona) -> Any:
+    from routing.learning.models import OutcomeImport
+
+    return OutcomeImport.objects.create(tenant=alice.tenant, format="jsonl", payload="")
+
+
 # Path parameter -> how to make a row of alice's it can name.
 OWNED: dict[str, Callable[[Persona], Any]] = {
     "key_id": _key,
@@ -80,6 +86,7 @@ OWNED: dict[str, Callable[[Persona], Any]] = {
     "endpoint_id": _endpoint,
     "budget_id": _budget,
     "alert_id": _alert,
+    "import_id": _import,
 }
 
 
