@@ -35,7 +35,7 @@ pytestmark = pytest.mark.django_db
 @pytest.fixture(autouse=True)
 def _weighted_balanced(monkeypatch: pytest.MonkeyPatch) -> None:
     """The decisions here were worked out for the weighted score (the docstring's table):
-    ``balanced`` is scored by its weights alone. Its default order (within 90 % of the best
+    ``balanced`` is scored by its weights alone. Its default order (within 80 % of the best
     quality, cheapest first) is tested in tests/learning/test_learning_api.py."""
     from routing.engine import types
 
