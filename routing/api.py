@@ -12,7 +12,7 @@ import random
 from collections.abc import Mapping
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from django.utils import timezone
 from django.utils.dateparse import parse_date, parse_datetime
@@ -30,9 +30,9 @@ from routing.gateway.requests import (
     validate_chat,
     validate_embeddings,
 )
-from routing.learning.features import prompt_text
-from routing.learning.index import predictors
-from routing.learning.prediction import Learned, learned_for_text
+
+if TYPE_CHECKING:
+    from routing.learning.prediction import Learned
 from routing.policy.api import json_object
 from routing.policy.services import (
     routing_outcome_record,
@@ -182,6 +182,10 @@ def _learned(ctx: RoutingContext, body: Any) -> Learned | None:
         return None
     if body.get("kind", "chat") != "chat":
         return None
+    from routing.learning.features import prompt_text  # numpy: only once learning is on
+    from routing.learning.index import predictors
+    from routing.learning.prediction import learned_for_text
+
     return learned_for_text(predictors.get(ctx.tenant_id), prompt_text(body.get("messages")))
 
 

@@ -5,12 +5,14 @@ from __future__ import annotations
 import dataclasses
 import random
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from routing import engine
 from routing.engine.failures import plan_failure
 from routing.gateway.context import RoutingContext
-from routing.learning.prediction import Learned
+
+if TYPE_CHECKING:
+    from routing.learning.prediction import Learned
 
 # The request GET router/metrics scores every model for.
 METRICS_REQUEST = engine.RouteRequest(

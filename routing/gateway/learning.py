@@ -7,17 +7,16 @@ import asyncio
 import logging
 import time
 from decimal import Decimal
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
 
 from aura.redis import async_client
 from routing.gateway.context import RoutingContext
 from routing.gateway.framing import Request
-from routing.learning import store
-from routing.learning.features import base_key, prompt_text
-from routing.learning.index import predictors
-from routing.learning.prediction import Learned, learned_for_text
+
+if TYPE_CHECKING:
+    from routing.learning.prediction import Learned
 
 log = logging.getLogger(__name__)
 _pending: set[asyncio.Task[None]] = set()
@@ -26,6 +25,11 @@ _pending: set[asyncio.Task[None]] = set()
 async def learned_for_request(ctx: RoutingContext, body: dict[str, Any]) -> Learned | None:
     """Predictions for this request's prompt (an embedding of its last user turn, ~0.1 ms
     inline; the predictor is in memory, refreshed from Redis at most once a second)."""
+    # Imported here: numpy and the predictor load only once a tenant turns learning on.
+    from routing.learning.features import prompt_text
+    from routing.learning.index import predictors
+    from routing.learning.prediction import learned_for_text
+
     predictor = await predictors.aget(ctx.tenant_id)
     return learned_for_text(predictor, prompt_text(body.get("messages")))
 
@@ -40,6 +44,9 @@ def remember_later(
 ) -> None:
     """Keep the prompt's features under the request id for LEARNING_FEEDBACK_DAYS, after
     the answer has gone out (a failed write only means feedback cannot be learned from)."""
+    from routing.learning import store
+    from routing.learning.features import base_key, prompt_text
+
     served = store.Served(
         model=base_key(model_key),
         embedding=learned.features.embedding,

@@ -47,47 +47,54 @@ class PredictorCache:
             return entry
         return None
 
+    def _keep(self, tenant_id: int, version: bytes | None, raw: bytes | None) -> Predictor | None:
+        predictor = store.loads(raw) if raw else None
+        self._entries[tenant_id] = _Entry(version, predictor, self.clock())
+        return predictor
+
+    def _unchanged(self, tenant_id: int, version: bytes | None) -> bool:
+        old = self._entries.get(tenant_id)
+        if old is not None and version == old.version:
+            old.checked_at = self.clock()
+            return True
+        return False
+
+    def _stale(self, tenant_id: int) -> Predictor | None:
+        # Redis down or a bad blob: keep what we had (or route on the catalog).
+        log.warning("learned predictor refresh failed for tenant %s", tenant_id)
+        old = self._entries.get(tenant_id)
+        if old is None:
+            return None
+        old.checked_at = self.clock()
+        return old.predictor
+
     async def aget(self, tenant_id: int) -> Predictor | None:
         entry = self._cached(tenant_id)
         if entry is not None:
             return entry.predictor
-        old = self._entries.get(tenant_id)
         try:
-            version = _as_bytes(await async_client().get(store.version_key(tenant_id)))
-            if old is not None and version == old.version:
-                old.checked_at = self.clock()
-                return old.predictor
-            raw = (
-                _as_bytes(await async_client().get(store.model_key(tenant_id))) if version else None
-            )
-            predictor = await sync_to_async(store.loads)(raw) if raw else None
-        except Exception:  # Redis down or a bad blob: keep what we had, route on the catalog
-            log.warning("learned predictor refresh failed for tenant %s", tenant_id)
-            if old is not None:
-                old.checked_at = self.clock()
-                return old.predictor
-            return None
-        self._entries[tenant_id] = _Entry(version, predictor, self.clock())
-        return predictor
+            client = async_client()
+            version = _as_bytes(await client.get(store.version_key(tenant_id)))
+            if self._unchanged(tenant_id, version):
+                return self._entries[tenant_id].predictor
+            raw = _as_bytes(await client.get(store.model_key(tenant_id))) if version else None
+            return await sync_to_async(self._keep)(tenant_id, version, raw)
+        except Exception:
+            return self._stale(tenant_id)
 
     def get(self, tenant_id: int) -> Predictor | None:
         entry = self._cached(tenant_id)
         if entry is not None:
             return entry.predictor
-        old = self._entries.get(tenant_id)
         try:
             client = sync_client()
             version = _as_bytes(client.get(store.version_key(tenant_id)))
-            if old is not None and version == old.version:
-                old.checked_at = self.clock()
-                return old.predictor
+            if self._unchanged(tenant_id, version):
+                return self._entries[tenant_id].predictor
             raw = _as_bytes(client.get(store.model_key(tenant_id))) if version else None
-            predictor = store.loads(raw) if raw else None
+            return self._keep(tenant_id, version, raw)
         except Exception:
-            log.warning("learned predictor refresh failed for tenant %s", tenant_id)
-            return old.predictor if old is not None else None
-        self._entries[tenant_id] = _Entry(version, predictor, self.clock())
-        return predictor
+            return self._stale(tenant_id)
 
 
 predictors = PredictorCache()
