@@ -45,6 +45,13 @@ class PermissionDenied(DomainError):
     openai_type = "permission_error"
 
 
+class Conflict(DomainError):
+    """The request is valid but the state it acts on has moved on (HTTP 409)."""
+
+    status_code = 409
+    code = "conflict"
+
+
 class RequestTooLarge(DomainError):
     status_code = 413
     code = "request_too_large"

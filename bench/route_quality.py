@@ -300,6 +300,39 @@ def main() -> None:
         subprocess.run([PY, "-m", "aura.embedded", "stop"], cwd=ROOT, env=env, check=False)
 
 
+def optimizer_step(ds: Dataset, client: Any, decide: Any, best_cost: float) -> str:
+    """POST /api/v1/router/optimize on the imported outcomes (goal balanced: 95 % of the
+    best single model's quality, cheapest), applied; then the test split routed on the
+    weights it chose, with no override."""
+    for start in ("balanced", "maximize_quality"):
+        client.patch(
+            "/api/v1/router/policy",
+            json={"objective": start, "optimization": {"goal": "balanced", "window_days": 7}},
+        )
+        began = time.perf_counter()
+        r = client.post("/api/v1/router/optimize", json={"dry_run": False})
+        took = time.perf_counter() - began
+        assert r.status_code == 201, r.text
+        run = r.json()
+        f = run["figures"]
+        print(
+            f"\noptimizer from {start}: {run['status']} in {took:.1f} s; {run['message']}\n"
+            f"  held-out test half ({f.get('after', {}).get('cases')} prompts): "
+            f"before q={f.get('before', {}).get('quality')} ${f.get('before', {}).get('cost_usd')}"
+            f"/req, after q={f.get('after', {}).get('quality')} "
+            f"${f.get('after', {}).get('cost_usd')}/req, bar {f.get('quality_bar')}"
+        )
+        time.sleep(1.2)
+        c, q = evaluate(ds, decide({}))
+        print(
+            f"| test split on the policy after the optimizer (from {start}) | {q:.4f} | "
+            f"${c:.4f} | {c / best_cost - 1:+.1%} |"
+        )
+        if run["status"] == "applied":
+            client.post(f"/api/v1/router/optimizations/{run['id']}/revert", json={})
+    return f"q {q:.4f}, {c / best_cost - 1:+.1%}"
+
+
 def pct(cost: float, reference: float) -> str:
     return "unreached" if math.isinf(cost) else f"{cost / reference - 1:+.1%}"
 
@@ -403,6 +436,8 @@ def run_dataset(ds: Dataset, base: str, env: dict[str, str]) -> dict[str, str]:
         print(f"| quality_target sweep, cost at 95 % | | ${at_t:.4f} | {pct(at_t, best_cost)} |")
         print(f"| weights sweep, cost at 95 % | | ${at_w:.4f} | {pct(at_w, best_cost)} |")
         results[mode] = f"{pct(at_t, best_cost)} (weights {pct(at_w, best_cost)})"
+        if mode == "learned":
+            results["optimizer"] = optimizer_step(ds, client, decide, best_cost)
 
     singles = [
         (float(ds.cost[ds.test][:, j].sum()), float(np.nanmean(ds.quality[ds.test][:, j])))

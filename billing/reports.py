@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import zoneinfo
 from collections import defaultdict
+from collections.abc import Mapping
 from datetime import date, datetime, time, timedelta
 from decimal import Decimal
 from functools import partial
@@ -31,7 +32,7 @@ from aura.money import plain_decimal, usd
 from billing.models import Budget, DailyRollup, UsageRecord, WeeklyReport
 from billing.periods import budget_period_bounds
 from billing.rollups import local_today, rollups_refresh, spend_rows
-from routing.models import CatalogModel, RoutingPolicy
+from routing.models import CatalogModel, RoutingPolicy, WeightOptimization
 from routing.policy.convert import policy_to_engine
 from tenants.models import ADMIN_ROLES, ApiKey, Membership, Tenant
 
@@ -160,6 +161,47 @@ def _budget_status(tenant: Tenant, now: datetime) -> list[dict[str, Any]]:
                 "bar_pct": min(100, _pct(spent, budget.limit_usd)),
                 "over": spent >= budget.limit_usd,
                 "resets_at": end.astimezone(tz).strftime("%Y-%m-%d %H:%M"),
+            }
+        )
+    return out
+
+
+def _weights_text(w: Mapping[str, Any] | None) -> str:
+    if not w:
+        return "-"
+    return " / ".join(f"{k} {float(w[k]):g}" for k in ("quality", "cost", "latency"))
+
+
+def _routing_changes(tenant: Tenant, week_start: date) -> list[dict[str, Any]]:
+    """The weight optimizer's runs in the week (tenant-local Monday 00:00 to Monday 00:00):
+    what it proposed or applied, on what evidence, and what became of it."""
+    tz = zoneinfo.ZoneInfo(tenant.timezone)
+    start = datetime.combine(week_start, time.min, tzinfo=tz)
+    runs = WeightOptimization.objects.filter(
+        tenant=tenant, created_at__gte=start, created_at__lt=start + timedelta(days=7)
+    ).order_by("created_at", "id")
+    out = []
+    for run in runs:
+        figures = run.figures or {}
+        before, after = figures.get("before") or {}, figures.get("after") or {}
+        out.append(
+            {
+                "id": run.pk,
+                "when": run.created_at.astimezone(tz).strftime("%a %Y-%m-%d %H:%M"),
+                "trigger": run.get_trigger_display(),
+                "method": run.method,
+                "goal": run.goal,
+                "status": run.get_status_display(),
+                "applied": run.status == WeightOptimization.Status.APPLIED,
+                "message": run.message,
+                "weights_before": _weights_text(run.weights_before),
+                "weights_after": _weights_text(run.weights_after),
+                "objective_before": run.objective_before,
+                "quality_before": before.get("quality"),
+                "quality_after": after.get("quality"),
+                "cost_before": usd(Decimal(str(before["cost_usd"]))) if before else None,
+                "cost_after": usd(Decimal(str(after["cost_usd"]))) if after else None,
+                "cases": after.get("cases"),
             }
         )
     return out
@@ -340,6 +382,7 @@ def weekly_report_data(
         "top_keys": top_keys,
         "rows": row_list,
         "budgets": _budget_status(tenant, now),
+        "routing_changes": _routing_changes(tenant, week_start),
     }
 
 

@@ -27,8 +27,13 @@ from routing.catalog.services import (
     tenant_allows_private_base_urls,
 )
 from routing.learning.config import DEFAULTS as LEARNING_DEFAULTS
-from routing.learning.config import LearningConfigError, clean_learning
-from routing.learning.models import OutcomeImport, OutcomeMemory
+from routing.learning.config import (
+    OPTIMIZATION_DEFAULTS,
+    LearningConfigError,
+    clean_learning,
+    clean_optimization,
+)
+from routing.learning.models import OutcomeImport, OutcomeMemory, WeightOptimization
 from routing.models import (
     CatalogModel,
     Credential,
@@ -328,6 +333,7 @@ class RoutingPolicyForm(forms.ModelForm):
             "aliases",
             "cache",
             "learning",
+            "optimization",
             "allow_private_base_urls",
         ]
 
@@ -341,6 +347,13 @@ class RoutingPolicyForm(forms.ModelForm):
         raw = self.cleaned_data.get("learning") or {}
         try:
             return {**LEARNING_DEFAULTS, **clean_learning(raw)}
+        except LearningConfigError as exc:
+            raise forms.ValidationError(exc.message) from None
+
+    def clean_optimization(self) -> dict[str, Any]:
+        raw = self.cleaned_data.get("optimization") or {}
+        try:
+            return {**OPTIMIZATION_DEFAULTS, **clean_optimization(raw)}
         except LearningConfigError as exc:
             raise forms.ValidationError(exc.message) from None
 
@@ -493,6 +506,43 @@ class CacheEntryAdmin(admin.ModelAdmin):
     @admin.display(description="prompt")
     def short_prompt(self, obj: CacheEntry) -> str:
         return obj.prompt if len(obj.prompt) <= 80 else obj.prompt[:79] + "…"
+
+
+@admin.register(WeightOptimization)
+class WeightOptimizationAdmin(ReadOnlyAdmin):
+    """The weight optimizer's runs (weekly and POST /router/optimize); applied and reverted
+    through the API, which goes through the policy and its history."""
+
+    list_display = ["id", "tenant", "trigger", "method", "goal", "status", "weights_after",
+                    "created_at"]  # fmt: skip
+    list_filter = ["status", "method", "trigger", "tenant"]
+    list_select_related = ["tenant"]
+    search_fields = ["tenant__slug", "message"]
+    date_hierarchy = "created_at"
+    fields = readonly_fields = (
+        "tenant",
+        "trigger",
+        "method",
+        "goal",
+        "status",
+        "message",
+        "scheduled_for",
+        "window_start",
+        "window_end",
+        "objective_before",
+        "weights_before",
+        "policy_version_before",
+        "weights_after",
+        "policy_version_after",
+        "figures",
+        "evidence",
+        "created_by",
+        "created_at",
+        "applied_by",
+        "applied_at",
+        "reverted_by",
+        "reverted_at",
+    )
 
 
 @admin.register(OutcomeMemory)

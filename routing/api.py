@@ -14,6 +14,7 @@ from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
+from django.db import transaction
 from django.utils import timezone
 from django.utils.dateparse import parse_date, parse_datetime
 from rest_framework import serializers, status
@@ -321,7 +322,9 @@ def _catalog_key(ctx: RoutingContext, name: str) -> str:
 
 
 class RecordView(TenantScopedAPIView):
-    """POST /api/v1/router/record — one observed outcome (source "api")."""
+    """POST /api/v1/router/record — one observed outcome (source "api"). With the
+    ``request_id`` of a request served while learning was on and a ``quality_score`` (or
+    ``success: false``, quality 0), it also joins the outcome memory (``learned: true``)."""
 
     required_role = Role.ADMIN
 
@@ -330,18 +333,44 @@ class RecordView(TenantScopedAPIView):
         data.is_valid(raise_exception=True)
         values = data.validated_data
         key = _catalog_key(cache.get(self.tenant.pk), values["model"])
-        outcome = routing_outcome_record(
-            tenant=self.tenant,
-            model_key=key,
-            success=values["success"],
-            latency_ms=values["latency_ms"],
-            cost_usd=values["cost_usd"],
-            quality_score=values.get("quality_score"),
-            request_id=values.get("request_id", ""),
-            source="api",
-        )
+        request_id = values.get("request_id", "")
+        with transaction.atomic():
+            outcome = routing_outcome_record(
+                tenant=self.tenant,
+                model_key=key,
+                success=values["success"],
+                latency_ms=values["latency_ms"],
+                cost_usd=values["cost_usd"],
+                quality_score=values.get("quality_score"),
+                request_id=request_id,
+                source="api",
+            )
+            learned = False
+            if request_id and (values.get("quality_score") is not None or not values["success"]):
+                # numpy and the learning services load only for outcomes they could use.
+                from routing.learning.services import record_remember
+
+                learned = (
+                    record_remember(
+                        tenant=self.tenant,
+                        request_id=request_id,
+                        model=key,
+                        quality=values.get("quality_score"),
+                        success=values["success"],
+                        cost=values["cost_usd"],
+                        latency=values["latency_ms"],
+                    )
+                    is not None
+                )
         body = outcome.as_dict()
-        body.update({"id": outcome.pk, "request_id": outcome.request_id, "source": outcome.source})
+        body.update(
+            {
+                "id": outcome.pk,
+                "request_id": outcome.request_id,
+                "source": outcome.source,
+                "learned": learned,
+            }
+        )
         return Response(body, status=status.HTTP_201_CREATED)
 
 

@@ -312,6 +312,12 @@ class RoutingPolicy(TenantOwned):
         blank=True,
         help_text="Learned routing: enabled, store_prompts (both false by default).",
     )
+    optimization = models.JSONField(
+        default=dict,
+        blank=True,
+        help_text="Weekly weight optimization: mode (off | propose | apply), method "
+        "(outcome | variance), goal, quality_target, day, hour, window_days.",
+    )
     allow_private_base_urls = models.BooleanField(
         default=False, help_text="Operator only: let this tenant's endpoints use private addresses."
     )
@@ -387,4 +393,8 @@ class RoutingOutcome(TenantOwned):
 
 # The semantic cache's rows live in routing.cache; imported here so Django registers them.
 from routing.cache.models import CacheEntry  # noqa: E402, F401
-from routing.learning.models import OutcomeImport, OutcomeMemory  # noqa: E402, F401
+from routing.learning.models import (  # noqa: E402, F401
+    OutcomeImport,
+    OutcomeMemory,
+    WeightOptimization,
+)

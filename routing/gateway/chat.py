@@ -62,7 +62,7 @@ async def chat_completions(req: Request, send: Send, principal: KeyPrincipal) ->
     if not plan.steps:
         raise plan_error(plan, rr.model)
     if body.get("stream"):
-        await stream(req, send, principal, body, rr, plan, ctx)
+        await stream(req, send, principal, body, rr, plan, ctx, learned)
         return
     (completion, outcome), guard, downgraded = await execute(
         req,

@@ -7,12 +7,12 @@ import asyncio
 import contextlib
 import math
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from routing import engine
 from routing.engine import classify
 from routing.engine.failures import attempt_message
-from routing.gateway import caching, execution
+from routing.gateway import caching, execution, learning
 from routing.gateway.accounting import account
 from routing.gateway.context import RoutingContext
 from routing.gateway.dispatch import execute
@@ -20,6 +20,9 @@ from routing.gateway.framing import Request, Send, meta_headers, sse, start_sse
 from routing.gateway.guard import PROMPT_MARGIN, stream_output_cap
 from routing.providers.base import ProviderError, redact
 from tenants.auth import KeyPrincipal
+
+if TYPE_CHECKING:
+    from routing.learning.prediction import Learned
 
 
 async def _send_capped_end(
@@ -52,6 +55,7 @@ async def stream(
     rr: engine.RouteRequest,
     plan: engine.Plan,
     ctx: RoutingContext,
+    learned: Learned | None = None,
 ) -> None:
     (first, agen, outcome), guard, downgraded = await execute(
         req,
@@ -177,6 +181,8 @@ async def stream(
             ttft_ms=ttft_ms,
             error_code=error_code,
         )
+        if learned is not None and status == "ok" and not error_code:
+            learning.remember_later(req, ctx, learned, ct.key, cost, body)
         if status == "ok" and not error_code and finish == "stop" and not tool_calls_seen:
             caching.store_later(
                 req,

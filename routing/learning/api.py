@@ -6,21 +6,34 @@
   (``application/x-ndjson`` / ``application/jsonl``) or CSV (``text/csv``), or say
   ``?format=jsonl|csv``; 202 with the job, run by a Celery worker.
 - ``GET /api/v1/router/outcomes/import/<id>``: the job's progress and its first errors.
+- ``POST /api/v1/router/optimize`` (admin): the weight optimizer now, dry run or apply;
+  ``GET /api/v1/router/optimizations[/<id>]`` its runs (weekly and on demand);
+  ``POST /api/v1/router/optimizations/<id>/apply`` and ``.../revert`` (admin).
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from typing import Any
 
 from django.conf import settings
 from django.urls import reverse
 from rest_framework import status
+from rest_framework.pagination import PageNumberPagination
 from rest_framework.request import Request
 from rest_framework.response import Response
 
 from aura.errors import DomainError, RequestTooLarge
-from routing.learning.models import OutcomeImport
+from routing.learning.config import MAX_WINDOW_DAYS, OPTIMIZATION_GOALS, OPTIMIZATION_METHODS
+from routing.learning.models import OutcomeImport, WeightOptimization
+from routing.learning.optimization import (
+    optimization_apply,
+    optimization_body,
+    optimization_compute,
+    optimization_revert,
+    optimization_run,
+)
 from routing.learning.services import THUMBS, feedback_record, outcome_import_create
 from routing.policy.api import json_object
 from tenants.models import Role
@@ -116,3 +129,111 @@ class ImportStatusView(TenantScopedAPIView):
     def get(self, request: Request, import_id: int) -> Response:
         job = self.get_scoped_object(OutcomeImport, pk=import_id)
         return Response(job.as_dict())
+
+
+# --------------------------------------------------------------------------- optimization
+
+
+def _dry_run(data: dict[str, Any]) -> bool:
+    value = data.get("dry_run", True)
+    if not isinstance(value, bool):
+        raise DomainError("'dry_run' must be true or false.", param="dry_run")
+    return value
+
+
+def _overrides(data: Mapping[str, Any]) -> dict[str, Any]:
+    """``method``, ``goal``, ``window_days`` of POST /router/optimize, checked."""
+    out: dict[str, Any] = {}
+    method = data.get("method")
+    if method is not None:
+        if method not in OPTIMIZATION_METHODS:
+            raise DomainError(
+                f"method must be one of {', '.join(OPTIMIZATION_METHODS)}.", param="method"
+            )
+        out["method"] = method
+    goal = data.get("goal")
+    if goal is not None:
+        if goal not in OPTIMIZATION_GOALS:
+            raise DomainError(f"goal must be one of {', '.join(OPTIMIZATION_GOALS)}.", param="goal")
+        out["goal"] = goal
+    days = data.get("window_days")
+    if days is not None:
+        if isinstance(days, bool) or not isinstance(days, int) or not 1 <= days <= MAX_WINDOW_DAYS:
+            raise DomainError(
+                f"window_days must be an integer between 1 and {MAX_WINDOW_DAYS}.",
+                param="window_days",
+            )
+        out["window_days"] = days
+    return out
+
+
+class OptimizeView(TenantScopedAPIView):
+    """POST /api/v1/router/optimize ``{"dry_run": true, "method"?, "goal"?, "window_days"?}``.
+
+    A dry run (the default) says what the optimizer would change and stores nothing;
+    ``"dry_run": false`` stores the run and applies it when it found better weights.
+    """
+
+    required_role = Role.ADMIN
+
+    def post(self, request: Request) -> Response:
+        data = json_object(request.data)
+        unknown = sorted(set(data) - {"dry_run", "method", "goal", "window_days"})
+        if unknown:
+            raise DomainError(
+                f"'{unknown[0]}' is not an option; expected dry_run, method, goal, window_days.",
+                param=unknown[0],
+            )
+        dry_run = _dry_run(data)
+        overrides = _overrides(data)
+        if dry_run:
+            run = optimization_compute(tenant=self.tenant, **overrides)
+            return Response({"dry_run": True, "id": None, **run.as_dict()})
+        row = optimization_run(
+            tenant=self.tenant,
+            trigger=WeightOptimization.Trigger.API,
+            apply=True,
+            user=request.user,
+            **overrides,
+        )
+        body = {"dry_run": False, **optimization_body(row)}
+        return Response(body, status=status.HTTP_201_CREATED)
+
+
+class OptimizationListView(TenantScopedAPIView):
+    """GET /api/v1/router/optimizations, newest first, paginated."""
+
+    def get(self, request: Request) -> Response:
+        qs = self.scoped(WeightOptimization).select_related(
+            "created_by", "applied_by", "reverted_by"
+        )
+        paginator = PageNumberPagination()
+        page = paginator.paginate_queryset(qs.order_by("-created_at", "-id"), request, view=self)
+        return paginator.get_paginated_response([optimization_body(r) for r in page or []])
+
+
+class OptimizationView(TenantScopedAPIView):
+    def get(self, request: Request, optimization_id: int) -> Response:
+        return Response(
+            optimization_body(self.get_scoped_object(WeightOptimization, pk=optimization_id))
+        )
+
+
+class OptimizationApplyView(TenantScopedAPIView):
+    """POST /api/v1/router/optimizations/<id>/apply: a proposal becomes the weights."""
+
+    required_role = Role.ADMIN
+
+    def post(self, request: Request, optimization_id: int) -> Response:
+        row = self.get_scoped_object(WeightOptimization, pk=optimization_id)
+        return Response(optimization_body(optimization_apply(run=row, user=request.user)))
+
+
+class OptimizationRevertView(TenantScopedAPIView):
+    """POST /api/v1/router/optimizations/<id>/revert: the weights from before it."""
+
+    required_role = Role.ADMIN
+
+    def post(self, request: Request, optimization_id: int) -> Response:
+        row = self.get_scoped_object(WeightOptimization, pk=optimization_id)
+        return Response(optimization_body(optimization_revert(run=row, user=request.user)))

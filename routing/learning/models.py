@@ -122,3 +122,67 @@ class OutcomeImport(TenantOwned):
             "started_at": self.started_at,
             "finished_at": self.finished_at,
         }
+
+
+class WeightOptimization(TenantOwned):
+    """One run of the weight optimizer: what it looked at, what it chose and why, and
+    what became of it (proposed, applied, reverted). Applying and reverting go through
+    the policy, so each also leaves a policy version and a WeightHistory row."""
+
+    class Status(models.TextChoices):
+        PROPOSED = "proposed", "Proposed"
+        APPLIED = "applied", "Applied"
+        REVERTED = "reverted", "Reverted"
+        UNCHANGED = "unchanged", "Nothing better found"
+        INSUFFICIENT = "insufficient_data", "Not enough outcomes"
+
+    class Trigger(models.TextChoices):
+        SCHEDULE = "schedule", "Weekly schedule"
+        API = "api", "POST /router/optimize"
+
+    trigger = models.CharField(max_length=16, choices=Trigger.choices)
+    method = models.CharField(max_length=16)
+    goal = models.CharField(max_length=32)
+    status = models.CharField(max_length=20, choices=Status.choices)
+    message = models.CharField(max_length=500, blank=True)
+    # A scheduled run's slot: the tenant-local date it was due (one run per slot).
+    scheduled_for = models.DateField(null=True, blank=True)
+    window_start = models.DateTimeField()
+    window_end = models.DateTimeField()
+    objective_before = models.CharField(max_length=32)
+    weights_before = models.JSONField()
+    policy_version_before = models.PositiveIntegerField()
+    weights_after = models.JSONField(null=True, blank=True)
+    # {"before": {...}, "after": {...}, "best_single": {...}}: held-out quality, cost, latency.
+    figures = models.JSONField(default=dict, blank=True)
+    evidence = models.JSONField(default=dict, blank=True)
+    policy_version_after = models.PositiveIntegerField(null=True, blank=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    applied_at = models.DateTimeField(null=True, blank=True)
+    applied_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    reverted_at = models.DateTimeField(null=True, blank=True)
+    reverted_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+
+    class Meta:
+        app_label = "routing"
+        ordering: ClassVar[list[str]] = ["-created_at", "-id"]
+        indexes: ClassVar[list[models.Index]] = [
+            models.Index(fields=["tenant", "-created_at"], name="weight_opt_tenant_idx")
+        ]
+        constraints: ClassVar[list[models.BaseConstraint]] = [
+            models.UniqueConstraint(
+                fields=["tenant", "scheduled_for"],
+                condition=models.Q(trigger="schedule"),
+                name="weight_opt_one_scheduled_run_a_week",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"optimization #{self.pk} {self.method} {self.status}"

@@ -167,25 +167,83 @@ def feedback_record(
                 f"(learning off, or older than {settings.LEARNING_FEEDBACK_DAYS} days)"
             )
         else:
-            memory, _ = OutcomeMemory.objects.update_or_create(
+            memory = _remember_served(
                 tenant=tenant,
                 request_id=request_id,
-                defaults={
-                    "prompt_hash": served.prompt_hash,
-                    "embedder": features.EMBEDDER,
-                    "embedding": served.embedding,
-                    "lexical": served.lexical,
-                    "model_key": model,
-                    "quality": quality,
-                    "success": True,
-                    "cost_usd": cost,
-                    "latency_ms": latency,
-                    "source": OutcomeMemory.Source.FEEDBACK,
-                    "prompt": served.prompt,
-                },
+                served=served,
+                model=model,
+                quality=quality,
+                success=True,
+                cost=cost,
+                latency=latency,
+                source=OutcomeMemory.Source.FEEDBACK,
             )
-            refit_soon(tenant_id=tenant.pk)
     return FeedbackResult(outcome, memory, note)
+
+
+def _remember_served(
+    *,
+    tenant: Tenant,
+    request_id: str,
+    served: store.Served,
+    model: str,
+    quality: float,
+    success: bool,
+    cost: Decimal | None,
+    latency: float | None,
+    source: str,
+) -> OutcomeMemory:
+    """A served request's outcome in the memory (one per request: a later one corrects it),
+    and a refit soon."""
+    memory, _ = OutcomeMemory.objects.update_or_create(
+        tenant=tenant,
+        request_id=request_id,
+        defaults={
+            "prompt_hash": served.prompt_hash,
+            "embedder": features.EMBEDDER,
+            "embedding": served.embedding,
+            "lexical": served.lexical,
+            "model_key": model,
+            "quality": quality,
+            "success": success,
+            "cost_usd": cost,
+            "latency_ms": latency,
+            "source": source,
+            "prompt": served.prompt,
+        },
+    )
+    refit_soon(tenant_id=tenant.pk)
+    return memory
+
+
+def record_remember(
+    *,
+    tenant: Tenant,
+    request_id: str,
+    model: str,
+    quality: float | None,
+    success: bool,
+    cost: Decimal,
+    latency: float,
+) -> OutcomeMemory | None:
+    """POST /router/record of a served request with a quality (or a failure, quality 0):
+    it joins the memory when the request's prompt features were kept (learning on)."""
+    if not request_id or (quality is None and success):
+        return None
+    served = served_get(tenant_id=tenant.pk, request_id=request_id)
+    if served is None:
+        return None
+    return _remember_served(
+        tenant=tenant,
+        request_id=request_id,
+        served=served,
+        model=model,
+        quality=quality if quality is not None else 0.0,
+        success=success,
+        cost=cost,
+        latency=latency,
+        source=OutcomeMemory.Source.RECORD,
+    )
 
 
 # --------------------------------------------------------------------------- imports

@@ -35,7 +35,12 @@ from routing import engine
 from routing.cache.config import DEFAULTS as CACHE_DEFAULTS
 from routing.cache.config import CacheConfigError, clean_cache
 from routing.learning.config import DEFAULTS as LEARNING_DEFAULTS
-from routing.learning.config import LearningConfigError, clean_learning
+from routing.learning.config import (
+    OPTIMIZATION_DEFAULTS,
+    LearningConfigError,
+    clean_learning,
+    clean_optimization,
+)
 
 OBJECTIVE_NAMES = (*engine.OBJECTIVES, "custom")
 WEIGHT_NAMES = ("quality", "cost", "latency")
@@ -74,11 +79,13 @@ DEFAULTS: Mapping[str, Any] = {
     "rate_limits": {},
     "cache": dict(CACHE_DEFAULTS),
     "learning": dict(LEARNING_DEFAULTS),
+    "optimization": dict(OPTIMIZATION_DEFAULTS),
 }
 # Blocks a partial update changes key by key (a PUT starts from their defaults).
 NESTED_BLOCKS: Mapping[str, Mapping[str, Any]] = {
     "cache": CACHE_DEFAULTS,
     "learning": LEARNING_DEFAULTS,
+    "optimization": OPTIMIZATION_DEFAULTS,
 }
 EDITABLE_FIELDS = tuple(DEFAULTS)
 # Key order of an exported entry: what a reader looks for first (spend) comes first.
@@ -293,6 +300,11 @@ def clean_policy(
         elif key == "learning":
             try:
                 cleaned[key] = clean_learning(value, f)
+            except LearningConfigError as exc:
+                raise PolicyError(exc.message, param=exc.param) from None
+        elif key == "optimization":
+            try:
+                cleaned[key] = clean_optimization(value, f)
             except LearningConfigError as exc:
                 raise PolicyError(exc.message, param=exc.param) from None
     return cleaned

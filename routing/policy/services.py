@@ -33,6 +33,7 @@ _PLAIN_FIELDS = (
     "rate_limits",
     "cache",
     "learning",
+    "optimization",
     "allow_private_base_urls",
 )
 
@@ -58,6 +59,7 @@ def policy_state(policy: RoutingPolicy) -> dict[str, Any]:
     state["aliases"] = dict(state["aliases"] or {})
     state["cache"] = {**document.DEFAULTS["cache"], **(policy.cache or {})}
     state["learning"] = {**document.DEFAULTS["learning"], **(policy.learning or {})}
+    state["optimization"] = {**document.DEFAULTS["optimization"], **(policy.optimization or {})}
     state["budgets"] = budgets_policy_map(tenant_id=policy.tenant_id)
     return state
 

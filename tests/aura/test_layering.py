@@ -35,6 +35,8 @@ LAYERS: dict[str, int] = {
     # Feedback reads billing's usage records; imports and refits are Celery work.
     "routing.learning.services": 4,
     "routing.learning.tasks": 4,
+    # Optimizer runs read the gateway's routing context and billing's usage records.
+    "routing.learning.optimization": 4,
     "routing.learning.api": 4,
     "routing.learning.urls": 4,
     "billing": 3,

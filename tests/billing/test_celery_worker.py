@@ -15,7 +15,7 @@ import tempfile
 import time
 import uuid
 from collections.abc import Iterator
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -23,6 +23,7 @@ from urllib.parse import quote
 
 import pytest
 from django.conf import settings
+from django.utils import timezone
 
 from aura.celery import app as celery_app
 from billing.alerts import budget_alert_enqueue
@@ -203,4 +204,44 @@ def test_a_real_worker_runs_an_outcome_import_and_publishes_the_predictor(
     assert job["processed"] == job["total"] == 40
     assert OutcomeMemory.objects.filter(tenant=alice.tenant).count() == 40
     assert sync_client().get(store.model_key(alice.tenant.pk))
+    forget_learning()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_real_worker_runs_the_due_weekly_optimization(worker: Path, alice: Any) -> None:
+    """The hourly beat task finds alice's slot passed and queues her run; the worker
+    stores it (a proposal: the default mode is propose)."""
+    from routing.learning.models import OutcomeMemory, WeightOptimization
+    from routing.learning.tasks import run_due_optimizations
+    from routing.models import RoutingPolicy
+    from tests.learning.conftest import forget_learning
+
+    forget_learning()
+    local = {"wire_format": "ollama", "default_base_url": "http://127.0.0.1:9"}
+    for slug, model in (("alpha", "small"), ("beta", "big")):
+        p = Provider.objects.create(slug=slug, name=slug, **local)
+        CatalogModel.objects.create(provider=p, model_id=model, capabilities=["chat"])
+    OutcomeMemory.objects.create(
+        tenant=alice.tenant, prompt_hash="h", embedder="e", embedding=[0.0] * 255 + [1.0],
+        model_key="alpha/small", quality=1.0, source="import",
+    )  # fmt: skip
+    # Every day at the current UTC hour: the slot has just passed, whatever today is.
+    now = timezone.now()
+    RoutingPolicy.objects.update_or_create(
+        tenant=alice.tenant,
+        defaults={"optimization": {"day": now.strftime("%A").lower(), "hour": now.hour}},
+    )
+    type(alice.tenant).objects.filter(pk=alice.tenant.pk).update(
+        created_at=now - timedelta(days=30)
+    )
+    assert run_due_optimizations.apply().get() == 1  # queued on commit (autocommit here)
+    deadline = time.monotonic() + DEADLINE
+    while not WeightOptimization.objects.exists() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    row = WeightOptimization.objects.filter(tenant=alice.tenant).first()
+    assert row is not None, worker.read_text()[-4000:]
+    assert row.trigger == "schedule" and row.scheduled_for is not None
+    # One outcome is not evidence: the run says so instead of guessing.
+    assert row.status == "insufficient_data" and "at least 40 prompts" in row.message
+    assert run_due_optimizations.apply().get() == 0  # the slot's run exists
     forget_learning()

@@ -341,3 +341,46 @@ def test_the_hourly_task_sends_each_due_report_once(
 
     assert smtp.recipients == ["alice@example.test", "ops@acme.test"]
     assert WeeklyReport.objects.get(tenant=scenario).week_start == WEEK
+
+
+def test_the_report_says_what_the_weight_optimizer_changed(
+    scenario: Tenant, smtp: SmtpSink
+) -> None:
+    from routing.learning.models import WeightOptimization
+
+    def run(at: datetime, status: str, **extra: Any) -> None:
+        row = WeightOptimization.objects.create(
+            tenant=scenario,
+            trigger="schedule",
+            scheduled_for=at.date(),
+            method="outcome",
+            goal="balanced",
+            status=status,
+            message=f"{status} message",
+            window_start=at - timedelta(days=7),
+            window_end=at,
+            objective_before="maximize_quality",
+            weights_before={"quality": 0.8, "cost": 0.1, "latency": 0.1},
+            policy_version_before=3,
+            **extra,
+        )
+        WeightOptimization.objects.filter(pk=row.pk).update(created_at=at)
+
+    run(
+        paris(9, 2),
+        "applied",
+        weights_after={"quality": 0.6, "cost": 0.4, "latency": 0.0},
+        figures={
+            "before": {"cases": 120, "quality": 0.91, "cost_usd": 0.004},
+            "after": {"cases": 120, "quality": 0.9, "cost_usd": 0.0015},
+        },
+    )
+    run(paris(2, 2), "unchanged")  # the week before: not in this report
+    weekly_report_send(scenario, WEEK, now=SEND_AT)
+    msg = smtp.to("alice@example.test")[0]
+    for body in (msg.text, msg.html):
+        assert "Sun 2025-03-09 02:00" in body
+        assert "applied message" in body and "unchanged message" not in body
+        assert "quality 0.8 / cost 0.1 / latency 0.1" in body
+        assert "quality 0.6 / cost 0.4 / latency 0" in body
+        assert "120 held-out prompts" in body and "0.910" in body and "$0.0015" in body

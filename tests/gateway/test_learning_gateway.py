@@ -113,3 +113,50 @@ def test_without_learning_feedback_is_recorded_but_nothing_is_kept(gw):
     assert "not learned from" in out.json()["detail"]
     assert not OutcomeMemory.objects.filter(tenant=gw.tenant).exists()
     assert RoutingOutcome.objects.get(tenant=gw.tenant, request_id=request_id).quality_score == 0.5
+
+
+def test_a_recorded_outcome_of_a_served_request_joins_the_memory(gw):
+    add_model(gw.providers["fakeai"], "fake-ok")
+    gw.policy(learning={"enabled": True})
+    resp = _ask(gw, "Summarise the plot of Hamlet in one line.")
+    request_id = resp.headers["x-aura-request-id"]
+    assert _served(gw.tenant.pk, request_id) is not None
+    _, manage = api_key_create(tenant=gw.tenant, name="ops", can_manage=True)
+    record = {
+        "model": "fakeai/fake-ok",
+        "latency_ms": 420,
+        "cost_usd": "0.0001",
+        "success": True,
+        "quality_score": 0.75,
+        "request_id": request_id,
+    }
+    out = key_client(manage).post("/api/v1/router/record", record, format="json")
+    assert out.status_code == 201, out.json()
+    assert out.json()["learned"] is True
+    row = OutcomeMemory.objects.get(tenant=gw.tenant, request_id=request_id)
+    assert (row.quality, row.source, row.latency_ms) == (0.75, "record", 420)
+    # A record without a quality score (or of an unknown request) is kept for the metrics only.
+    plain = {**record, "quality_score": None, "request_id": "req-unknown"}
+    out = key_client(manage).post("/api/v1/router/record", plain, format="json")
+    assert out.status_code == 201 and out.json()["learned"] is False
+    assert OutcomeMemory.objects.filter(tenant=gw.tenant).count() == 1
+
+
+def test_feedback_on_a_streamed_request_joins_the_memory_too(gw):
+    add_model(gw.providers["fakeai"], "fake-ok")
+    gw.policy(learning={"enabled": True})
+    with gw.client().chat.completions.with_streaming_response.create(
+        model="auto",
+        messages=[{"role": "user", "content": "Stream me a haiku about rivers."}],
+        stream=True,
+    ) as resp:
+        request_id = resp.headers["x-aura-request-id"]
+        chunks = list(resp.iter_lines())
+    assert any("[DONE]" in c for c in chunks)
+    assert _served(gw.tenant.pk, request_id) is not None
+    _, manage = api_key_create(tenant=gw.tenant, name="ops", can_manage=True)
+    out = key_client(manage).post(FEEDBACK, {"request_id": request_id, "thumbs": "down"},
+                                  format="json")  # fmt: skip
+    assert out.status_code == 201 and out.json()["learned"] is True
+    row = OutcomeMemory.objects.get(tenant=gw.tenant, request_id=request_id)
+    assert row.quality == 0.0 and row.prompt_hash == prompt_hash("Stream me a haiku about rivers.")

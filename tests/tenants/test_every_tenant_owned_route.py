@@ -79,6 +79,28 @@ def _import(alice: Persona) -> Any:
     return OutcomeImport.objects.create(tenant=alice.tenant, format="jsonl", payload="")
 
 
+def _optimization(alice: Persona) -> Any:
+    from django.utils import timezone
+
+    from routing.learning.models import WeightOptimization
+
+    now = timezone.now()
+    weights = {"quality": 0.4, "cost": 0.3, "latency": 0.3}
+    return WeightOptimization.objects.create(
+        tenant=alice.tenant,
+        trigger="api",
+        method="outcome",
+        goal="balanced",
+        status="proposed",
+        window_start=now,
+        window_end=now,
+        objective_before="balanced",
+        weights_before=weights,
+        policy_version_before=1,
+        weights_after={"quality": 0.5, "cost": 0.5, "latency": 0.0},
+    )
+
+
 # Path parameter -> how to make a row of alice's it can name.
 OWNED: dict[str, Callable[[Persona], Any]] = {
     "key_id": _key,
@@ -87,6 +109,7 @@ OWNED: dict[str, Callable[[Persona], Any]] = {
     "budget_id": _budget,
     "alert_id": _alert,
     "import_id": _import,
+    "optimization_id": _optimization,
 }
 
 
