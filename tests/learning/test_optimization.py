@@ -240,9 +240,7 @@ def test_applying_changes_the_weights_routing_uses_and_revert_puts_them_back(ali
 
 
 @pytest.mark.django_db
-def test_a_weekly_proposal_is_applied_by_an_admin_unless_the_weights_moved_since(
-    alice, two_models
-):
+def test_a_weekly_proposal_is_applied_by_an_admin_unless_the_weights_moved_since(alice, two_models):
     _learned_memory(alice)
     now = timezone.now()
     row = optimization_run_scheduled(tenant=alice.tenant, scheduled_for=now.date(), now=now)
