@@ -105,7 +105,7 @@ def grid(step: float = GRID_STEP) -> list[Weights]:
     for i in range(n + 1):
         for j in range(n + 1 - i):
             q, c = round(i * step, 6), round(j * step, 6)
-            out.append(Weights(q, c, round(1.0 - q - c, 6)))
+            out.append(Weights(q, c, max(0.0, round(1.0 - q - c, 6))))
     return out
 
 
@@ -246,7 +246,7 @@ def neighbourhood(w: Weights, step: float = FINE_STEP, radius: float = GRID_STEP
     for i in range(n + 1):
         for j in range(n + 1 - i):
             q, c = round(i * step, 6), round(j * step, 6)
-            lat = round(1.0 - q - c, 6)
+            lat = max(0.0, round(1.0 - q - c, 6))
             near = (abs(q - w.quality), abs(c - w.cost), abs(lat - w.latency))
             if max(near) <= radius + 1e-9:
                 out.append(Weights(q, c, lat))
