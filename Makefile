@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 PY     := $(BIN)/python
 
-.PHONY: run test test-external compose-check lint fmt bench clean stop install dev-install
+.PHONY: run test screenshots test-external compose-check lint fmt bench clean stop install dev-install
 
 $(VENV)/.runtime: pyproject.toml
 	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "AURA needs Python >= 3.11"'
@@ -29,6 +29,10 @@ run: $(VENV)/.runtime
 ## test: the whole test suite
 test: $(VENV)/.dev
 	$(BIN)/pytest
+
+## screenshots: a PNG of every console page (tenant admin and operator) in var/screenshots
+screenshots: $(VENV)/.dev
+	$(BIN)/pytest tests/console/screenshots.py -s
 
 ## test-external: the suite against separately started servers (DATABASE_URL / REDIS_URL),
 ## configured like production (explicit secrets, nothing embedded)

@@ -255,7 +255,8 @@ STATIC_ROOT = BASE_DIR / "var" / "static"
 # Serve /static/ from the ASGI app itself (admin assets); put a CDN/proxy in front at scale.
 AURA_SERVE_STATIC = env.bool("AURA_SERVE_STATIC", default=True)
 
-LOGIN_URL = "/admin/login/"
+LOGIN_URL = "console-sign-in"
+LOGIN_REDIRECT_URL = "console-overview"
 
 SESSION_COOKIE_HTTPONLY = True
 SESSION_COOKIE_SECURE = env.bool("SESSION_COOKIE_SECURE", default=False)

@@ -25,6 +25,8 @@ urlpatterns = [
     path("api/v1/", include("routing.cache.urls")),
     path("api/v1/", include("routing.learning.urls")),
     path("", include("billing.report_urls")),
+    path("", monitoring_views.overview_page, name="console-overview"),
+    path("", include("tenants.console_urls")),
     path("api/v1/", include("billing.urls")),
     path("api/v1/", include("monitoring.urls")),
 ]

@@ -116,7 +116,7 @@ def premium_baseline_model(tenant: Tenant) -> CatalogModel | None:
     return best_model
 
 
-def _baseline_cost(model: CatalogModel | None, prompt: int, completion: int) -> Decimal | None:
+def baseline_cost(model: CatalogModel | None, prompt: int, completion: int) -> Decimal | None:
     if model is None:
         return None
     return (
@@ -128,7 +128,7 @@ def _baseline_cost(model: CatalogModel | None, prompt: int, completion: int) -> 
 # --------------------------------------------------------------------------- data
 
 
-def _budget_status(tenant: Tenant, now: datetime) -> list[dict[str, Any]]:
+def budget_status(tenant: Tenant, now: datetime) -> list[dict[str, Any]]:
     out: list[dict[str, Any]] = []
     budgets = (
         Budget.objects.for_tenant(tenant)
@@ -152,6 +152,7 @@ def _budget_status(tenant: Tenant, now: datetime) -> list[dict[str, Any]]:
                 "id": budget.pk,
                 "scope": f"key {budget.api_key.name}" if budget.api_key else "whole tenant",
                 "period": budget.get_period_display(),
+                "period_key": budget.period,
                 "mode": budget.get_mode_display(),
                 "limit_usd": budget.limit_usd,
                 "limit": usd(budget.limit_usd),
@@ -286,7 +287,7 @@ def weekly_report_data(
         )
         for name in DailyRollup.MEASURES:
             row[name] += r[name]
-        row_baseline = _baseline_cost(baseline, r["prompt_tokens"], r["completion_tokens"])
+        row_baseline = baseline_cost(baseline, r["prompt_tokens"], r["completion_tokens"])
         if r["kind"] == CatalogModel.Kind.CHAT and row_baseline is not None:
             row["baseline_cost_usd"] += row_baseline
             row["baseline_savings_usd"] += row_baseline - r["cost_usd"]
@@ -381,7 +382,7 @@ def weekly_report_data(
         "by_model": by_model,
         "top_keys": top_keys,
         "rows": row_list,
-        "budgets": _budget_status(tenant, now),
+        "budgets": budget_status(tenant, now),
         "routing_changes": _routing_changes(tenant, week_start),
     }
 

@@ -1,4 +1,5 @@
-"""Liveness and readiness probes (plain JSON, no auth, no session)."""
+"""Liveness and readiness probes (plain JSON, no auth, no session), and the console's
+overview page."""
 
 from __future__ import annotations
 
@@ -7,11 +8,13 @@ from collections.abc import Callable
 
 from django.db import DEFAULT_DB_ALIAS, connections
 from django.db.migrations.executor import MigrationExecutor
-from django.http import HttpRequest, JsonResponse
+from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.shortcuts import render
 from django.views.decorators.cache import never_cache
 
 from aura.celery import app as celery_app
 from monitoring.probes import redis_ping
+from tenants.console import Console, console_page
 
 _migrations_ok = False  # once applied they stay applied for this process's code
 
@@ -68,3 +71,32 @@ def readyz(request: HttpRequest) -> JsonResponse:
     down = [name for name, r in results.items() if not r["ok"]]
     body = {"status": "ok" if ok else "unavailable", "down": down, "checks": results}
     return JsonResponse(body, status=200 if ok else 503)
+
+
+# --------------------------------------------------------------------------- console
+
+
+@console_page()
+def overview_page(request: HttpRequest) -> HttpResponse:
+    """GET / — the tenant's overview: spend against budgets, traffic, latency, cache and
+    savings, charts, the month-end forecast, and provider health over the last day."""
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from billing.overview import overview_data
+    from monitoring.sla import scope_for_tenant, sla_figures
+
+    console: Console = request.console  # type: ignore[attr-defined]
+    data = overview_data(console.tenant)
+    health = sla_figures(
+        scope=scope_for_tenant(console.tenant.pk),
+        groups=["provider"],
+        window=timedelta(days=1),
+        until=timezone.now(),
+    )["provider"]
+    return render(
+        request,
+        "console/overview.html",
+        {"console": console, "nav": "overview", "data": data, "health": health},
+    )

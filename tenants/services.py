@@ -150,3 +150,18 @@ def tenant_set_status(*, tenant: Tenant, status: str) -> bool:
     if changed:
         api_keys_changed(tenant_ids=[tenant.pk])
     return bool(changed)
+
+
+def user_invite_link(*, user: Any) -> str:
+    """A one-time link to the console's "choose a password" page (Django's password-reset
+    token: it stops working once a password is set, or after PASSWORD_RESET_TIMEOUT)."""
+    from django.conf import settings
+    from django.contrib.auth.tokens import default_token_generator
+    from django.urls import reverse
+    from django.utils.encoding import force_bytes
+    from django.utils.http import urlsafe_base64_encode
+
+    uid = urlsafe_base64_encode(force_bytes(user.pk))
+    token = default_token_generator.make_token(user)
+    path = reverse("console-password-reset-confirm", args=[uid, token])
+    return f"{settings.AURA_PUBLIC_URL}{path}"

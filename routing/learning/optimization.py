@@ -234,7 +234,7 @@ def _model_stats(
             created_at__gte=since,
             created_at__lt=until,
             kind="chat",
-            status="success",
+            status="ok",
             cache_status="miss",
         )
         .values("provider", "model")

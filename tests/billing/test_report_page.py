@@ -55,7 +55,7 @@ def test_an_outsider_gets_404_and_their_own_tenant_only(week: Tenant, charlie: P
 def test_anonymous_visitors_are_sent_to_log_in(week: Tenant) -> None:
     response = Client().get(PAGE)
     assert response.status_code == 302
-    assert response["Location"].startswith("/admin/login/")
+    assert response["Location"].startswith("/login/")
 
 
 @pytest.mark.parametrize("bad", ["2025-03-04", "last-week"])

@@ -430,3 +430,31 @@ def test_due_tenants_are_those_past_their_slot_with_recent_outcomes(alice, two_m
     assert optimizations_due(now=sunday_tokyo) == []
     RoutingPolicy.objects.filter(tenant=alice.tenant).update(optimization={"mode": "off"})
     assert optimizations_due(now=sunday_tokyo + timedelta(days=7)) == []
+
+
+@pytest.mark.django_db
+def test_the_variance_method_reads_served_requests_latency_and_cost(alice, two_models):
+    from decimal import Decimal
+
+    from billing.models import UsageRecord
+
+    _learned_memory(alice)
+    now = timezone.now()
+    for i in range(12):
+        for provider, model, latency, cost in (
+            ("alpha", "small", 200.0, "0.0001"),
+            ("beta", "big", 2000.0, "0.01"),
+        ):
+            UsageRecord.objects.create(
+                tenant=alice.tenant, created_at=now - timedelta(hours=i), request_id=f"{model}{i}",
+                provider=provider, model=model, status="ok", latency_ms=latency,
+                cost_usd=Decimal(cost), prompt_tokens=100, completion_tokens=10,
+            )  # fmt: skip
+    body = alice.client.post(OPTIMIZE, {"method": "variance"}, format="json").json()
+    models = body["evidence"]["models"]
+    assert models["alpha/small"]["latency_ms"] == 200.0
+    assert models["beta/big"]["latency_ms"] == 2000.0
+    assert models["alpha/small"]["outcomes"] == 80 + 12
+    # Latency now tells the models apart, so it keeps more than the floor.
+    assert body["evidence"]["spread"]["latency"] > 0
+    assert body["weights_after"]["latency"] > optimize.VARIANCE_FLOOR

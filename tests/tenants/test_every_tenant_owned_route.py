@@ -27,7 +27,11 @@ pytestmark = pytest.mark.django_db
 
 METHODS = ("get", "post", "put", "patch", "delete")
 # Routes whose path parameter is not a tenant-owned row (signed per user, checked there).
-NOT_TENANT_ROWS = {"reports/weekly/opt-out/<str:token>/"}
+# Signed tokens, not rows: a forged or foreign token is refused by its signature.
+NOT_TENANT_ROWS = {
+    "reports/weekly/opt-out/<str:token>/",
+    "password-reset/<uidb64>/<token>/",
+}
 
 
 def _provider() -> Provider:

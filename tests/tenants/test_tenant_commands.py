@@ -72,7 +72,25 @@ def test_add_member_creates_the_user_without_a_usable_password(acme):
     assert not user.has_usable_password()
     assert Membership.objects.get(tenant=acme, user=user).role == "admin"
     assert "dora is admin of acme" in out
-    assert "changepassword" in out
+    # The one-time link lets her choose a password and sign in to the console.
+    import re
+
+    from django.test import Client
+
+    found = re.search(r"https?://[^/\s]+(/password-reset/\S+/)", out)
+    assert found is not None, out
+    path = found.group(1)
+    client = Client()
+    form = client.get(path, follow=True)
+    assert "Choose a new password" in form.content.decode()
+    new = "Dora-chooses-a-long-passphrase-7"
+    done = client.post(form.redirect_chain[-1][0], {"new_password1": new, "new_password2": new})
+    assert done.status_code == 302
+    assert client.login(username="dora", password=new)
+    assert client.get("/").status_code == 200
+    # Used once: the same link no longer works.
+    again = Client().get(path, follow=True)
+    assert "This link has expired" in again.content.decode()
 
 
 def test_add_member_defaults_to_the_member_role(acme):

@@ -57,7 +57,8 @@ class Command(BaseCommand):
         out("")
         out("=" * 72)
         out(f"  AURA is starting at {url}")
-        out(f"  admin:     {url}/admin/   user: admin")
+        out(f"  console:   {url}/   user: admin (owner of the demo tenant)")
+        out(f"  operators: {url}/admin/   same user")
         if password:
             out(f"  password:  {password}   (shown once; reset: manage.py changepassword admin)")
         else:
