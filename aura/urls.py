@@ -27,6 +27,7 @@ urlpatterns = [
     path("", include("billing.report_urls")),
     path("", monitoring_views.overview_page, name="console-overview"),
     path("", include("tenants.console_urls")),
+    path("", include("routing.console_urls")),
     path("api/v1/", include("billing.urls")),
     path("api/v1/", include("monitoring.urls")),
 ]

@@ -11,6 +11,16 @@ urlpatterns = [
         views.weekly_report_opt_out,
         name="weekly-report-opt-out",
     ),
+    path("budgets/", views.budgets_page, name="console-budgets"),
+    *(
+        path(
+            f"budgets/<int:budget_id>/{action}/",
+            views.budget_action,
+            {"action": action},
+            name=f"console-budget-{action}",
+        )
+        for action in ("enable", "disable", "delete")
+    ),
     path(
         "api/v1/reports/weekly.csv",
         views.WeeklyReportCSVView.as_view(),

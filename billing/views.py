@@ -13,10 +13,17 @@ from datetime import date, timedelta
 from decimal import Decimal
 from typing import Any
 
+from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core import signing
-from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest
-from django.shortcuts import render
+from django.http import (
+    Http404,
+    HttpRequest,
+    HttpResponse,
+    HttpResponseBadRequest,
+    HttpResponseNotAllowed,
+)
+from django.shortcuts import redirect, render
 from rest_framework import exceptions, renderers, serializers
 from rest_framework.authentication import SessionAuthentication
 from rest_framework.request import Request
@@ -24,6 +31,7 @@ from rest_framework.request import Request
 from aura.money import plain_decimal
 from billing.models import DailyRollup
 from billing.reports import OPT_OUT_SALT, last_full_week_start, weekly_report_data
+from tenants.console import Console, console_object, console_page
 from tenants.models import Membership, Tenant
 from tenants.scoping import TenantScopedAPIView, tenant_context_for
 
@@ -151,3 +159,103 @@ def weekly_report_opt_out(request: HttpRequest, token: str) -> HttpResponse:
         "billing/weekly_report_opt_out.html",
         {"membership": membership, "done": done or membership.weekly_report_opt_out},
     )
+
+
+# --------------------------------------------------------------------------- console
+
+
+def _budget_form_data(post: Any) -> dict[str, Any]:
+    """The HTML form's fields as BudgetInput data (thresholds typed as "50, 75, 90")."""
+    data: dict[str, Any] = {
+        "period": post.get("period", ""),
+        "limit_usd": post.get("limit_usd", ""),
+        "mode": post.get("mode", ""),
+        "webhook_url": post.get("webhook_url", ""),
+        "api_key": post.get("api_key") or None,
+    }
+    raw = (post.get("thresholds") or "").strip()
+    if raw:
+        parts = [p.strip().rstrip("%") for p in raw.replace(";", ",").split(",") if p.strip()]
+        data["thresholds"] = parts
+    return data
+
+
+@console_page()
+def budgets_page(request: HttpRequest) -> HttpResponse:
+    """GET/POST /budgets/ — the tenant's budgets with this period's spend, and their alerts;
+    admins create them here (the same validation as POST /api/v1/budgets)."""
+    from django.utils import timezone
+
+    from billing.api import BudgetInput
+    from billing.models import Budget, BudgetAlert
+    from billing.reports import budget_status
+    from billing.services import BudgetError, budget_create
+    from tenants.models import ApiKey
+
+    console: Console = request.console  # type: ignore[attr-defined]
+    tenant = console.tenant
+    errors: dict[str, list[str]] = {}
+    values: dict[str, Any] = {"period": "month", "mode": "block", "thresholds": "50, 75, 90, 100"}
+    status = 200
+    if request.method == "POST":
+        values = {k: request.POST.get(k, "") for k in request.POST}
+        form = BudgetInput(data=_budget_form_data(request.POST), context={"tenant": tenant})
+        if form.is_valid():
+            try:
+                budget = budget_create(tenant=tenant, **form.validated_data)
+            except BudgetError as exc:
+                errors[exc.param or "period"] = [exc.message]
+            else:
+                messages.success(request, f"Budget created: {budget}.")
+                return redirect("console-budgets")
+        else:
+            errors = {k: [str(e) for e in v] for k, v in form.errors.items()}
+        status = 400
+    spent = {b["id"]: b for b in budget_status(tenant, timezone.now())}
+    budgets = [
+        {"budget": b, "status": spent.get(b.pk)}
+        for b in Budget.objects.for_tenant(tenant)
+        .select_related("api_key")
+        .order_by("api_key_id", "period", "pk")
+    ]
+    alerts = (
+        BudgetAlert.objects.filter(budget__tenant=tenant)
+        .select_related("budget", "budget__api_key")
+        .order_by("-created_at")[:20]
+    )
+    return render(
+        request,
+        "console/budgets.html",
+        {
+            "console": console,
+            "nav": "budgets",
+            "budgets": budgets,
+            "alerts": alerts,
+            "errors": errors,
+            "values": values,
+            "periods": Budget.Period.choices,
+            "modes": Budget.Mode.choices,
+            "keys": ApiKey.objects.for_tenant(tenant).filter(revoked_at__isnull=True),
+        },
+        status=status,
+    )
+
+
+@console_page()
+def budget_action(request: HttpRequest, budget_id: int, action: str) -> HttpResponse:
+    """POST /budgets/<id>/<enable|disable|delete>/ (admins)."""
+    from billing.models import Budget
+    from billing.services import budget_delete, budget_update
+
+    budget = console_object(request, Budget, pk=budget_id)
+    if request.method != "POST":
+        return HttpResponseNotAllowed(["POST"])
+    if action == "delete":
+        budget_delete(budget=budget)
+        messages.success(request, f"Budget deleted: {budget}.")
+    elif action in ("enable", "disable"):
+        budget_update(budget=budget, changes={"enabled": action == "enable"})
+        messages.success(request, f"Budget {action}d: {budget}.")
+    else:
+        raise Http404
+    return redirect("console-budgets")

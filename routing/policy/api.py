@@ -135,16 +135,7 @@ class PolicyImportView(TenantScopedAPIView):
                 param="yaml",
             )
         slug = self.tenant.slug
-        entries = document.parse_document(text)
-        for other in entries:
-            if other != slug:
-                raise PolicyError(
-                    f"The document has an entry for tenant {other!r}; you may only import "
-                    f"the policy of your own tenant ({slug!r}).",
-                    param=f"tenants.{other}",
-                )
-        if slug not in entries:
-            raise PolicyError(f"The document has no entry for tenant {slug!r}.", param="tenants")
+        entries = {slug: document.own_entry(text, slug)}
         prefix = f"tenants.{slug}."
         if request.query_params.get("dry_run", "").lower() in _TRUE:
             state = policy_preview(

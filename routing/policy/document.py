@@ -452,3 +452,19 @@ def parse_document(text: str, *, operator: bool = False) -> dict[str, dict[str, 
             )
         parsed[slug] = clean_policy(entry, operator=operator, prefix=prefix)
     return parsed
+
+
+def own_entry(text: str, slug: str) -> dict[str, Any]:
+    """The cleaned entry of tenant ``slug`` in a policy document that may hold no other
+    tenant's (a tenant imports only its own policy). Raises PolicyError."""
+    entries = parse_document(text)
+    for other in entries:
+        if other != slug:
+            raise PolicyError(
+                f"The document has an entry for tenant {other!r}; you may only import "
+                f"the policy of your own tenant ({slug!r}).",
+                param=f"tenants.{other}",
+            )
+    if slug not in entries:
+        raise PolicyError(f"The document has no entry for tenant {slug!r}.", param="tenants")
+    return entries[slug]

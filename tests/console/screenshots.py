@@ -19,7 +19,13 @@ from billing.models import Budget
 from tests.console.test_console_browser import traffic
 
 OUT = Path(os.environ.get("SCREENSHOTS_DIR", "var/screenshots"))
-ADMIN_PAGES = [("overview", "/"), ("keys", "/keys/"), ("weekly-report", "/reports/weekly/")]
+ADMIN_PAGES = [
+    ("overview", "/"),
+    ("policy", "/policy/"),
+    ("keys", "/keys/"),
+    ("budgets", "/budgets/"),
+    ("weekly-report", "/reports/weekly/"),
+]
 OPERATOR_PAGES = [("admin-index", "/admin/"), ("admin-tenants", "/admin/tenants/tenant/")]
 
 
@@ -29,6 +35,14 @@ def test_screenshots(live_server: Any, page: Any, signed_in: Any, alice: Any) ->
     traffic(alice.tenant)
     Budget.objects.create(tenant=alice.tenant, period="month", limit_usd=Decimal(10))
     Budget.objects.create(tenant=alice.tenant, period="day", limit_usd=Decimal("0.6"))
+    from routing.models import CatalogModel, Provider
+
+    for slug, model, price in (("openai", "gpt-small", 0.5), ("anthropic", "claude-big", 8.0)):
+        provider = Provider.objects.create(slug=slug, name=slug, wire_format=slug)
+        CatalogModel.objects.create(
+            provider=provider, model_id=model, quality={"chat": 0.8}, capabilities=["chat"],
+            input_price_per_mtok=price, output_price_per_mtok=price,
+        )  # fmt: skip
     page.set_viewport_size({"width": 1360, "height": 900})
     for name, url in [("sign-in", "/login/")]:
         page.goto(live_server.url + url)

@@ -147,3 +147,99 @@ def test_a_user_of_two_tenants_switches_between_them(
     page.wait_for_selector(".msg")
     assert "Now showing Globex" in page.text_content(".msg")
     assert page.text_content(".role") == "viewer"
+
+
+def test_an_admin_creates_a_budget_and_sees_its_spend(
+    live_server: Any, signed_in: Any, alice: Any
+) -> None:
+    traffic(alice.tenant)
+    page = signed_in("alice")
+    page.click("text=Budgets & alerts")
+    page.fill("#b-limit", "-3")
+    page.click("button:has-text('Add budget')")
+    assert "greater than 0" in page.text_content(".errorlist")
+    assert not Budget.objects.filter(tenant=alice.tenant).exists()
+    page.select_option("#b-period", "day")
+    page.fill("#b-limit", "2")
+    page.fill("#b-thresholds", "50, 80")
+    page.click("button:has-text('Add budget')")
+    page.wait_for_selector(".msg.success")
+    budget = Budget.objects.get(tenant=alice.tenant)
+    assert (budget.period, budget.limit_usd, budget.thresholds) == ("day", Decimal(2), [50, 80])
+    row = page.locator(f"tr[data-budget='{budget.pk}']")
+    # Today's live spend against it ($0.40 or $0.50 depending on the hour).
+    assert re.search(r"\$0\.[45]0 of \$2\.00", row.text_content())
+    row.locator("button:has-text('Turn off')").click()
+    page.wait_for_selector(".msg.success")
+    budget.refresh_from_db()
+    assert budget.enabled is False
+    # The same budget twice is refused, naming the clash.
+    page.select_option("#b-period", "day")
+    page.fill("#b-limit", "5")
+    page.click("button:has-text('Add budget')")
+    assert "already is a day budget" in page.text_content("main")
+
+
+def _route(page: Any, live_server: Any, text: str = "Say hello") -> dict[str, Any]:
+    """POST /api/v1/route with the browser's session (and its CSRF token)."""
+    token = next(c["value"] for c in page.context.cookies() if c["name"] == "csrftoken")
+    resp = page.request.post(
+        f"{live_server.url}/api/v1/route",
+        data={"model": "auto", "messages": [{"role": "user", "content": text}]},
+        headers={"X-CSRFToken": token, "Referer": f"{live_server.url}/policy/"},
+    )
+    assert resp.status == 200, resp.text()
+    body: dict[str, Any] = resp.json()
+    return body
+
+
+def test_editing_the_policy_changes_where_requests_go(
+    live_server: Any, signed_in: Any, alice: Any
+) -> None:
+    from routing.gateway import context
+    from routing.models import CatalogModel, Provider, RoutingPolicy
+
+    for slug, model, quality, price in (("alpha", "small", 0.6, 0.1), ("beta", "big", 0.9, 5.0)):
+        p = Provider.objects.create(
+            slug=slug, name=slug, wire_format="ollama", default_base_url="http://127.0.0.1:9"
+        )
+        CatalogModel.objects.create(
+            provider=p, model_id=model, quality={"chat": quality}, capabilities=["chat"],
+            input_price_per_mtok=price, output_price_per_mtok=price, tier="balanced",
+        )  # fmt: skip
+    context.cache.clear()
+    page = signed_in("alice")
+    page.click("text=Routing policy")
+    page.select_option("#p-objective", "maximize_quality")
+    page.click("button:has-text('Save policy')")
+    page.wait_for_selector(".msg.success")
+    assert _route(page, live_server)["model"] == "beta/big"
+
+    # Sliders: all weight on cost makes the objective custom and the cheap model wins.
+    page.fill("#w-cost", "1")  # fires input: quality and latency follow to 0
+    assert page.input_value("#p-objective") == "custom"
+    assert page.text_content("#w-quality-out") == "0.00"
+    page.click("button:has-text('Save policy')")
+    page.wait_for_selector(".msg.success")
+    policy = RoutingPolicy.objects.get(tenant=alice.tenant)
+    assert policy.objective == "custom" and policy.weights == {
+        "quality": 0.0, "cost": 1.0, "latency": 0.0,
+    }  # fmt: skip
+    context.cache.clear()  # the live server's process: as other processes do within a second
+    assert _route(page, live_server)["model"] == "alpha/small"
+
+    # Deny a provider with the picker: routing follows.
+    page.check("input[name=denied_providers][value=alpha]")
+    page.click("button:has-text('Save policy')")
+    page.wait_for_selector(".msg.success")
+    context.cache.clear()
+    body = _route(page, live_server)
+    assert body["model"] == "beta/big"
+    assert {e["model"]: e["reason"] for e in body["excluded"]}["alpha/small"] == "provider_denied"
+
+    # A bad value names the field and saves nothing.
+    version = RoutingPolicy.objects.get(tenant=alice.tenant).version
+    page.fill("#p-min-quality", "1.5")
+    page.click("button:has-text('Save policy')")
+    assert "min_quality must be a number between 0 and 1" in page.text_content("[data-errors]")
+    assert RoutingPolicy.objects.get(tenant=alice.tenant).version == version

@@ -14,7 +14,7 @@ from tenants.services import api_key_create, membership_add
 
 pytestmark = pytest.mark.django_db
 
-PAGES = ["/", "/keys/"]
+PAGES = ["/", "/keys/", "/budgets/", "/policy/"]
 
 
 @pytest.mark.parametrize("url", PAGES)
