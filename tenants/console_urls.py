@@ -29,4 +29,14 @@ urlpatterns = [
     path("switch-tenant/", views.switch_tenant, name="console-switch-tenant"),
     path("keys/", views.keys_page, name="console-keys"),
     path("keys/<int:key_id>/revoke/", views.key_revoke, name="console-key-revoke"),
+    path("members/", views.members_page, name="console-members"),
+    *(
+        path(
+            f"members/<int:membership_id>/{action}/",
+            views.member_action,
+            {"action": action},
+            name=f"console-member-{action}",
+        )
+        for action in ("role", "remove")
+    ),
 ]

@@ -165,3 +165,88 @@ def user_invite_link(*, user: Any) -> str:
     token = default_token_generator.make_token(user)
     path = reverse("console-password-reset-confirm", args=[uid, token])
     return f"{settings.AURA_PUBLIC_URL}{path}"
+
+
+def membership_invite(
+    *, tenant: Tenant, email: str, role: str, invited_by: Any = None
+) -> tuple[Membership, bool]:
+    """Add the person with ``email`` to ``tenant`` (a new user, named by the address, when
+    none has it) and queue the invitation email on commit; returns (membership, new user)."""
+    from django.db import transaction
+
+    from tenants.tasks import send_invite
+
+    email = email.strip()
+    if role not in Role.values:
+        raise DomainError(f"role must be one of {', '.join(Role.values)}", param="role")
+    user_model = get_user_model()
+    user: Any = user_model.objects.filter(email__iexact=email).order_by("pk").first()
+    created = user is None
+    with transaction.atomic():
+        if user is None:
+            user, _ = user_get_or_create(username=email.lower()[:150], email=email)
+        if Membership.objects.filter(tenant=tenant, user=user).exists():
+            raise DomainError(f"{email} is already a member of {tenant.name}.", param="email")
+        membership = membership_add(tenant=tenant, user=user, role=role)
+        inviter = getattr(invited_by, "pk", None)
+        transaction.on_commit(lambda: send_invite.delay(membership.pk, inviter))
+    return membership, created
+
+
+def _owners(tenant: Tenant) -> int:
+    return Membership.objects.filter(tenant=tenant, role=Role.OWNER).count()
+
+
+def membership_set_role(*, membership: Membership, role: str, acting_role: str) -> Membership:
+    """Change a member's role. Only owners grant or take away ``owner``; the last owner
+    stays one."""
+    if role not in Role.values:
+        raise DomainError(f"role must be one of {', '.join(Role.values)}", param="role")
+    if Role.OWNER in (role, membership.role) and acting_role != Role.OWNER:
+        raise DomainError("Only an owner can make or unmake owners.", param="role")
+    if membership.role == Role.OWNER and role != Role.OWNER and _owners(membership.tenant) == 1:
+        raise DomainError("The tenant's last owner stays an owner.", param="role")
+    membership.role = role
+    membership.save(update_fields=["role"])
+    return membership
+
+
+def membership_remove(*, membership: Membership, acting_role: str) -> None:
+    if membership.role == Role.OWNER:
+        if acting_role != Role.OWNER:
+            raise DomainError("Only an owner can remove an owner.", param="membership")
+        if _owners(membership.tenant) == 1:
+            raise DomainError("The tenant's last owner cannot be removed.", param="membership")
+    membership.delete()
+
+
+def invite_send(*, membership_id: int, invited_by_id: int | None = None) -> bool:
+    """The invitation email: a one-time link to choose a password for a new user, else a
+    link to sign in."""
+    from django.conf import settings
+
+    from aura import emails
+
+    membership = Membership.objects.select_related("tenant", "user").filter(pk=membership_id)
+    m = membership.first()
+    if m is None or not m.user.email:
+        return False
+    inviter = get_user_model().objects.filter(pk=invited_by_id).first() if invited_by_id else None
+    link = (
+        user_invite_link(user=m.user)
+        if not m.user.has_usable_password()
+        else f"{settings.AURA_PUBLIC_URL}/login/"
+    )
+    emails.send(
+        "invite",
+        to=[m.user.email],
+        context={
+            "tenant": m.tenant,
+            "role": m.get_role_display(),
+            "username": m.user.get_username(),
+            "inviter": inviter.get_username() if inviter else None,
+            "link": link,
+            "new_user": not m.user.has_usable_password(),
+        },
+    )
+    return True

@@ -168,3 +168,85 @@ def key_revoke(request: HttpRequest, key_id: int) -> HttpResponse:
     else:
         messages.info(request, f"Key “{key.name}” was already revoked.")
     return redirect("console-keys")
+
+
+# --------------------------------------------------------------------------- members
+
+
+@console_page()
+def members_page(request: HttpRequest) -> HttpResponse:
+    """GET /members/ — who is in the tenant; admins invite by email (POST)."""
+    from aura.errors import DomainError
+    from tenants.models import Membership
+    from tenants.services import membership_invite
+
+    console: Console = request.console  # type: ignore[attr-defined]
+    errors: dict[str, str] = {}
+    values = {"email": "", "role": Role.MEMBER}
+    status = 200
+    if request.method == "POST":
+        values = {
+            "email": request.POST.get("email", "").strip(),
+            "role": request.POST.get("role", ""),
+        }
+        try:
+            forms.EmailField().clean(values["email"])
+        except forms.ValidationError:
+            errors["email"] = "Enter a valid email address."
+        if values["role"] == Role.OWNER and console.role != Role.OWNER:
+            errors["role"] = "Only an owner can invite owners."
+        if not errors:
+            try:
+                membership, _ = membership_invite(
+                    tenant=console.tenant,
+                    email=values["email"],
+                    role=str(values["role"]),
+                    invited_by=request.user,
+                )
+            except DomainError as exc:
+                errors[exc.param or "email"] = exc.message
+            else:
+                messages.success(
+                    request, f"Invited {values['email']} as {membership.get_role_display()}."
+                )
+                return redirect("console-members")
+        status = 400
+    members = Membership.objects.filter(tenant=console.tenant).select_related("user")
+    return render(
+        request,
+        "console/members.html",
+        {
+            "console": console,
+            "nav": "members",
+            "members": members.order_by("user__username"),
+            "roles": Role.choices,
+            "errors": errors,
+            "values": values,
+        },
+        status=status,
+    )
+
+
+@console_page()
+def member_action(request: HttpRequest, membership_id: int, action: str) -> HttpResponse:
+    """POST /members/<id>/role/ (``role``) or /members/<id>/remove/ (admins)."""
+    from aura.errors import DomainError
+    from tenants.models import Membership
+    from tenants.services import membership_remove, membership_set_role
+
+    console: Console = request.console  # type: ignore[attr-defined]
+    membership = console_object(request, Membership, pk=membership_id)
+    if request.method != "POST":
+        return HttpResponseNotAllowed(["POST"])
+    name = membership.user.get_username()
+    try:
+        if action == "remove":
+            membership_remove(membership=membership, acting_role=console.role)
+            messages.success(request, f"{name} is no longer a member.")
+        else:
+            role = str(request.POST.get("role", ""))
+            membership_set_role(membership=membership, role=role, acting_role=console.role)
+            messages.success(request, f"{name} is now {membership.get_role_display()}.")
+    except DomainError as exc:
+        messages.error(request, exc.message)
+    return redirect("console-members")

@@ -61,6 +61,7 @@ WIRING = frozenset(
 MAY_IMPORT_CELERY_APP = frozenset(
     {
         "billing.tasks",
+        "tenants.tasks",
         "routing.cache.tasks",
         "routing.learning.tasks",
         "monitoring.views",

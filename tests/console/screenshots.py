@@ -24,6 +24,7 @@ ADMIN_PAGES = [
     ("policy", "/policy/"),
     ("keys", "/keys/"),
     ("budgets", "/budgets/"),
+    ("members", "/members/"),
     ("weekly-report", "/reports/weekly/"),
 ]
 OPERATOR_PAGES = [("admin-index", "/admin/"), ("admin-tenants", "/admin/tenants/tenant/")]

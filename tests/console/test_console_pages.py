@@ -14,7 +14,7 @@ from tenants.services import api_key_create, membership_add
 
 pytestmark = pytest.mark.django_db
 
-PAGES = ["/", "/keys/", "/budgets/", "/policy/"]
+PAGES = ["/", "/keys/", "/budgets/", "/policy/", "/members/"]
 
 
 @pytest.mark.parametrize("url", PAGES)
@@ -102,3 +102,59 @@ def test_a_password_reset_email_leads_to_a_new_password(alice: Any, mailoutbox: 
     )
     assert done.status_code == 302
     assert Client().login(username="alice", password="A-new-long-passphrase-42")
+
+
+def test_an_admin_invites_a_new_member_who_chooses_a_password(
+    alice: Any, mailoutbox: Any, django_capture_on_commit_callbacks: Any
+) -> None:
+    from tenants.models import Membership
+    from tenants.services import invite_send
+
+    client = Client()
+    client.force_login(alice.user)
+    with django_capture_on_commit_callbacks(execute=False) as queued:
+        resp = client.post("/members/", {"email": "Erin@Example.test", "role": "viewer"})
+    assert resp.status_code == 302, resp.content.decode()
+    assert len(queued) == 1  # the email goes out from a Celery task once committed
+    m = Membership.objects.get(tenant=alice.tenant, user__email__iexact="erin@example.test")
+    assert m.role == "viewer" and not m.user.has_usable_password()
+    assert invite_send(membership_id=m.pk, invited_by_id=alice.user.pk)
+    mail = mailoutbox[-1]
+    assert mail.to == ["Erin@example.test"] and "alice added you to Acme" in mail.body
+    path = re.search(r"https?://[^/\s]+(/password-reset/\S+/)", mail.body).group(1)  # type: ignore[union-attr]
+    form = Client().get(path, follow=True)
+    assert "Choose a new password" in form.content.decode()
+    # Inviting the same person twice says so and adds nothing.
+    again = client.post("/members/", {"email": "erin@example.test", "role": "admin"})
+    assert again.status_code == 400 and "already a member" in again.content.decode()
+    bad = client.post("/members/", {"email": "not-an-address", "role": "viewer"})
+    assert bad.status_code == 400 and "valid email" in bad.content.decode()
+
+
+def test_roles_change_and_the_last_owner_stays(alice: Any, acme: Any) -> None:
+    from tenants.models import Membership
+
+    owner = get_user_model().objects.create_user("olga", "olga@example.test", "pw")
+    om = membership_add(tenant=acme, user=owner, role=Role.OWNER)
+    vic = get_user_model().objects.create_user("vic", "vic@example.test", "pw")
+    vm = membership_add(tenant=acme, user=vic, role=Role.VIEWER)
+    admin = Client()
+    admin.force_login(alice.user)
+    admin.post(f"/members/{vm.pk}/role/", {"role": "member"})
+    assert Membership.objects.get(pk=vm.pk).role == "member"
+    # An admin cannot touch owners; the last owner cannot be demoted or removed.
+    resp = admin.post(f"/members/{om.pk}/role/", {"role": "viewer"}, follow=True)
+    assert "Only an owner" in resp.content.decode()
+    boss = Client()
+    boss.force_login(owner)
+    resp = boss.post(f"/members/{om.pk}/remove/", follow=True)
+    assert "last owner cannot be removed" in resp.content.decode()
+    assert Membership.objects.filter(pk=om.pk).exists()
+    boss.post(f"/members/{vm.pk}/remove/")
+    assert not Membership.objects.filter(pk=vm.pk).exists()
+    # A viewer cannot change anything.
+    viewer = get_user_model().objects.create_user("val", "val@example.test", "pw")
+    membership_add(tenant=acme, user=viewer, role=Role.VIEWER)
+    client = Client()
+    client.force_login(viewer)
+    assert client.post(f"/members/{om.pk}/remove/").status_code == 403

@@ -105,6 +105,15 @@ def _optimization(alice: Persona) -> Any:
     )
 
 
+def _membership(alice: Persona) -> Any:
+    from django.contrib.auth import get_user_model
+
+    from tenants.models import Membership
+
+    user = get_user_model().objects.create_user("dora", "dora@example.test", "pw")
+    return Membership.objects.create(tenant=alice.tenant, user=user, role="viewer")
+
+
 # Path parameter -> how to make a row of alice's it can name.
 OWNED: dict[str, Callable[[Persona], Any]] = {
     "key_id": _key,
@@ -114,6 +123,7 @@ OWNED: dict[str, Callable[[Persona], Any]] = {
     "alert_id": _alert,
     "import_id": _import,
     "optimization_id": _optimization,
+    "membership_id": _membership,
 }
 
 
