@@ -12,6 +12,8 @@ urlpatterns = [
         name="weekly-report-opt-out",
     ),
     path("budgets/", views.budgets_page, name="console-budgets"),
+    path("requests/", views.requests_page, name="console-requests"),
+    path("requests/<int:record_id>/", views.request_detail, name="console-request"),
     *(
         path(
             f"budgets/<int:budget_id>/{action}/",

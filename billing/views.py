@@ -259,3 +259,95 @@ def budget_action(request: HttpRequest, budget_id: int, action: str) -> HttpResp
     else:
         raise Http404
     return redirect("console-budgets")
+
+
+REQUEST_WINDOWS = {"1h": 1, "24h": 24, "7d": 24 * 7, "30d": 24 * 30}
+REQUESTS_PER_PAGE = 50
+
+
+@console_page()
+def requests_page(request: HttpRequest) -> HttpResponse:
+    """GET /requests/ — the tenant's requests, newest first, filtered by time window, key,
+    provider, model, status and cache; "older" pages by (time, id), so new traffic does
+    not shift them."""
+    from datetime import datetime, timedelta
+
+    from django.db.models import Q
+    from django.utils import timezone
+
+    from billing.models import UsageRecord
+    from tenants.models import ApiKey
+
+    console: Console = request.console  # type: ignore[attr-defined]
+    params = request.GET
+    window = str(params.get("window", ""))
+    if window not in REQUEST_WINDOWS:
+        window = "24h"
+    qs = UsageRecord.objects.for_tenant(console.tenant).filter(
+        created_at__gte=timezone.now() - timedelta(hours=REQUEST_WINDOWS[window])
+    )
+    filters = {
+        "api_key": params.get("api_key", ""),
+        "provider": params.get("provider", "").strip(),
+        "model": params.get("model", "").strip(),
+        "status": params.get("status", ""),
+        "cache": params.get("cache", ""),
+    }
+    if filters["api_key"].isdigit():
+        qs = qs.filter(api_key_id=int(filters["api_key"]))
+    if filters["provider"]:
+        qs = qs.filter(provider=filters["provider"])
+    if filters["model"]:
+        qs = qs.filter(model__icontains=filters["model"])
+    if filters["status"] in UsageRecord.Status.values:
+        qs = qs.filter(status=filters["status"])
+    if filters["cache"] in ("miss", "exact", "semantic"):
+        qs = qs.filter(cache_status=filters["cache"])
+    before = params.get("before", "")
+    at, _, last_id = before.partition("_")
+    if at and last_id.isdigit():
+        try:
+            instant = datetime.fromisoformat(at)
+        except ValueError:
+            return HttpResponseBadRequest("'before' is not a position of this list.")
+        qs = qs.filter(Q(created_at__lt=instant) | Q(created_at=instant, id__lt=int(last_id)))
+    rows = list(
+        qs.select_related("api_key").order_by("-created_at", "-id")[: REQUESTS_PER_PAGE + 1]
+    )
+    more = len(rows) > REQUESTS_PER_PAGE
+    rows = rows[:REQUESTS_PER_PAGE]
+    older = None
+    if more:
+        query = params.copy()
+        query["before"] = f"{rows[-1].created_at.isoformat()}_{rows[-1].pk}"
+        older = query.urlencode()
+    return render(
+        request,
+        "console/requests.html",
+        {
+            "console": console,
+            "nav": "requests",
+            "rows": rows,
+            "older": older,
+            "window": window,
+            "windows": list(REQUEST_WINDOWS),
+            "filters": filters,
+            "keys": ApiKey.objects.for_tenant(console.tenant).order_by("name"),
+            "statuses": UsageRecord.Status.choices,
+        },
+    )
+
+
+@console_page()
+def request_detail(request: HttpRequest, record_id: int) -> HttpResponse:
+    """GET /requests/<id>/ — one request: where it went, every attempt (fallbacks, retries,
+    errors, latency), tokens, cost, cache."""
+    from billing.models import UsageRecord
+
+    console: Console = request.console  # type: ignore[attr-defined]
+    record = console_object(request, UsageRecord, pk=record_id)
+    return render(
+        request,
+        "console/request_detail.html",
+        {"console": console, "nav": "requests", "r": record, "attempts": record.attempts or []},
+    )

@@ -25,6 +25,7 @@ ADMIN_PAGES = [
     ("keys", "/keys/"),
     ("budgets", "/budgets/"),
     ("members", "/members/"),
+    ("requests", "/requests/?window=7d"),
     ("weekly-report", "/reports/weekly/"),
     ("api-docs", "/api/docs/"),
 ]

@@ -243,3 +243,31 @@ def test_editing_the_policy_changes_where_requests_go(
     page.click("button:has-text('Save policy')")
     assert "min_quality must be a number between 0 and 1" in page.text_content("[data-errors]")
     assert RoutingPolicy.objects.get(tenant=alice.tenant).version == version
+
+
+def test_the_request_log_filters_and_explains_a_fallback(
+    live_server: Any, signed_in: Any, alice: Any
+) -> None:
+    traffic(alice.tenant)
+    UsageRecord.objects.create(
+        tenant=alice.tenant, created_at=timezone.now(), request_id="req-fallback",
+        provider="anthropic", model="claude-big", status="ok", fallbacks=1,
+        prompt_tokens=10, completion_tokens=5, cost_usd=Decimal("0.01"), latency_ms=900,
+        attempts=[
+            {"model": "openai/gpt-small", "provider": "openai", "ok": False, "error": "rate_limited",
+             "status": 429, "message": "slow down", "latency_ms": 120.0},
+            {"model": "anthropic/claude-big", "provider": "anthropic", "ok": True, "latency_ms": 760.0},
+        ],
+    )  # fmt: skip
+    page = signed_in("alice")
+    page.click("text=Requests")
+    assert page.locator("tr[data-request]").count() == 3  # 25 h and 3 days ago: outside 24 h
+    page.select_option("#f-window", "7d")
+    page.fill("#f-model", "claude")
+    page.click("button:has-text('Filter')")
+    assert page.locator("tr[data-request]").count() == 2
+    page.click("tr[data-request='req-fallback'] a")
+    assert "req-fallback" in page.text_content("h1")
+    first = page.text_content("tr[data-attempt='1']")
+    assert "openai/gpt-small" in first and "rate_limited" in first and "429" in first
+    assert "anthropic/claude-big" in page.text_content("tr[data-attempt='2']")

@@ -14,7 +14,7 @@ from tenants.services import api_key_create, membership_add
 
 pytestmark = pytest.mark.django_db
 
-PAGES = ["/", "/keys/", "/budgets/", "/policy/", "/members/"]
+PAGES = ["/", "/keys/", "/budgets/", "/policy/", "/members/", "/requests/"]
 
 
 @pytest.mark.parametrize("url", PAGES)

@@ -114,6 +114,15 @@ def _membership(alice: Persona) -> Any:
     return Membership.objects.create(tenant=alice.tenant, user=user, role="viewer")
 
 
+def _usage(alice: Persona) -> Any:
+    from billing.models import UsageRecord
+
+    return UsageRecord.objects.create(
+        tenant=alice.tenant, created_at=timezone.now(), request_id="alice-req",
+        provider="openai", model="gpt-small", status="ok",
+    )  # fmt: skip
+
+
 # Path parameter -> how to make a row of alice's it can name.
 OWNED: dict[str, Callable[[Persona], Any]] = {
     "key_id": _key,
@@ -124,6 +133,7 @@ OWNED: dict[str, Callable[[Persona], Any]] = {
     "import_id": _import,
     "optimization_id": _optimization,
     "membership_id": _membership,
+    "record_id": _usage,
 }
 
 
