@@ -24,7 +24,7 @@ from django.utils import timezone
 
 from aura.money import usd
 from billing.reports import baseline_cost, budget_status, premium_baseline_model
-from billing.rollups import day_bounds, local_today, spend_rows
+from billing.rollups import local_today, spend_rows
 from routing.models import CatalogModel
 from tenants.models import Tenant
 
@@ -225,14 +225,12 @@ def overview_data(tenant: Tenant, *, now: datetime | None = None) -> dict[str, A
     for budget in budgets:
         if budget["period_key"] in gauges and budget["scope"] == "whole tenant":
             gauges[budget["period_key"]].append(budget)
-    start_today, _ = day_bounds(today, tenant.timezone)
     return {
         "today": today,
         "spend": {
             "today": usd(total(today)),
             "week": usd(total(week_start)),
             "month": usd(month_cost),
-            "today_usd": total(today),
         },
         "gauges": gauges,
         "budgets": budgets,
@@ -262,5 +260,4 @@ def overview_data(tenant: Tenant, *, now: datetime | None = None) -> dict[str, A
         "hourly_chart": columns(hourly_chart),
         "model_chart": model_chart,
         "provider_chart": provider_chart,
-        "since_today": start_today,
     }

@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from django.contrib import messages
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse, HttpResponseNotAllowed
 from django.shortcuts import redirect, render
 
 from aura.errors import DomainError
@@ -173,8 +173,6 @@ def optimization_action(request: HttpRequest, optimization_id: int, action: str)
 
     run = console_object(request, WeightOptimization, pk=optimization_id)
     if request.method != "POST":
-        from django.http import HttpResponseNotAllowed
-
         return HttpResponseNotAllowed(["POST"])
     try:
         if action == "apply":

@@ -9,7 +9,7 @@ from tenants import views
 # The overview (``/``, console-overview) is monitoring's page, wired in aura/urls.py.
 urlpatterns = [
     path("login/", views.SignInView.as_view(), name="console-sign-in"),
-    path("logout/", views.sign_out, name="console-sign-out"),
+    path("logout/", views.SignOutView.as_view(), name="console-sign-out"),
     path("password-reset/", views.PasswordResetView.as_view(), name="console-password-reset"),
     path(
         "password-reset/sent/",

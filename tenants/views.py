@@ -49,12 +49,8 @@ class PasswordResetCompleteView(auth_views.PasswordResetCompleteView):
     template_name = "console/password_reset_complete.html"
 
 
-@require_POST
-def sign_out(request: HttpRequest) -> HttpResponse:
-    from django.contrib.auth import logout
-
-    logout(request)
-    return redirect("console-sign-in")
+class SignOutView(auth_views.LogoutView):  # POST only (Django >= 5)
+    next_page = "console-sign-in"
 
 
 @require_POST

@@ -16,7 +16,7 @@ import logging
 import random
 import zoneinfo
 from collections import defaultdict
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import date, datetime, time, timedelta
 from functools import partial
@@ -33,6 +33,7 @@ from routing.learning import features, optimize, predict
 from routing.learning.config import OptimizationSettings
 from routing.learning.models import OutcomeMemory, WeightOptimization
 from routing.models import RoutingOutcome, RoutingPolicy
+from routing.policy import document
 from tenants.models import Tenant
 
 log = logging.getLogger(__name__)
@@ -260,14 +261,12 @@ def _model_stats(
 
 
 def _objective_weights(policy_row: RoutingPolicy | None) -> tuple[str, dict[str, float], int]:
+    """(objective, the weights routing uses, policy version) of a tenant's policy row."""
     if policy_row is None:
-        w = engine.OBJECTIVES["balanced"]
-        return "balanced", optimize.weights_dict(w), 0
-    if policy_row.objective == "custom":
-        weights = policy_row.weights
-    else:
-        weights = optimize.weights_dict(engine.OBJECTIVES[policy_row.objective])
-    return policy_row.objective, {k: float(v) for k, v in weights.items()}, policy_row.version
+        state = document.default_state()
+        return state["objective"], document.effective_weights(state), 0
+    state = {"objective": policy_row.objective, "weights": policy_row.weights}
+    return policy_row.objective, document.effective_weights(state), policy_row.version
 
 
 def optimization_compute(
@@ -496,7 +495,9 @@ def optimization_apply(*, run: WeightOptimization, user: Any = None) -> WeightOp
         if locked.status != WeightOptimization.Status.PROPOSED:
             raise Conflict(f"optimization {run.pk} is {locked.status} already.")
         objective, weights, _ = _current(run.tenant)
-        if objective != run.objective_before or not _same(weights, run.weights_before):
+        if objective != run.objective_before or document.weights_differ(
+            weights, run.weights_before
+        ):
             raise Conflict(
                 f"the weights changed since optimization {run.pk} was computed "
                 f"({objective} {weights}); run the optimizer again."
@@ -536,7 +537,11 @@ def optimization_revert(*, run: WeightOptimization, user: Any = None) -> WeightO
                 f"optimization {run.pk} is {locked.status}; only an applied one reverts."
             )
         objective, weights, _ = _current(run.tenant)
-        if objective != "custom" or not _same(weights, locked.weights_after or {}):
+        if (
+            objective != "custom"
+            or not locked.weights_after
+            or document.weights_differ(weights, locked.weights_after)
+        ):
             raise Conflict(
                 f"the weights changed since optimization {run.pk} was applied "
                 f"({objective} {weights}); edit the policy instead."
@@ -556,10 +561,6 @@ def optimization_revert(*, run: WeightOptimization, user: Any = None) -> WeightO
         locked.reverted_by_id = _user_id(user)
         locked.save(update_fields=["status", "reverted_at", "reverted_by"])
     return locked
-
-
-def _same(a: Mapping[str, float], b: Mapping[str, float]) -> bool:
-    return all(abs(float(a.get(k, -1)) - float(b.get(k, -2))) < 1e-9 for k in optimize.WEIGHT_KEYS)
 
 
 # --------------------------------------------------------------------------- schedule

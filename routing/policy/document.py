@@ -370,12 +370,12 @@ def effective_weights(state: Mapping[str, Any]) -> dict[str, float]:
     return {"quality": w.quality, "cost": w.cost, "latency": w.latency}
 
 
-def _weights_differ(a: Mapping[str, float], b: Mapping[str, float]) -> bool:
-    return any(abs(a[k] - b[k]) > 1e-12 for k in WEIGHT_NAMES)
+def weights_differ(a: Mapping[str, float], b: Mapping[str, float]) -> bool:
+    return any(abs(float(a[k]) - float(b[k])) > 1e-12 for k in WEIGHT_NAMES)
 
 
 def weights_changed(before: Mapping[str, Any], after: Mapping[str, Any]) -> bool:
-    return _weights_differ(effective_weights(before), effective_weights(after))
+    return weights_differ(effective_weights(before), effective_weights(after))
 
 
 def non_default_entry(state: Mapping[str, Any], *, operator: bool = False) -> dict[str, Any]:
@@ -384,7 +384,7 @@ def non_default_entry(state: Mapping[str, Any], *, operator: bool = False) -> di
     for key in EXPORT_ORDER[1:]:
         value = state[key]
         if key == "weights":
-            if state["objective"] == "custom" or _weights_differ(value, DEFAULTS["weights"]):
+            if state["objective"] == "custom" or weights_differ(value, DEFAULTS["weights"]):
                 entry[key] = {k: float(value[k]) for k in WEIGHT_NAMES}
         elif key == "budgets":
             if value:

@@ -1,4 +1,5 @@
-"""``make screenshots``: a PNG of every console page, as a tenant admin and as an operator,
+"""``make screenshots``: a PNG of every console page, as a tenant admin, as a viewer and as an
+operator,
 in ``SCREENSHOTS_DIR`` (default var/screenshots), for people to look at.
 
 Run by pytest (it needs the live server, the test database and the browser fixtures) but
@@ -59,6 +60,18 @@ def test_screenshots(live_server: Any, page: Any, signed_in: Any, alice: Any) ->
     page.fill("#id_name", "checkout-service")
     page.click("button:has-text('Create key')")
     page.screenshot(path=str(OUT / "admin-keys-created.png"), full_page=True)
+    # The same pages as a viewer: read-only, no forms.
+    page.context.clear_cookies()
+    from tenants.models import Role
+    from tenants.services import membership_add
+
+    viewer = get_user_model().objects.create_user("vic", "vic@example.test", "pw-vic")
+    membership_add(tenant=alice.tenant, user=viewer, role=Role.VIEWER)
+    signed_in("vic")
+    for name, url in ADMIN_PAGES:
+        page.goto(live_server.url + url)
+        page.wait_for_load_state("networkidle")
+        page.screenshot(path=str(OUT / f"viewer-{name}.png"), full_page=True)
     page.context.clear_cookies()
     get_user_model().objects.create_superuser("root", "root@example.test", "pw-root")
     page.goto(live_server.url + "/admin/login/")
